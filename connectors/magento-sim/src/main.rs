@@ -1,0 +1,70 @@
+//! `magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits]`
+
+use magento_sim::{MagentoSim, SimConfig};
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits] [--legacy-last-page]"
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let mut config = SimConfig::default();
+    let parse = |name: &str| arg_value(&args, name);
+    if let Some(p) = parse("--port") {
+        match p.parse() {
+            Ok(port) => config.port = port,
+            Err(_) => {
+                eprintln!("magento-sim: --port must be a number");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(n) = parse("--products") {
+        match n.parse() {
+            Ok(n) => config.products = n,
+            Err(_) => {
+                eprintln!("magento-sim: --products must be a number");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(s) = parse("--seed") {
+        config.seed = s.parse().unwrap_or(1);
+    }
+    if let Some(views) = parse("--store-views") {
+        config.store_views = views
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+    }
+    config.input_limits = args.iter().any(|a| a == "--input-limits");
+    config.legacy_last_page = args.iter().any(|a| a == "--legacy-last-page");
+    let sim = match MagentoSim::start(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("magento-sim: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let c = sim.credentials();
+    println!(
+        "{}",
+        serde_json::json!({
+            "base_url": sim.base_url(), "consumer_key": c.consumer_key, "consumer_secret": c.consumer_secret,
+            "access_token": c.access_token, "access_token_secret": c.access_token_secret,
+        })
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,384 @@
+//! Errors from Magento calls, with Magento's messages made readable.
+//!
+//! Magento sends message *templates* (`"The consumer isn't authorized to
+//! access %resources."`) plus `parameters`; we fill them in the way its
+//! `Phrase` placeholder renderer does (REFERENCE §6). Nothing in here ever
+//! holds request headers, so credentials cannot end up in an error.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+use thiserror::Error;
+
+/// A Magento error message with placeholders substituted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MagentoMessage {
+    /// The rendered message.
+    pub text: String,
+    /// The unsubstituted template, when Magento sent one.
+    pub template: Option<String>,
+    /// Magento's optional non-zero exception `code`.
+    pub code: Option<i64>,
+    /// Rendered entries of `errors` (aggregated input errors).
+    pub errors: Vec<String>,
+}
+
+impl MagentoMessage {
+    pub fn plain(text: impl Into<String>) -> Self {
+        MagentoMessage {
+            text: text.into(),
+            ..MagentoMessage::default()
+        }
+    }
+
+    /// Reads any error body Magento (or a proxy in front of it) may send:
+    /// the REST JSON shape, the PHP-fatal shape, or anything else (kept as a
+    /// short snippet).
+    pub fn from_body(body: &[u8]) -> Self {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => {
+                if let Some(Value::String(template)) = map.get("message") {
+                    let errors = match map.get("errors") {
+                        Some(Value::Array(items)) => {
+                            items.iter().filter_map(render_error_entry).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    return MagentoMessage {
+                        text: render_template(template, map.get("parameters")),
+                        template: Some(template.clone()),
+                        code: map
+                            .get("code")
+                            .and_then(Value::as_i64)
+                            .filter(|code| *code != 0),
+                        errors,
+                    };
+                }
+                // PHP fatals: {"messages":{"error":[{"code":500,"message":"…"}]}}
+                if let Some(Value::Array(entries)) =
+                    map.get("messages").and_then(|m| m.get("error"))
+                {
+                    let texts: Vec<String> = entries
+                        .iter()
+                        .filter_map(|entry| {
+                            entry
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned)
+                        })
+                        .collect();
+                    if !texts.is_empty() {
+                        return MagentoMessage::plain(texts.join("; "));
+                    }
+                }
+                MagentoMessage::plain(snippet(body))
+            }
+            // `"message"` alone (e.g. token endpoints answering with a string).
+            Ok(Value::String(text)) => MagentoMessage::plain(text),
+            _ => MagentoMessage::plain(snippet(body)),
+        }
+    }
+
+    /// Whether any part of the message contains `needle`.
+    pub fn mentions(&self, needle: &str) -> bool {
+        self.text.contains(needle) || self.errors.iter().any(|error| error.contains(needle))
+    }
+}
+
+impl fmt::Display for MagentoMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)?;
+        for error in &self.errors {
+            write!(f, "; {error}")?;
+        }
+        Ok(())
+    }
+}
+
+fn render_error_entry(entry: &Value) -> Option<String> {
+    let template = entry.get("message")?.as_str()?;
+    Some(render_template(template, entry.get("parameters")))
+}
+
+/// A short printable excerpt of a non-JSON body (HTML error pages…).
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut short: String = collapsed.chars().take(300).collect();
+    if collapsed.chars().count() > 300 {
+        short.push('…');
+    }
+    if short.is_empty() {
+        "(empty response body)".to_owned()
+    } else {
+        short
+    }
+}
+
+/// Magento's `Phrase\Renderer\Placeholder`: list parameters become `%1`,
+/// `%2`… (1-based), named ones `%name`; replacement is PHP `strtr` (longest
+/// placeholder first, replaced text never rescanned).
+pub(crate) fn render_template(template: &str, parameters: Option<&Value>) -> String {
+    let placeholders: Vec<(String, String)> = match parameters {
+        Some(Value::Array(values)) => values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| (format!("%{}", index + 1), parameter_text(value)))
+            .collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| {
+                // PHP turns numeric-string keys into integers, which become
+                // 1-based placeholders.
+                let placeholder = match key.parse::<u64>() {
+                    Ok(index) if index.to_string() == *key => format!("%{}", index + 1),
+                    _ => format!("%{key}"),
+                };
+                (placeholder, parameter_text(value))
+            })
+            .collect(),
+        _ => return template.to_owned(),
+    };
+    strtr(template, &placeholders)
+}
+
+fn parameter_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(true) => "1".to_owned(),
+        Value::Bool(false) | Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn strtr(text: &str, pairs: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find('%') {
+        out.push_str(&rest[..position]);
+        let tail = &rest[position..];
+        let longest = pairs
+            .iter()
+            .filter(|(placeholder, _)| tail.starts_with(placeholder.as_str()))
+            .max_by_key(|(placeholder, _)| placeholder.len());
+        match longest {
+            Some((placeholder, replacement)) => {
+                out.push_str(replacement);
+                rest = &tail[placeholder.len()..];
+            }
+            None => {
+                out.push('%');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Why a Magento call failed.
+#[derive(Debug, Error)]
+pub enum MagentoError {
+    /// 401: bad signature, revoked or reauthorised integration, or missing
+    /// API permissions. Never retried; the store needs re-authorisation.
+    #[error("Magento refused the credentials (HTTP 401): {message}")]
+    Unauthorized { message: MagentoMessage },
+    /// 404: unknown SKU, entry, route…
+    #[error("not found (HTTP 404): {message}")]
+    NotFound { message: MagentoMessage },
+    /// Other 4xx: invalid input, URL key conflicts, unsupported values…
+    #[error("Magento rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        status: u16,
+        message: MagentoMessage,
+    },
+    /// 429 that outlasted the retry policy.
+    #[error("Magento is rate limiting (HTTP 429){}: {message}", retry_after_text(*.retry_after))]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: MagentoMessage,
+    },
+    /// 5xx that outlasted the retry policy.
+    #[error("Magento server error (HTTP {status}): {message}")]
+    Server {
+        status: u16,
+        message: MagentoMessage,
+    },
+    #[error("no answer from Magento within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach Magento: {0}")]
+    Connection(String),
+    /// A 2xx body that is not what the endpoint returns.
+    #[error("unexpected response from Magento: {0}")]
+    InvalidResponse(String),
+    /// The call was not sent: the input cannot form a valid request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
+}
+
+fn retry_after_text(retry_after: Option<Duration>) -> String {
+    retry_after
+        .map(|delay| format!(", retry after {}s", delay.as_secs()))
+        .unwrap_or_default()
+}
+
+impl MagentoError {
+    /// The store's credentials no longer work: mark it `needs_reauth`.
+    pub fn is_needs_reauth(&self) -> bool {
+        matches!(self, MagentoError::Unauthorized { .. })
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MagentoError::NotFound { .. })
+    }
+
+    /// The HTTP status Magento answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            MagentoError::Unauthorized { .. } => Some(401),
+            MagentoError::NotFound { .. } => Some(404),
+            MagentoError::RateLimited { .. } => Some(429),
+            MagentoError::Rejected { status, .. } | MagentoError::Server { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    /// Magento's message, when it sent one.
+    pub fn magento_message(&self) -> Option<&MagentoMessage> {
+        match self {
+            MagentoError::Unauthorized { message }
+            | MagentoError::NotFound { message }
+            | MagentoError::Rejected { message, .. }
+            | MagentoError::RateLimited { message, .. }
+            | MagentoError::Server { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Maps a non-2xx answer.
+    pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let message = MagentoMessage::from_body(body);
+        match status {
+            401 => MagentoError::Unauthorized { message },
+            404 => MagentoError::NotFound { message },
+            429 => MagentoError::RateLimited {
+                retry_after,
+                message,
+            },
+            500..=599 => MagentoError::Server { status, message },
+            _ => MagentoError::Rejected { status, message },
+        }
+    }
+
+    /// Magento's `TemporaryCouldNotSaveException` (deadlock, lock wait,
+    /// lost DB connection) arrives as a 400 but means "try again"
+    /// (REFERENCE §2.4): the transaction was rolled back.
+    pub fn is_temporary_database_error(&self) -> bool {
+        match self {
+            MagentoError::Rejected {
+                status: 400,
+                message,
+            } => {
+                message.mentions("Database deadlock found")
+                    || message.mentions("Database lock wait timeout exceeded")
+                    || message.mentions("Database connection error")
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn named_parameters_are_filled_in() {
+        let body = br#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_Catalog::products"}}"#;
+        let message = MagentoMessage::from_body(body);
+        assert_eq!(
+            message.text,
+            "The consumer isn't authorized to access Magento_Catalog::products."
+        );
+        assert_eq!(
+            message.template.as_deref(),
+            Some("The consumer isn't authorized to access %resources.")
+        );
+    }
+
+    #[test]
+    fn positional_parameters_are_one_based_and_longest_first() {
+        let params = json!(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]);
+        assert_eq!(render_template("%1-%10-%11-%2%", Some(&params)), "a-j-k-b%");
+        assert_eq!(
+            render_template(
+                "\"%fieldName\" is required.",
+                Some(&json!({"fieldName": "searchCriteria"}))
+            ),
+            "\"searchCriteria\" is required."
+        );
+        // strtr does not rescan replaced text.
+        assert_eq!(render_template("%1", Some(&json!(["%2", "x"]))), "%2");
+        assert_eq!(
+            render_template("%names", Some(&json!({"name": "sku"}))),
+            "skus"
+        );
+    }
+
+    #[test]
+    fn aggregated_errors_and_php_fatals() {
+        let body = br#"{"message":"One or more input exceptions have occurred.","errors":[{"message":"\"%fieldName\" is required.","parameters":{"fieldName":"sku"}}]}"#;
+        let message = MagentoMessage::from_body(body);
+        assert_eq!(message.errors, vec!["\"sku\" is required.".to_owned()]);
+        assert_eq!(
+            message.to_string(),
+            "One or more input exceptions have occurred.; \"sku\" is required."
+        );
+        let fatal =
+            br#"{"messages":{"error":[{"code":500,"message":"Allowed memory size exhausted"}]}}"#;
+        assert_eq!(
+            MagentoMessage::from_body(fatal).text,
+            "Allowed memory size exhausted"
+        );
+    }
+
+    #[test]
+    fn html_bodies_become_short_snippets() {
+        let body = format!("<html>\n<body>{}</body></html>", "x".repeat(1000));
+        let message = MagentoMessage::from_body(body.as_bytes());
+        assert!(message.text.starts_with("<html> <body>"));
+        assert!(message.text.chars().count() <= 301);
+        assert_eq!(MagentoMessage::from_body(b"").text, "(empty response body)");
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        assert!(MagentoError::from_status(401, b"{}", None).is_needs_reauth());
+        assert!(MagentoError::from_status(404, b"{}", None).is_not_found());
+        assert!(matches!(
+            MagentoError::from_status(503, b"", None),
+            MagentoError::Server { status: 503, .. }
+        ));
+        let deadlock = MagentoError::from_status(
+            400,
+            br#"{"message":"Database deadlock found when trying to get lock"}"#,
+            None,
+        );
+        assert!(deadlock.is_temporary_database_error());
+        assert!(
+            !MagentoError::from_status(
+                400,
+                br#"{"message":"URL key for specified store already exists."}"#,
+                None
+            )
+            .is_temporary_database_error()
+        );
+    }
+}

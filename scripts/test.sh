@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: makes sure PostgreSQL is up, then runs every test with nextest.
+# Safe to run on a fresh machine and repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+./scripts/ensure-postgres.sh
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    echo "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+# Databases left behind by an interrupted earlier run.
+psql "$TEST_DATABASE_URL" -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'catalogd\_test\_%'" 2>/dev/null |
+    while read -r db; do
+        psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+
+cargo nextest run --workspace --no-fail-fast "$@"

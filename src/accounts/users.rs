@@ -1,0 +1,76 @@
+//! Users: creation and lookup.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::email::Email;
+use crate::http::error::{ApiError, on_unique_violation};
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn create(
+    tx: &mut PgConnection,
+    email: &Email,
+    name: &str,
+    password_hash: &str,
+) -> Result<User, ApiError> {
+    sqlx::query_as(
+        "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)
+         RETURNING id, email::text AS email, name, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(email.as_str())
+    .bind(name)
+    .bind(password_hash)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        on_unique_violation(
+            e,
+            "users_email_key",
+            "an account with this email already exists",
+        )
+    })
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as("SELECT id, email::text AS email, name, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+#[derive(sqlx::FromRow)]
+pub struct Credentials {
+    pub id: Uuid,
+    pub password_hash: String,
+}
+
+pub async fn credentials_by_email(
+    db: &PgPool,
+    email: &str,
+) -> Result<Option<Credentials>, sqlx::Error> {
+    sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1::citext")
+        .bind(email.trim())
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn id_by_email(
+    db: &mut PgConnection,
+    email: &Email,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM users WHERE email = $1::citext")
+        .bind(email.as_str())
+        .fetch_optional(&mut *db)
+        .await
+}

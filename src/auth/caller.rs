@@ -1,0 +1,294 @@
+//! The one authorisation path: caller → addressed resource → its workspace → role → capability.
+//!
+//! Handlers take an [`Access<R, P>`]: it exists only if the caller is a member of the workspace
+//! that owns resource `R` and their role holds permission `P`. A resource of another workspace
+//! answers 404 exactly like a missing one, so ids of other tenants cannot be probed.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::api_keys;
+use super::roles::{Permission, Role};
+use crate::app::AppState;
+use crate::http::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User {
+        user_id: Uuid,
+        session_id: Uuid,
+    },
+    ApiKey {
+        key_id: Uuid,
+        workspace_id: Uuid,
+        role: Role,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub client_addr: Option<IpAddr>,
+}
+
+impl Caller {
+    /// For endpoints about a person (their account, their workspaces): API keys act for a
+    /// workspace, not a person, and are refused.
+    pub fn require_user(&self) -> Result<Uuid, ApiError> {
+        match self.principal {
+            Principal::User { user_id, .. } => Ok(user_id),
+            Principal::ApiKey { .. } => Err(ApiError::Forbidden(
+                "this endpoint needs a user session, not an API key",
+            )),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.principal {
+            Principal::User { user_id, .. } => Some(user_id),
+            Principal::ApiKey { .. } => None,
+        }
+    }
+
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match self.principal {
+            Principal::ApiKey { key_id, .. } => Some(key_id),
+            Principal::User { .. } => None,
+        }
+    }
+
+    /// The caller's role in `workspace_id`, or `None` when they have no access at all.
+    pub async fn role_in(
+        &self,
+        db: &PgPool,
+        workspace_id: Uuid,
+    ) -> Result<Option<Role>, sqlx::Error> {
+        match &self.principal {
+            Principal::User { user_id, .. } => {
+                sqlx::query_scalar::<_, Role>(
+                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .fetch_optional(db)
+                .await
+            }
+            Principal::ApiKey {
+                workspace_id: key_ws,
+                role,
+                ..
+            } => Ok((*key_ws == workspace_id).then_some(*role)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let Ok(ClientAddr(client_addr)) = ClientAddr::from_request_parts(parts, state).await;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized(
+                "Authorization must be `Bearer <token>`",
+            ))?;
+
+        let principal = if token.starts_with("cmk_") {
+            authenticate_api_key(&state.db, token).await?
+        } else {
+            authenticate_session(state, token).await?
+        };
+        let caller = Caller {
+            principal,
+            client_addr,
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+async fn authenticate_session(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let claims = state
+        .jwt
+        .verify(token)
+        .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
+    // A revoked session (logout, refresh-token reuse, deleted account) ends its access tokens early.
+    let live: Option<bool> = sqlx::query_scalar(
+        "SELECT revoked_at IS NULL FROM sessions WHERE id = $1 AND user_id = $2",
+    )
+    .bind(claims.sid)
+    .bind(claims.sub)
+    .fetch_optional(&state.db)
+    .await?;
+    match live {
+        Some(true) => Ok(Principal::User {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        }),
+        _ => Err(ApiError::Unauthorized("session has ended; log in again")),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    key_hash: Vec<u8>,
+    role: Role,
+    revoked: bool,
+}
+
+async fn authenticate_api_key(db: &PgPool, key: &str) -> Result<Principal, ApiError> {
+    const REFUSED: ApiError = ApiError::Unauthorized("invalid or revoked API key");
+    let prefix = api_keys::parse_prefix(key).ok_or(REFUSED)?;
+    let row: Option<KeyRow> = sqlx::query_as(
+        "SELECT id, workspace_id, key_hash, role, revoked_at IS NOT NULL AS revoked
+         FROM api_keys WHERE prefix = $1",
+    )
+    .bind(prefix)
+    .fetch_optional(db)
+    .await?;
+    let row = row.ok_or(REFUSED)?;
+    let matches: bool = api_keys::hash(key).ct_eq(&row.key_hash).into();
+    if !matches || row.revoked {
+        return Err(REFUSED);
+    }
+    // At most one write a minute per key, so a busy integration does not write on every call.
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(row.id)
+    .execute(db)
+    .await?;
+    Ok(Principal::ApiKey {
+        key_id: row.id,
+        workspace_id: row.workspace_id,
+        role: row.role,
+    })
+}
+
+/// The client's address: the peer, or the first `X-Forwarded-For` hop when configured to trust it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.settings.http.trust_forwarded_for
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(ClientAddr(Some(ip)));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(ClientAddr(peer))
+    }
+}
+
+/// Something addressed by an id in the path that belongs to exactly one workspace.
+pub trait Resource: Send + Sync + 'static {
+    /// Used in the 404 message.
+    const NAME: &'static str;
+    /// The path parameter holding the id.
+    const PATH_PARAM: &'static str;
+    fn workspace_of(
+        db: &PgPool,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<Uuid>, sqlx::Error>> + Send;
+}
+
+/// The workspace itself, addressed as `/workspaces/{ws}/…`.
+pub struct Workspace;
+
+impl Resource for Workspace {
+    const NAME: &'static str = "workspace";
+    const PATH_PARAM: &'static str = "ws";
+    async fn workspace_of(db: &PgPool, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await
+    }
+}
+
+/// Proof that the caller may act with permission `P` on resource `R`.
+pub struct Access<R, P> {
+    /// The addressed resource's id (the workspace id for [`Workspace`]).
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub role: Role,
+    pub caller: Caller,
+    _marker: PhantomData<fn() -> (R, P)>,
+}
+
+impl<R: Resource, P: Permission> FromRequestParts<AppState> for Access<R, P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound(R::NAME))?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == R::PATH_PARAM)
+            .and_then(|(_, value)| Uuid::parse_str(value).ok())
+            .ok_or(ApiError::NotFound(R::NAME))?;
+        let workspace_id = R::workspace_of(&state.db, id)
+            .await?
+            .ok_or(ApiError::NotFound(R::NAME))?;
+        let role = caller
+            .role_in(&state.db, workspace_id)
+            .await?
+            .ok_or(ApiError::NotFound(R::NAME))?;
+        if !role.allows(P::CAPABILITY) {
+            return Err(ApiError::Forbidden(
+                "your role in this workspace does not allow this",
+            ));
+        }
+        Ok(Access {
+            id,
+            workspace_id,
+            role,
+            caller,
+            _marker: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! `catalogd bench sync`: measures a full sync of a simulated catalog against simply
+//! downloading the same pages with the same concurrency, and a re-sync of the unchanged catalog.
+//!
+//! The simulator runs as its own process (the `magento-sim` binary next to this one), so the
+//! peak RSS reported is catalogd's alone.
+
+use std::io::{BufRead, BufReader};
+use std::num::NonZeroUsize;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use magento::{PageStreamOptions, SearchCriteria, SortDirection, StoreScope};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::jobs::{self, JobKind, NewJob};
+use crate::secrets::KeyMaterial;
+use crate::stores::{self, NewStore, RateLimit, SignatureMethod, StoreCredentials, StoreStatus};
+use crate::sync::{PAGE_SIZE, SyncMode, SyncParams};
+use crate::{db, jobs::runner};
+
+pub struct BenchOptions {
+    pub products: usize,
+    pub concurrency: u32,
+    pub requests_per_second: u32,
+    pub keep_database: bool,
+}
+
+struct SimProcess(std::process::Child);
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
+    let sim_bin = std::env::current_exe()?.with_file_name("magento-sim");
+    if !sim_bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release --workspace --bins`",
+            sim_bin.display()
+        );
+    }
+    println!("generating {} products in the simulator…", options.products);
+    let mut child = Command::new(&sim_bin)
+        .args(["--products", &options.products.to_string(), "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting magento-sim")?;
+    let stdout = child.stdout.take().context("simulator stdout")?;
+    let sim = SimProcess(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: serde_json::Value = serde_json::from_str(&line).context("simulator banner")?;
+    let base_url = info["base_url"].as_str().context("base_url")?.to_string();
+    let credentials = StoreCredentials {
+        consumer_key: info["consumer_key"].as_str().context("key")?.into(),
+        consumer_secret: info["consumer_secret"].as_str().context("secret")?.into(),
+        access_token: info["access_token"].as_str().context("token")?.into(),
+        access_token_secret: info["access_token_secret"]
+            .as_str()
+            .context("token secret")?
+            .into(),
+    };
+    let rate = RateLimit {
+        requests_per_second: options.requests_per_second,
+        max_concurrency: options.concurrency,
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // A database of its own.
+    let mut url = url::Url::parse(settings.database.url.expose_secret())?;
+    let database = format!("catalogd_bench_{}", Uuid::new_v4().simple());
+    url.set_path(&database);
+    settings.database.url = url.to_string().into();
+    settings.jobs.concurrency.sync = 1;
+    let keys = KeyMaterial::load_or_generate(&settings)?;
+    let pool = db::connect_and_migrate(&settings.database).await?;
+    let state = AppState::new(pool.clone(), settings, keys);
+
+    let views =
+        stores::magento::discover(&base_url, &credentials, SignatureMethod::HmacSha256, rate)
+            .await?;
+    let scopes: Vec<String> = std::iter::once("all".to_string())
+        .chain(views.iter().map(|v| v.code.clone()))
+        .collect();
+
+    // 1. Raw download of the same pages, with the same client limits.
+    let client =
+        stores::magento::client(&base_url, &credentials, SignatureMethod::HmacSha256, rate)?;
+    let started = Instant::now();
+    let mut raw_pages = 0u64;
+    let mut raw_bytes = 0u64;
+    for scope in &scopes {
+        let criteria = SearchCriteria::new()
+            .sort_by("entity_id", SortDirection::Asc)
+            .page_size(PAGE_SIZE);
+        let options_raw = PageStreamOptions {
+            page_size: None,
+            concurrency: NonZeroUsize::new(rate.max_concurrency as usize)
+                .unwrap_or(NonZeroUsize::MIN),
+        };
+        let mut pages =
+            client.search_products_raw(&StoreScope::parse(scope)?, criteria, options_raw);
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            raw_pages += 1;
+            raw_bytes += page.body.len() as u64;
+        }
+    }
+    let raw = started.elapsed();
+
+    // 2. The full sync, through the job queue like any other.
+    let store_id = Uuid::now_v7();
+    let workspace_id = create_workspace(&state).await?;
+    let (_, token_hash) = stores::new_link_token();
+    let mut tx = pool.begin().await?;
+    stores::insert(
+        &mut tx,
+        NewStore {
+            id: store_id,
+            workspace_id,
+            name: "bench",
+            base_url: &base_url,
+            status: StoreStatus::Active,
+            signature_method: SignatureMethod::HmacSha256,
+            credentials: Some(
+                state
+                    .keyring
+                    .seal_json(&credentials, &stores::credentials_context(store_id)),
+            ),
+            link_token_hash: token_hash,
+            link_token: state
+                .keyring
+                .seal(b"bench", &stores::link_token_context(store_id)),
+            callback_armed: false,
+            store_views: views,
+            rate_limit: rate,
+            content_attributes: Vec::new(),
+            created_by: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(runner::run(state.clone(), async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    let (full, full_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+    let (resync, resync_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    drop(sim);
+    let peak_rss_mb = peak_rss_kb().map(|kb| kb as f64 / 1024.0);
+
+    let products_read = full_job.counters["products"].as_i64().unwrap_or(0);
+    println!();
+    println!(
+        "catalog: {} products × {} scopes = {} product records read; raw: {} pages, {:.1} MB",
+        options.products,
+        scopes.len(),
+        products_read,
+        raw_pages,
+        raw_bytes as f64 / 1e6
+    );
+    println!(
+        "limits: {} requests/s, {} concurrent, page size {PAGE_SIZE}",
+        rate.requests_per_second, rate.max_concurrency
+    );
+    println!("raw download:   {:>8.2} s", raw.as_secs_f64());
+    println!(
+        "full sync:      {:>8.2} s  ({:.0} products/s, {} versions written)",
+        full.as_secs_f64(),
+        products_read as f64 / full.as_secs_f64(),
+        full_job.counters["versions_created"]
+    );
+    println!(
+        "ratio sync/raw: {:>8.2}",
+        full.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "unchanged re-sync: {:>5.2} s  ({} versions written)",
+        resync.as_secs_f64(),
+        resync_job.counters["versions_created"]
+    );
+    match peak_rss_mb {
+        Some(mb) => println!("peak RSS (catalogd): {mb:.0} MB"),
+        None => println!("peak RSS: not available on this platform"),
+    }
+
+    pool.close().await;
+    if !options.keep_database {
+        db::drop_database(&state.settings.database, &database).await?;
+    }
+    Ok(())
+}
+
+async fn create_workspace(state: &AppState) -> anyhow::Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO workspaces (id, name) VALUES ($1, 'bench')")
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    Ok(id)
+}
+
+async fn timed_sync(
+    state: &AppState,
+    workspace_id: Uuid,
+    store_id: Uuid,
+    mode: SyncMode,
+) -> anyhow::Result<(Duration, jobs::JobRun)> {
+    let started = Instant::now();
+    let mut tx = state.db.begin().await?;
+    let job_id = jobs::enqueue(
+        &mut tx,
+        NewJob {
+            workspace_id,
+            store_id: Some(store_id),
+            kind: JobKind::Sync,
+            params: serde_json::to_value(SyncParams { mode })?,
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    loop {
+        let job = jobs::get(&state.db, job_id)
+            .await?
+            .context("job vanished")?;
+        if job.status.is_finished() {
+            if job.status != jobs::JobStatus::Succeeded {
+                bail!("sync {:?}: {:?}", job.status, job.error);
+            }
+            return Ok((started.elapsed(), job));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The process's peak resident set size (VmHWM), in KiB.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

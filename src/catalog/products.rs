@@ -1,0 +1,357 @@
+//! Products of a store: the searchable list and the record behind a product's detail.
+//!
+//! The list is keyset-paginated by SKU (the `(store_id, sku)` unique index gives the order)
+//! and every filter is a condition that an index or a primary-key probe answers; see
+//! ARCHITECTURE.md for the plans on 100,000 products.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::content::{DEFAULT_SCOPE, STANDARD_FIELDS};
+use super::versions::{OPEN_STATES_SQL, VersionState};
+use crate::auth::Resource;
+use crate::http::error::ApiError;
+use crate::pagination::{Page, PageParams};
+use crate::stores::Store;
+
+/// Longest search text accepted.
+const MAX_SEARCH_CHARS: usize = 200;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub store_id: Uuid,
+    pub sku: String,
+    pub remote_id: Option<i64>,
+    pub type_id: Option<String>,
+    pub name: Option<String>,
+    pub attributes: serde_json::Value,
+    pub warnings: serde_json::Value,
+    pub remote_updated_at: Option<DateTime<Utc>>,
+    pub first_seen_at: DateTime<Utc>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+impl Resource for Product {
+    const NAME: &'static str = "product";
+    const PATH_PARAM: &'static str = "id";
+    async fn workspace_of(db: &PgPool, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT workspace_id FROM products WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await
+    }
+}
+
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Product, ApiError> {
+    sqlx::query_as(
+        "SELECT id, workspace_id, store_id, sku, remote_id, type_id, name, attributes, warnings,
+                remote_updated_at, first_seen_at, removed_at
+         FROM products WHERE id = $1 AND workspace_id = $2",
+    )
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ApiError::NotFound("product"))
+}
+
+/// The list's query parameters as they arrive.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductFilter {
+    /// Case-insensitive substring of the SKU or the (default-scope) name.
+    pub q: Option<String>,
+    /// The scope `missing` and `state` look at: `all` (default values) or a store view code.
+    /// Without it, `missing` reads the default scope and `state` any scope.
+    pub store_view: Option<String>,
+    /// A content field that is absent or empty in the effective live content of the scope
+    /// (a store view inherits the default value unless it overrides it).
+    pub missing: Option<String>,
+    /// Only products with a version in this state (e.g. `proposed`).
+    pub state: Option<VersionState>,
+    /// `true` lists only removed products; `false` (default) only products still in the store.
+    pub removed: Option<bool>,
+}
+
+/// A checked [`ProductFilter`]: scope and field names exist in the store.
+#[derive(Debug)]
+pub struct ProductQuery {
+    search: Option<String>,
+    missing: Option<String>,
+    /// Where `missing` looks.
+    missing_scope: String,
+    state: Option<VersionState>,
+    /// Where `state` looks; `None` is any scope.
+    state_scope: Option<String>,
+    removed: bool,
+}
+
+impl ProductFilter {
+    pub fn parse(self, store: &Store) -> Result<ProductQuery, ApiError> {
+        let search = self
+            .q
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty());
+        if search
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+        {
+            return Err(ApiError::invalid(
+                "q",
+                format!("q is longer than {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        let scope = match self.store_view {
+            Some(view) => Some(check_scope(store, &view, "store_view")?),
+            None => None,
+        };
+        let missing = match self.missing {
+            Some(field) => Some(check_field(store, &field, "missing")?),
+            None => None,
+        };
+        Ok(ProductQuery {
+            search,
+            missing,
+            missing_scope: scope.clone().unwrap_or_else(|| DEFAULT_SCOPE.to_string()),
+            state: self.state,
+            state_scope: scope,
+            removed: self.removed.unwrap_or(false),
+        })
+    }
+}
+
+/// `all` or one of the store's view codes.
+pub fn check_scope(store: &Store, scope: &str, param: &str) -> Result<String, ApiError> {
+    if scope == DEFAULT_SCOPE || store.store_views.0.iter().any(|v| v.code == scope) {
+        Ok(scope.to_string())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!("`{scope}` is not a store view of this store (nor `{DEFAULT_SCOPE}`)"),
+        ))
+    }
+}
+
+/// A standard content field or one of the store's content attributes.
+pub fn check_field(store: &Store, field: &str, param: &str) -> Result<String, ApiError> {
+    if is_content_field(store, field) {
+        Ok(field.to_string())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!("`{field}` is not a content field of this store"),
+        ))
+    }
+}
+
+pub fn is_content_field(store: &Store, field: &str) -> bool {
+    STANDARD_FIELDS.contains(&field) || store.content_attributes.iter().any(|a| a == field)
+}
+
+/// One row of the product list.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ProductSummary {
+    pub id: Uuid,
+    pub sku: String,
+    /// The default-scope name.
+    pub name: Option<String>,
+    pub type_id: Option<String>,
+    /// The platform's id of the product.
+    pub remote_id: Option<i64>,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub remote_updated_at: Option<DateTime<Utc>>,
+    /// Versions waiting for review or push (proposed, approved, conflict), all scopes.
+    pub open_proposals: i64,
+}
+
+/// Escapes `LIKE`'s wildcards so the search text matches literally.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// How the `missing` filter finds products; each branch is its own `SELECT … ORDER BY sku
+/// LIMIT`, so each can use its own index and the planner chooses per branch between walking
+/// the SKU order (a common gap) and starting from the gaps index (a rare one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Branch {
+    /// No `missing` filter.
+    All,
+    /// The default scope lacks the field (and, for a store view, the view does not override it).
+    DefaultLacks,
+    /// The store view overrides the field with an empty value.
+    ViewBlanks,
+}
+
+/// A store's products in SKU order.
+pub async fn list(
+    db: &PgPool,
+    workspace_id: Uuid,
+    store_id: Uuid,
+    query: &ProductQuery,
+    page: &PageParams,
+) -> Result<Page<ProductSummary>, ApiError> {
+    let after: Option<String> = page.after()?;
+    let limit = page.limit();
+    let branches: &[Branch] = match &query.missing {
+        None => &[Branch::All],
+        Some(_) if query.missing_scope == DEFAULT_SCOPE => &[Branch::DefaultLacks],
+        Some(_) => &[Branch::DefaultLacks, Branch::ViewBlanks],
+    };
+
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
+            (SELECT count(*) FROM product_versions o
+             WHERE o.product_id = p.id AND o.state IN ({OPEN_STATES_SQL})) AS open_proposals
+         FROM ("
+    ));
+    for (i, branch) in branches.iter().enumerate() {
+        if i > 0 {
+            // The branches exclude each other (a view either overrides the field or not).
+            sql.push(" UNION ALL ");
+        }
+        sql.push(
+            "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at
+              FROM products p",
+        );
+        push_branch(&mut sql, *branch, query, workspace_id, store_id, &after);
+        sql.push(" ORDER BY p.sku LIMIT ")
+            .push_bind(limit + 1)
+            .push(")");
+    }
+    sql.push(") p ORDER BY p.sku LIMIT ").push_bind(limit + 1);
+
+    let mut tx = db.begin().await?;
+    // A page is little work: starting parallel workers costs more than they save, and on a
+    // small machine they take cores from concurrent requests.
+    sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
+        .execute(&mut *tx)
+        .await?;
+    // Not a cached prepared statement: each search is planned with its own values, so a
+    // selective text uses the trigram index and a common one walks the SKU order instead.
+    let rows: Vec<ProductSummary> = sql
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, limit, |p| p.sku.clone()))
+}
+
+/// Joins and conditions of one branch of the list query.
+fn push_branch(
+    sql: &mut QueryBuilder<Postgres>,
+    branch: Branch,
+    query: &ProductQuery,
+    workspace_id: Uuid,
+    store_id: Uuid,
+    after: &Option<String>,
+) {
+    let view = query.missing_scope.clone();
+    let field = query.missing.clone().unwrap_or_default();
+    // Standard fields are in the `catalog_content_gaps` index; a store's own content
+    // attributes are checked row by row.
+    let indexed = STANDARD_FIELDS.contains(&field.as_str());
+    match branch {
+        Branch::All => {}
+        Branch::DefaultLacks => {
+            // Inner joins: a product with no live default content is not listed as missing
+            // anything (it has not been pulled yet).
+            sql.push(
+                " JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = 'all'
+                  JOIN product_versions dv ON dv.id = dl.version_id",
+            );
+            if view != DEFAULT_SCOPE {
+                sql.push(" LEFT JOIN product_live vl ON vl.product_id = p.id AND vl.store_view = ")
+                    .push_bind(view.clone())
+                    .push(" LEFT JOIN product_versions vv ON vv.id = vl.version_id");
+            }
+        }
+        Branch::ViewBlanks => {
+            sql.push(" JOIN product_live vl ON vl.product_id = p.id AND vl.store_view = ")
+                .push_bind(view.clone())
+                .push(" JOIN product_versions vv ON vv.id = vl.version_id");
+        }
+    }
+    sql.push(" WHERE p.store_id = ")
+        .push_bind(store_id)
+        .push(" AND p.workspace_id = ")
+        .push_bind(workspace_id);
+    sql.push(if query.removed {
+        " AND p.removed_at IS NOT NULL"
+    } else {
+        " AND p.removed_at IS NULL"
+    });
+    if let Some(after) = after {
+        sql.push(" AND p.sku > ").push_bind(after.clone());
+    }
+    if let Some(search) = &query.search {
+        // The same expression as the trigram index `products_search_trgm`.
+        sql.push(" AND (lower(p.sku) || ' ' || lower(coalesce(p.name, ''))) LIKE lower(")
+            .push_bind(like_pattern(search))
+            .push(")");
+    }
+    match branch {
+        Branch::All => {}
+        Branch::DefaultLacks => {
+            if indexed {
+                sql.push(" AND catalog_content_gaps(dv.store_view, dv.content) @> ARRAY[")
+                    .push_bind(field.clone())
+                    .push("]::text[]");
+            } else {
+                sql.push(" AND coalesce(dv.content->'fields'->>")
+                    .push_bind(field.clone())
+                    .push(", '') = ''");
+            }
+            if view != DEFAULT_SCOPE {
+                // The view inherits the default unless it has a value of its own.
+                sql.push(" AND NOT coalesce(vv.content->'fields' ? ")
+                    .push_bind(field.clone())
+                    .push(", false)");
+            }
+        }
+        Branch::ViewBlanks => {
+            if indexed {
+                sql.push(" AND catalog_content_gaps(vv.store_view, vv.content) @> ARRAY[")
+                    .push_bind(field.clone())
+                    .push("]::text[]");
+            } else {
+                sql.push(" AND vv.content->'fields'->>")
+                    .push_bind(field.clone())
+                    .push(" = ''");
+            }
+        }
+    }
+    if let Some(state) = query.state {
+        sql.push(" AND EXISTS (SELECT 1 FROM product_versions s WHERE s.product_id = p.id AND s.state = ")
+            .push_bind(state);
+        if let Some(scope) = &query.state_scope {
+            sql.push(" AND s.store_view = ").push_bind(scope.clone());
+        }
+        sql.push(")");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_matches_literally() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("Éte"), "%Éte%");
+    }
+}

@@ -1,0 +1,316 @@
+//! Layered configuration: built-in defaults, an optional file, then the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, documented key by key, compiled into the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment names the key and the provider that set it ("for key `auth.bcrypt_cost` in env").
+        ConfigError::Invalid(err.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub master_key: SecretString,
+    /// Retired master keys (base64), still used to open values sealed before a rotation.
+    pub previous_master_keys: Vec<SecretString>,
+    pub jwt_secret: SecretString,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub workers_in_serve: bool,
+    pub grace_period_secs: u64,
+    pub heartbeat_secs: u64,
+    pub missed_heartbeats: u32,
+    pub max_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    pub max_log_lines: u32,
+    pub scheduler_tick_secs: u64,
+    pub concurrency: JobConcurrency,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConcurrency {
+    pub sync: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// May carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub bcrypt_cost: u32,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub login_attempts_per_minute_per_account: u32,
+    pub login_attempts_per_minute_per_client: u32,
+}
+
+impl Settings {
+    /// Loads defaults → `file` → `DATABASE_URL` → `CATALOGD_*`, and checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, so tests need not touch the process's.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        if let Some((_, url)) = env.iter().find(|(k, _)| k == "DATABASE_URL") {
+            figment = figment.merge(("database.url", url.clone()));
+        }
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("CATALOGD_")?;
+                (!NOT_SETTINGS.contains(&key)).then(|| (key.to_string(), v))
+            })
+            .collect();
+        for (key, value) in vars {
+            let path = key.to_ascii_lowercase().replace("__", ".");
+            let value = if STRING_KEYS.contains(&path.as_str()) {
+                figment::value::Value::from(value)
+            } else if LIST_KEYS.contains(&path.as_str()) {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(String::from)
+                    .collect();
+                figment::value::Value::from(items)
+            } else {
+                coerce(&value)
+            };
+            figment = figment.merge(Serialized::default(&path, value));
+        }
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            return Err(ConfigError::Invalid(
+                "auth.bcrypt_cost must be between 4 and 31".into(),
+            ));
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.access_token_ttl_secs and auth.refresh_token_ttl_secs must be positive"
+                    .into(),
+            ));
+        }
+        if self.auth.login_attempts_per_minute_per_account == 0
+            || self.auth.login_attempts_per_minute_per_client == 0
+        {
+            return Err(ConfigError::Invalid(
+                "auth.login_attempts_per_minute_* must be positive".into(),
+            ));
+        }
+        if self.jobs.heartbeat_secs == 0
+            || self.jobs.missed_heartbeats == 0
+            || self.jobs.max_attempts == 0
+        {
+            return Err(ConfigError::Invalid(
+                "jobs.heartbeat_secs, jobs.missed_heartbeats and jobs.max_attempts must be positive".into(),
+            ));
+        }
+        if self.jobs.concurrency.sync == 0 {
+            return Err(ConfigError::Invalid(
+                "jobs.concurrency.* must be positive".into(),
+            ));
+        }
+        if self.http.body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "http.body_limit_bytes must be positive".into(),
+            ));
+        }
+        if !self.public_url.is_empty() {
+            url::Url::parse(&self.public_url)
+                .map_err(|e| ConfigError::Invalid(format!("public_url is not a URL ({e})")))?;
+        }
+        Ok(())
+    }
+
+    /// The base URL others use to reach this daemon, without a trailing slash.
+    pub fn public_base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// `CATALOGD_*` variables that are command inputs, not settings: the config file's path
+/// and the password for `catalogd user create`.
+const NOT_SETTINGS: &[&str] = &["CONFIG", "PASSWORD"];
+
+/// Keys whose values stay strings even when they look like a number.
+const STRING_KEYS: &[&str] = &[
+    "master_key",
+    "jwt_secret",
+    "public_url",
+    "database.url",
+    "log_level",
+];
+
+/// Keys holding lists, given in the environment as comma-separated values.
+const LIST_KEYS: &[&str] = &["previous_master_keys"];
+
+/// Environment values are strings; numbers and booleans are given their type so
+/// `CATALOGD_AUTH__BCRYPT_COST=4` sets an integer.
+fn coerce(value: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(b) = value.parse::<bool>() {
+        return Value::from(b);
+    }
+    if let Ok(n) = value.parse::<i64>() {
+        return Value::from(n);
+    }
+    Value::from(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_any_input() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.auth.access_token_ttl_secs, 900);
+        assert_eq!(s.auth.bcrypt_cost, 12);
+        assert_eq!(s.public_base_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_nested_keys_use_double_underscores() {
+        let dir = std::env::temp_dir().join(format!("catalogd-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[auth]\nbcrypt_cost = 10\naccess_token_ttl_secs = 60\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("CATALOGD_AUTH__BCRYPT_COST", "5"),
+                ("DATABASE_URL", "postgres://db.internal/shop"),
+                ("CATALOGD_PUBLIC_URL", "https://catalog.example.com/"),
+                ("CATALOGD_LOG_FORMAT", "json"),
+                ("CATALOGD_CONFIG", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.auth.bcrypt_cost, 5);
+        assert_eq!(s.auth.access_token_ttl_secs, 60);
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&s.database.url),
+            "postgres://db.internal/shop"
+        );
+        assert_eq!(s.public_base_url(), "https://catalog.example.com");
+        assert_eq!(s.log_format, LogFormat::Json);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_and_invalid_keys_are_named() {
+        let err =
+            Settings::load_from(None, env(&[("CATALOGD_AUTH__BCRYPT_COSTS", "5")])).unwrap_err();
+        assert!(err.to_string().contains("bcrypt_costs"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("CATALOGD_AUTH__BCRYPT_COST", "99")])).unwrap_err();
+        assert!(err.to_string().contains("auth.bcrypt_cost"), "{err}");
+        let err = Settings::load_from(None, env(&[("CATALOGD_LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn numeric_looking_secrets_stay_strings() {
+        let s = Settings::load_from(
+            None,
+            env(&[("CATALOGD_JWT_SECRET", "12345678901234567890123456789012345")]),
+        )
+        .unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&s.jwt_secret).len(),
+            35
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Magento as a [`Connector`]: product pages through the REST client, mapped to the neutral
+//! model. Magento's JSON shapes do not leave this module.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use magento::models::{AttributeValue, Product};
+use magento::{
+    ConditionType, MagentoClient, MagentoError, SearchCriteria, SortDirection, StoreScope,
+};
+use serde_json::{Map, Value, json};
+
+use super::{Connector, ConnectorError, PageQuery, PulledPage, PulledProduct};
+use crate::catalog::content::{Content, MediaItem, STANDARD_FIELDS};
+
+pub struct MagentoConnector {
+    client: MagentoClient,
+    /// Content attribute codes beyond the standard ones.
+    extra_content: Vec<String>,
+}
+
+impl MagentoConnector {
+    pub fn new(client: MagentoClient, extra_content: Vec<String>) -> MagentoConnector {
+        MagentoConnector {
+            client,
+            extra_content,
+        }
+    }
+
+    async fn pull(&self, query: PageQuery) -> Result<PulledPage, ConnectorError> {
+        let scope = StoreScope::parse(&query.scope)
+            .map_err(|e| ConnectorError::Fatal(format!("store view {:?}: {e}", query.scope)))?;
+        let mut criteria = SearchCriteria::new()
+            .sort_by("entity_id", SortDirection::Asc)
+            .page_size(query.page_size)
+            .current_page(query.page);
+        if let Some(since) = query.updated_since {
+            criteria = criteria.filter(
+                "updated_at",
+                ConditionType::Gteq,
+                since.format("%Y-%m-%d %H:%M:%S").to_string(),
+            );
+        }
+        let page = self
+            .client
+            .search_products_page(&scope, &criteria)
+            .await
+            .map_err(map_error)?;
+        let mut out = PulledPage {
+            total_count: page.total_count,
+            ..Default::default()
+        };
+        for parsed in page.items {
+            let warnings = parsed
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.path, w.message))
+                .collect();
+            match to_pulled(parsed.value, &self.extra_content, warnings) {
+                Some(product) => out.products.push(product),
+                None => out.skipped += 1,
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Connector for MagentoConnector {
+    fn pull_page(&self, query: PageQuery) -> BoxFuture<'_, Result<PulledPage, ConnectorError>> {
+        self.pull(query).boxed()
+    }
+}
+
+pub fn map_error(e: MagentoError) -> ConnectorError {
+    match e {
+        MagentoError::Unauthorized { .. } => ConnectorError::NeedsReauth(e.to_string()),
+        MagentoError::RateLimited { .. }
+        | MagentoError::Server { .. }
+        | MagentoError::Timeout(_)
+        | MagentoError::Connection(_)
+        | MagentoError::InvalidResponse(_) => ConnectorError::Transient(e.to_string()),
+        MagentoError::NotFound { .. }
+        | MagentoError::Rejected { .. }
+        | MagentoError::InvalidRequest(_)
+        | MagentoError::InvalidConfig(_) => ConnectorError::Fatal(e.to_string()),
+    }
+}
+
+fn text_of(value: &AttributeValue) -> Option<String> {
+    match value {
+        AttributeValue::Text(s) => Some(s.clone()),
+        AttributeValue::Other(Value::Number(n)) => Some(n.to_string()),
+        AttributeValue::Other(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn raw_of(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::Text(s) => Value::String(s.clone()),
+        AttributeValue::List(items) => json!(items),
+        AttributeValue::Other(v) => v.clone(),
+    }
+}
+
+/// Maps one Magento product to the neutral model; `None` when it has no SKU to key it by.
+fn to_pulled(
+    product: Product,
+    extra_content: &[String],
+    mut warnings: Vec<String>,
+) -> Option<PulledProduct> {
+    let sku = product.sku.clone().filter(|s| !s.is_empty())?;
+    let mut content = Content::default();
+    if let Some(name) = &product.name {
+        content.fields.insert("name".into(), name.clone());
+    }
+    let is_content =
+        |code: &str| STANDARD_FIELDS.contains(&code) || extra_content.iter().any(|c| c == code);
+    let mut attributes = Map::new();
+    for attribute in product.custom_attributes.iter().flatten() {
+        let code = attribute.attribute_code.as_str();
+        if is_content(code) {
+            match text_of(&attribute.value) {
+                Some(text) => {
+                    content.fields.insert(code.to_string(), text);
+                }
+                None => warnings.push(format!(
+                    "custom_attributes.{code}: not text, ignored as content"
+                )),
+            }
+        } else {
+            attributes.insert(code.to_string(), raw_of(&attribute.value));
+        }
+    }
+    for entry in product.media_gallery_entries.iter().flatten() {
+        let (Some(entry_id), Some(file)) = (entry.id, entry.file.clone()) else {
+            warnings.push("media_gallery_entries: an entry without id or file was ignored".into());
+            continue;
+        };
+        content.media.push(MediaItem {
+            entry_id,
+            file,
+            label: entry.label.clone(),
+            position: entry.position,
+            disabled: entry.disabled.unwrap_or(false),
+            roles: entry.types.clone().unwrap_or_default(),
+        });
+    }
+    content
+        .media
+        .sort_by_key(|m| (m.position.unwrap_or(i64::MAX), m.entry_id));
+
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            attributes.insert(key.to_string(), v);
+        }
+    };
+    put("price", product.price.map(|p| json!(p)));
+    put(
+        "status",
+        product
+            .status
+            .map(|s| json!(if s == 1 { "enabled" } else { "disabled" })),
+    );
+    put("visibility", product.visibility.map(|v| json!(v)));
+    put(
+        "attribute_set_id",
+        product.attribute_set_id.map(|v| json!(v)),
+    );
+    put("weight", product.weight.map(|v| json!(v)));
+    put("created_at", product.created_at.clone().map(Value::String));
+    if let Some(ext) = &product.extension_attributes {
+        put("website_ids", ext.website_ids.clone().map(|v| json!(v)));
+        put(
+            "category_links",
+            ext.category_links.as_ref().map(|links| {
+                json!(
+                    links
+                        .iter()
+                        .filter_map(|l| l.category_id.clone())
+                        .collect::<Vec<_>>()
+                )
+            }),
+        );
+        put(
+            "child_ids",
+            ext.configurable_product_links.clone().map(|v| json!(v)),
+        );
+    }
+    Some(PulledProduct {
+        remote_id: product.id,
+        updated_at: product.updated_at_utc(),
+        type_id: product.type_id.clone(),
+        sku,
+        content,
+        attributes,
+        warnings,
+    })
+}

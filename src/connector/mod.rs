@@ -1,0 +1,61 @@
+//! The seam between the daemon and a commerce platform. The sync engine speaks only this
+//! trait and the neutral [`Content`] model; Magento is the first implementation.
+
+pub mod magento;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::catalog::content::Content;
+
+/// One page of products in one scope.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    /// `all` for default values, or a store view code.
+    pub scope: String,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+    /// Only products changed at or after this time (incremental sync).
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PulledProduct {
+    pub remote_id: Option<i64>,
+    pub sku: String,
+    pub type_id: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The editable content as this scope shows it (effective values).
+    pub content: Content,
+    /// Everything else: price, status, visibility, categories, other attributes.
+    pub attributes: Map<String, Value>,
+    /// Odd values the platform sent for this product.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PulledPage {
+    pub products: Vec<PulledProduct>,
+    pub total_count: Option<u64>,
+    /// Items that could not be read as a product at all (no SKU).
+    pub skipped: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The platform refused our credentials: the owner must re-authorise.
+    #[error("the store refused our credentials: {0}")]
+    NeedsReauth(String),
+    /// Worth retrying later.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+pub trait Connector: Send + Sync {
+    fn pull_page(&self, query: PageQuery) -> BoxFuture<'_, Result<PulledPage, ConnectorError>>;
+}

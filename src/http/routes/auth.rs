@@ -1,0 +1,232 @@
+//! Registration, login and token refresh.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::accounts::email::{Email, parse_name};
+use crate::accounts::sessions::{self, RefreshError};
+use crate::accounts::{users, workspaces};
+use crate::app::AppState;
+use crate::audit_log::{self, Entry};
+use crate::auth::ClientAddr;
+use crate::auth::password::{self, Password};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::ApiJson;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub workspace_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceSummary {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub user: UserSummary,
+    pub workspace: WorkspaceSummary,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// Creates an account and its first workspace, with the new user as owner.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = RegisterResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
+    let email = Email::parse(&req.email)?;
+    let name = parse_name("name", &req.name)?;
+    let workspace_name = parse_name("workspace_name", &req.workspace_name)?;
+    let password = Password::parse(req.password)?;
+    let hash = password::hash(password, state.settings.auth.bcrypt_cost).await?;
+
+    let mut tx = state.db.begin().await?;
+    let user = users::create(&mut tx, &email, &name, &hash).await?;
+    let workspace = workspaces::create(&mut tx, &workspace_name, user.id).await?;
+    let mut entry = Entry::new("user.registered").target("user", user.id);
+    entry.workspace_id = Some(workspace.id);
+    entry.actor_user_id = Some(user.id);
+    entry.client_addr = addr;
+    audit_log::record(&mut *tx, entry).await?;
+    tx.commit().await?;
+
+    let tokens = start_session(&state, user.id, &headers, addr).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            user: UserSummary {
+                id: user.id,
+                email: user.email,
+                name: user.name,
+            },
+            workspace: WorkspaceSummary {
+                id: workspace.id,
+                name: workspace.name,
+            },
+            tokens,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// Six-digit code from an authenticator app, for accounts with two-factor login.
+    pub totp: Option<String>,
+}
+
+/// Exchanges email and password for an access and a refresh token. Rate limited per account
+/// and per client address.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    if let Err(retry_after_secs) = state.login_limiter.check(&req.email, addr) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let account = users::credentials_by_email(&state.db, &req.email).await?;
+    let (user_id, stored) = match account {
+        Some(c) => (Some(c.id), Some(c.password_hash)),
+        None => (None, None),
+    };
+    let valid = password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await?;
+    let user_id = match (valid, user_id) {
+        (true, Some(id)) => id,
+        (_, known) => {
+            let mut entry = Entry::new("auth.login_failed");
+            entry.client_addr = addr;
+            match known {
+                Some(id) => {
+                    audit_log::record_for_member(&state.db, id, entry.target("user", id)).await?
+                }
+                None => audit_log::record(&state.db, entry).await?,
+            }
+            return Err(ApiError::Unauthorized("invalid email or password"));
+        }
+    };
+    let tokens = start_session(&state, user_id, &headers, addr).await?;
+    let mut entry = Entry::new("auth.login").target("user", user_id);
+    entry.client_addr = addr;
+    audit_log::record_for_member(&state.db, user_id, entry).await?;
+    Ok(Json(tokens))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for new tokens. Each refresh token works once; presenting a used
+/// one revokes the whole session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
+async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let ttl = state.settings.auth.refresh_token_ttl_secs;
+    match sessions::rotate(&state.db, &req.refresh_token, ttl).await {
+        Ok((user_id, session)) => Ok(Json(tokens_for(&state, user_id, session)?)),
+        Err(RefreshError::Reused {
+            user_id,
+            session_id,
+        }) => {
+            tracing::warn!(%user_id, %session_id, "refresh token reused; session revoked");
+            let mut entry = Entry::new("auth.refresh_token_reused")
+                .target("session", session_id)
+                .details(serde_json::json!({"session_revoked": true}));
+            entry.client_addr = addr;
+            audit_log::record_for_member(&state.db, user_id, entry).await?;
+            Err(ApiError::Unauthorized(
+                "refresh token was already used; the session has been revoked",
+            ))
+        }
+        Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(
+            "refresh token is invalid or expired",
+        )),
+        Err(RefreshError::Db(e)) => Err(e.into()),
+    }
+}
+
+async fn start_session(
+    state: &AppState,
+    user_id: Uuid,
+    headers: &HeaderMap,
+    addr: Option<std::net::IpAddr>,
+) -> ApiResult<TokenResponse> {
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let session = sessions::start(
+        &state.db,
+        user_id,
+        user_agent,
+        addr.map(|a| a.to_string()),
+        state.settings.auth.refresh_token_ttl_secs,
+    )
+    .await?;
+    tokens_for(state, user_id, session)
+}
+
+fn tokens_for(
+    state: &AppState,
+    user_id: Uuid,
+    session: sessions::NewSession,
+) -> ApiResult<TokenResponse> {
+    let ttl = state.settings.auth.access_token_ttl_secs;
+    Ok(TokenResponse {
+        access_token: state.jwt.issue(user_id, session.session_id, ttl)?,
+        refresh_token: session.refresh_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
+}

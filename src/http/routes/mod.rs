@@ -1,0 +1,9 @@
+pub mod auth;
+pub mod integrations;
+pub mod jobs;
+pub mod me;
+pub mod ops;
+pub mod products;
+pub mod schedules;
+pub mod stores;
+pub mod workspaces;

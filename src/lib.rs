@@ -1,0 +1,25 @@
+//! catalogd: keeps Magento 2 product catalogs in good shape.
+//!
+//! `main.rs` only calls [`cli::run`]; everything else lives here so tests and the demo build
+//! exactly the application the binary runs.
+
+pub mod accounts;
+pub mod app;
+pub mod audit_log;
+pub mod auth;
+pub mod bench;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod jobs;
+pub mod pagination;
+pub mod schedules;
+pub mod secrets;
+pub mod stores;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,324 @@
+//! Schedules: a cron expression, a time zone and a pipeline of steps per store.
+//!
+//! Every `serve` process runs [`run_scheduler`]; a due schedule is taken with
+//! `FOR UPDATE SKIP LOCKED`, its next run computed and its job queued in one transaction, so
+//! each due run starts once across processes. After downtime a schedule fires once and then
+//! continues from the next future time, rather than once per missed run.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::jobs::{self, JobKind, NewJob};
+use crate::sync::{SyncMode, SyncParams};
+
+/// Steps a pipeline can run, in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// An incremental sync (a full one the first time).
+    Sync,
+    /// A full sync, which also notices removed products.
+    FullSync,
+}
+
+/// Step names reserved for features that do not exist yet; refused with a clear message.
+const NOT_YET: &[&str] = &["audit", "enrich", "push", "export"];
+
+/// A cron expression with its time zone, parsed.
+#[derive(Debug, Clone)]
+pub struct CronSpec {
+    schedule: cron::Schedule,
+    tz: Tz,
+}
+
+impl CronSpec {
+    /// Accepts the usual five fields (`0 2 * * *`) or six with seconds first.
+    pub fn parse(expression: &str, timezone: &str) -> Result<CronSpec, ApiError> {
+        let fields = expression.split_whitespace().count();
+        let full = match fields {
+            5 => format!("0 {expression}"),
+            6 => expression.trim().to_string(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "cron",
+                    "cron must have five fields (minute hour day-of-month month day-of-week)",
+                ));
+            }
+        };
+        let schedule = cron::Schedule::from_str(&full)
+            .map_err(|e| ApiError::invalid("cron", format!("cron expression is not valid: {e}")))?;
+        let tz = Tz::from_str(timezone).map_err(|_| {
+            ApiError::invalid(
+                "timezone",
+                format!("unknown time zone {timezone:?} (use an IANA name such as Europe/Berlin)"),
+            )
+        })?;
+        if schedule.upcoming(tz).next().is_none() {
+            return Err(ApiError::invalid("cron", "cron expression never fires"));
+        }
+        Ok(CronSpec { schedule, tz })
+    }
+
+    /// The first run strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .take(n)
+            .map(|t| t.with_timezone(&Utc))
+            .collect()
+    }
+}
+
+pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::invalid(
+            "pipeline",
+            "pipeline needs at least one step",
+        ));
+    }
+    raw.iter()
+        .map(|name| {
+            serde_json::from_value::<Step>(serde_json::Value::String(name.clone())).map_err(|_| {
+                if NOT_YET.contains(&name.as_str()) {
+                    ApiError::invalid(
+                        "pipeline",
+                        format!(
+                            "step {name:?} is not available yet; available steps: sync, full_sync"
+                        ),
+                    )
+                } else {
+                    ApiError::invalid(
+                        "pipeline",
+                        format!("unknown step {name:?}; available steps: sync, full_sync"),
+                    )
+                }
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Schedule {
+    pub store_id: Uuid,
+    pub workspace_id: Uuid,
+    pub cron: String,
+    pub timezone: String,
+    pub pipeline: sqlx::types::Json<Vec<Step>>,
+    pub enabled: bool,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_job_id: Option<Uuid>,
+}
+
+const COLUMNS: &str = "store_id, workspace_id, cron, timezone, pipeline, enabled, next_run_at, last_run_at, last_job_id";
+
+pub async fn get(db: &PgPool, store_id: Uuid) -> Result<Option<Schedule>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM schedules WHERE store_id = $1"
+    )))
+    .bind(store_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub struct ScheduleInput<'a> {
+    pub store_id: Uuid,
+    pub workspace_id: Uuid,
+    pub cron: &'a str,
+    pub timezone: &'a str,
+    pub pipeline: Vec<Step>,
+    pub enabled: bool,
+    pub next_run_at: DateTime<Utc>,
+    pub created_by: Option<Uuid>,
+}
+
+pub async fn upsert(
+    tx: &mut sqlx::PgConnection,
+    input: ScheduleInput<'_>,
+) -> Result<Schedule, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO schedules (store_id, workspace_id, cron, timezone, pipeline, enabled, next_run_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (store_id) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
+            pipeline = EXCLUDED.pipeline, enabled = EXCLUDED.enabled, next_run_at = EXCLUDED.next_run_at
+         RETURNING {COLUMNS}"
+    )))
+    .bind(input.store_id)
+    .bind(input.workspace_id)
+    .bind(input.cron)
+    .bind(input.timezone)
+    .bind(sqlx::types::Json(&input.pipeline))
+    .bind(input.enabled)
+    .bind(input.next_run_at)
+    .bind(input.created_by)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub async fn delete(tx: &mut sqlx::PgConnection, store_id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE store_id = $1")
+        .bind(store_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Looks for due schedules every `jobs.scheduler_tick_secs` until `stop` resolves.
+pub async fn run_scheduler(
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let every = Duration::from_secs(state.settings.jobs.scheduler_tick_secs.max(1));
+    tokio::pin!(stop);
+    loop {
+        match fire_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(started = n, "scheduled runs started"),
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Starts every due schedule once; returns how many started a job.
+pub async fn fire_due(state: &AppState) -> Result<u64, sqlx::Error> {
+    let mut started = 0;
+    loop {
+        let mut tx = state.db.begin().await?;
+        let due: Option<Schedule> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM schedules WHERE enabled AND next_run_at <= now()
+             ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(schedule) = due else {
+            return Ok(started);
+        };
+        let now = Utc::now();
+        let next = CronSpec::parse(&schedule.cron, &schedule.timezone)
+            .ok()
+            .and_then(|spec| spec.next_after(now));
+        let tick = schedule.next_run_at;
+        let job = start_pipeline(&mut tx, &schedule, tick).await?;
+        sqlx::query(
+            "UPDATE schedules SET next_run_at = COALESCE($2, next_run_at), enabled = enabled AND $2 IS NOT NULL,
+                last_run_at = now(), last_job_id = COALESCE($3, last_job_id)
+             WHERE store_id = $1",
+        )
+        .bind(schedule.store_id)
+        .bind(next)
+        .bind(job)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if job.is_some() {
+            started += 1;
+        }
+    }
+}
+
+/// Queues the pipeline's first step for the store, unless the store cannot run it now.
+async fn start_pipeline(
+    tx: &mut sqlx::PgConnection,
+    schedule: &Schedule,
+    tick: DateTime<Utc>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let Some(step) = schedule.pipeline.0.first().copied() else {
+        return Ok(None);
+    };
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM stores WHERE id = $1 FOR UPDATE")
+            .bind(schedule.store_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if status.as_deref() != Some("active") {
+        tracing::warn!(store_id = %schedule.store_id, "scheduled run skipped: the store is not connected");
+        return Ok(None);
+    }
+    if let Some(running) = jobs::active_for_store(tx, schedule.store_id, JobKind::Sync).await? {
+        tracing::info!(store_id = %schedule.store_id, %running, "scheduled run skipped: a sync is still running");
+        return Ok(None);
+    }
+    let mode = match step {
+        Step::Sync => SyncMode::Incremental,
+        Step::FullSync => SyncMode::Full,
+    };
+    let id = jobs::enqueue(
+        tx,
+        NewJob {
+            workspace_id: schedule.workspace_id,
+            store_id: Some(schedule.store_id),
+            kind: JobKind::Sync,
+            params: serde_json::to_value(SyncParams { mode }).unwrap_or_default(),
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: Some(tick),
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn five_field_cron_in_a_time_zone() {
+        let spec = CronSpec::parse("0 2 * * *", "Europe/Berlin").unwrap();
+        // 2 a.m. in Berlin in winter is 1 a.m. UTC.
+        let after = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
+        assert_eq!(
+            spec.next_after(after),
+            Some(Utc.with_ymd_and_hms(2026, 1, 11, 1, 0, 0).unwrap())
+        );
+        // In summer, midnight UTC.
+        let summer = Utc.with_ymd_and_hms(2026, 7, 10, 12, 0, 0).unwrap();
+        assert_eq!(
+            spec.next_after(summer),
+            Some(Utc.with_ymd_and_hms(2026, 7, 11, 0, 0, 0).unwrap())
+        );
+        assert_eq!(spec.upcoming(after, 3).len(), 3);
+    }
+
+    #[test]
+    fn bad_expressions_zones_and_steps_are_named() {
+        assert!(CronSpec::parse("0 2 * *", "UTC").is_err());
+        assert!(CronSpec::parse("0 25 * * *", "UTC").is_err());
+        let zone = CronSpec::parse("0 2 * * *", "Mars/Olympus").unwrap_err();
+        assert!(zone.to_string().contains("Mars/Olympus"));
+        let step = parse_pipeline(&["sync".into(), "audit".into()]).unwrap_err();
+        assert!(step.to_string().contains("not available yet"), "{step}");
+        assert!(
+            parse_pipeline(&["bogus".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown step")
+        );
+        assert_eq!(
+            parse_pipeline(&["sync".into(), "full_sync".into()]).unwrap(),
+            [Step::Sync, Step::FullSync]
+        );
+    }
+}

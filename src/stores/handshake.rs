@@ -1,0 +1,292 @@
+//! Magento's integration handshake, our side.
+//!
+//! Magento POSTs the consumer key, consumer secret and a verifier to the store's callback URL
+//! and gives up after 5 seconds, ignoring the answer. So the callback only records what it
+//! received (sealed) and answers at once; the request-token / access-token exchange then runs
+//! in the background, within Magento's 300-second window. Each callback URL accepts one post
+//! per activation: a repeated or forged post is refused and logged. Failure leaves the store
+//! `failed` and ready for one more post, which Magento's "Reauthorize" sends.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{StoreCredentials, handshake_context, hash_link_token};
+use crate::app::AppState;
+use crate::audit_log::{self, Entry};
+use crate::http::error::ApiError;
+
+/// Magento's consumer expiry (`oauth/consumer/expiration_period`), counted from its post.
+pub const EXCHANGE_WINDOW_SECS: i64 = 300;
+
+#[derive(Serialize, Deserialize)]
+struct Handshake {
+    consumer_key: String,
+    consumer_secret: String,
+    verifier: String,
+}
+
+/// Magento's form post, parsed and checked.
+pub struct CallbackForm {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub store_base_url: String,
+    pub verifier: String,
+}
+
+impl std::fmt::Debug for CallbackForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackForm")
+            .field("consumer_key", &self.consumer_key)
+            .field("store_base_url", &self.store_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawForm {
+    oauth_consumer_key: Option<String>,
+    oauth_consumer_secret: Option<String>,
+    store_base_url: Option<String>,
+    oauth_verifier: Option<String>,
+}
+
+impl CallbackForm {
+    pub fn parse(body: &[u8]) -> Result<CallbackForm, ApiError> {
+        let raw: RawForm = serde_urlencoded::from_bytes(body)
+            .map_err(|_| ApiError::BadRequest("callback body is not a form".into()))?;
+        let field = |value: Option<String>, name: &'static str| -> Result<String, ApiError> {
+            let value = value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ApiError::invalid(name, format!("{name} is missing")))?;
+            let token_like = value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !token_like {
+                return Err(ApiError::invalid(
+                    name,
+                    format!("{name} is not a Magento token"),
+                ));
+            }
+            Ok(value)
+        };
+        let store_base_url = raw.store_base_url.unwrap_or_default();
+        if store_base_url.len() > 2048 || url::Url::parse(&store_base_url).is_err() {
+            return Err(ApiError::invalid(
+                "store_base_url",
+                "store_base_url is not a URL",
+            ));
+        }
+        Ok(CallbackForm {
+            consumer_key: field(raw.oauth_consumer_key, "oauth_consumer_key")?,
+            consumer_secret: field(raw.oauth_consumer_secret, "oauth_consumer_secret")?,
+            verifier: field(raw.oauth_verifier, "oauth_verifier")?,
+            store_base_url,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Target {
+    id: Uuid,
+    workspace_id: Uuid,
+    callback_armed: bool,
+}
+
+/// Records Magento's post for the store behind `token` and disarms the URL. Returns the store
+/// whose exchange should now run.
+pub async fn accept_callback(
+    state: &AppState,
+    token: &str,
+    form: CallbackForm,
+    client_addr: Option<IpAddr>,
+) -> Result<Uuid, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let target: Option<Target> = sqlx::query_as(
+        "SELECT id, workspace_id, callback_armed FROM stores
+         WHERE link_token_hash = $1 AND status <> 'disconnected' FOR UPDATE",
+    )
+    .bind(hash_link_token(token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(target) = target else {
+        tracing::warn!(client = ?client_addr, "Magento callback for an unknown or disconnected store refused");
+        return Err(ApiError::NotFound("integration"));
+    };
+    let mut entry = Entry::new("store.callback_refused").target("store", target.id);
+    entry.workspace_id = Some(target.workspace_id);
+    entry.client_addr = client_addr;
+    if !target.callback_armed {
+        tracing::warn!(store_id = %target.id, client = ?client_addr, "repeated Magento callback refused");
+        audit_log::record(
+            &mut *tx,
+            entry.details(serde_json::json!({"reason": "not awaiting a callback"})),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::Conflict(
+            "this store is not awaiting a callback; click Reauthorize in catalogd first".into(),
+        ));
+    }
+    let sealed = state.keyring.seal_json(
+        &Handshake {
+            consumer_key: form.consumer_key.clone(),
+            consumer_secret: form.consumer_secret,
+            verifier: form.verifier,
+        },
+        &handshake_context(target.id),
+    );
+    sqlx::query(
+        "UPDATE stores SET callback_armed = false, handshake = $2, handshake_started_at = now(),
+            magento_store_url = $3, status = CASE WHEN status = 'active' THEN status ELSE 'pending' END,
+            status_detail = 'exchanging tokens with Magento'
+         WHERE id = $1",
+    )
+    .bind(target.id)
+    .bind(sealed)
+    .bind(&form.store_base_url)
+    .execute(&mut *tx)
+    .await?;
+    entry.action = "store.callback_received";
+    audit_log::record(
+        &mut *tx,
+        entry.details(serde_json::json!({"consumer_key": form.consumer_key, "store_base_url": form.store_base_url})),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(store_id = %target.id, "Magento callback accepted; exchanging tokens");
+    Ok(target.id)
+}
+
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    workspace_id: Uuid,
+    base_url: String,
+    signature_method: String,
+    handshake: Vec<u8>,
+    expired: bool,
+}
+
+/// Runs the token exchange for a store whose callback was accepted. Takes the recorded
+/// handshake out of the row first, so two processes never run the same exchange.
+pub async fn complete(state: AppState, store_id: Uuid) {
+    if let Err(e) = try_complete(&state, store_id).await {
+        tracing::error!(%store_id, error = %e, "completing the Magento handshake failed");
+    }
+}
+
+async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
+    let claimed: Option<Claimed> = sqlx::query_as(
+        "UPDATE stores s SET handshake = NULL
+         FROM (SELECT id, handshake FROM stores WHERE id = $1 AND handshake IS NOT NULL FOR UPDATE) old
+         WHERE s.id = old.id
+         RETURNING s.workspace_id, s.base_url, s.signature_method, old.handshake,
+                   s.handshake_started_at < now() - make_interval(secs => $2) AS expired",
+    )
+    .bind(store_id)
+    .bind(EXCHANGE_WINDOW_SECS as f64)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some(claimed) = claimed else {
+        return Ok(());
+    };
+    let handshake: Handshake = state
+        .keyring
+        .open_json(&claimed.handshake, &handshake_context(store_id))?;
+    if claimed.expired {
+        return fail(state, store_id, claimed.workspace_id, "Magento's 300-second window to exchange tokens has passed; click Reauthorize in Magento").await;
+    }
+    let method = super::SignatureMethod::parse(&claimed.signature_method);
+    let exchanged = super::magento::exchange_tokens(
+        &claimed.base_url,
+        &handshake.consumer_key,
+        &handshake.consumer_secret,
+        &handshake.verifier,
+        method,
+    )
+    .await;
+    let (access_token, access_token_secret) = match exchanged {
+        Ok(pair) => pair,
+        Err(problem) => return fail(state, store_id, claimed.workspace_id, &problem).await,
+    };
+    let credentials = StoreCredentials {
+        consumer_key: handshake.consumer_key,
+        consumer_secret: handshake.consumer_secret,
+        access_token,
+        access_token_secret,
+    };
+    let rate = super::RateLimit::default();
+    let discovered = super::magento::discover(&claimed.base_url, &credentials, method, rate).await;
+    let (views, detail) = match discovered {
+        Ok(views) => (Some(views), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "connected, but store views could not be read yet: {e}"
+            )),
+        ),
+    };
+    let sealed = state
+        .keyring
+        .seal_json(&credentials, &super::credentials_context(store_id));
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "UPDATE stores SET status = 'active', status_detail = $2, credentials = $3,
+            store_views = COALESCE($4, store_views), connected_at = now(), handshake_started_at = NULL
+         WHERE id = $1 AND status <> 'disconnected'",
+    )
+    .bind(store_id)
+    .bind(detail)
+    .bind(sealed)
+    .bind(views.map(sqlx::types::Json))
+    .execute(&mut *tx)
+    .await?;
+    let mut entry = Entry::new("store.connected").target("store", store_id);
+    entry.workspace_id = Some(claimed.workspace_id);
+    audit_log::record(
+        &mut *tx,
+        entry.details(serde_json::json!({"via": "integration handshake"})),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%store_id, "store connected through the integration handshake");
+    Ok(())
+}
+
+async fn fail(
+    state: &AppState,
+    store_id: Uuid,
+    workspace_id: Uuid,
+    problem: &str,
+) -> anyhow::Result<()> {
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "UPDATE stores SET status = CASE WHEN status = 'active' THEN 'needs_reauth' ELSE 'failed' END,
+            status_detail = $2, callback_armed = true, handshake_started_at = NULL
+         WHERE id = $1 AND status <> 'disconnected'",
+    )
+    .bind(store_id)
+    .bind(format!("{problem} — click Reauthorize on the integration in Magento's admin"))
+    .execute(&mut *tx)
+    .await?;
+    let mut entry = Entry::new("store.handshake_failed").target("store", store_id);
+    entry.workspace_id = Some(workspace_id);
+    audit_log::record(
+        &mut *tx,
+        entry.details(serde_json::json!({"problem": problem})),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(%store_id, problem, "Magento handshake failed");
+    Ok(())
+}
+
+/// Exchanges that a stopped process accepted but did not finish, resumed at start-up.
+pub async fn resume_unfinished(state: &AppState) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM stores WHERE handshake IS NOT NULL")
+        .fetch_all(&state.db)
+        .await?;
+    for id in ids {
+        tokio::spawn(complete(state.clone(), id));
+    }
+    Ok(())
+}

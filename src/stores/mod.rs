@@ -1,0 +1,426 @@
+//! Connected stores: their connection state, encrypted credentials and discovered store views.
+
+pub mod handshake;
+pub mod magento;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Resource;
+use crate::crypto::Keyring;
+use crate::http::error::ApiError;
+use crate::pagination::{Page, PageParams};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum StoreStatus {
+    /// Waiting for Magento's integration callback and the token exchange.
+    Pending,
+    Active,
+    /// Magento refused our signed calls (401): the owner must click Reauthorize in Magento.
+    NeedsReauth,
+    /// The handshake failed (see `status_detail`); Reauthorize in Magento retries it.
+    Failed,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub enum SignatureMethod {
+    #[default]
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha1")]
+    HmacSha1,
+}
+
+impl SignatureMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureMethod::HmacSha256 => "hmac-sha256",
+            SignatureMethod::HmacSha1 => "hmac-sha1",
+        }
+    }
+
+    fn parse(value: &str) -> SignatureMethod {
+        if value == "hmac-sha1" {
+            SignatureMethod::HmacSha1
+        } else {
+            SignatureMethod::HmacSha256
+        }
+    }
+}
+
+/// The four values that sign calls to a store. Only ever held sealed at rest; never printed.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoreCredentials {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub access_token: String,
+    pub access_token_secret: String,
+}
+
+impl std::fmt::Debug for StoreCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCredentials(<redacted>)")
+    }
+}
+
+/// A store view as discovered from Magento's store endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoreView {
+    pub code: String,
+    pub id: i64,
+    pub name: String,
+    pub website_id: i64,
+    /// e.g. `fr_FR`; from the store view's configuration.
+    pub locale: Option<String>,
+    pub base_url: Option<String>,
+    pub base_media_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Most requests per second catalogd sends to this store (1–1000).
+    pub requests_per_second: u32,
+    /// Most requests in flight at once (1–64); the client adapts below it.
+    pub max_concurrency: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            requests_per_second: 4,
+            max_concurrency: 4,
+        }
+    }
+}
+
+impl RateLimit {
+    pub fn validate(self) -> Result<RateLimit, ApiError> {
+        if !(1..=1000).contains(&self.requests_per_second) {
+            return Err(ApiError::invalid(
+                "rate_limit.requests_per_second",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=64).contains(&self.max_concurrency) {
+            return Err(ApiError::invalid(
+                "rate_limit.max_concurrency",
+                "must be between 1 and 64",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Store {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub platform: String,
+    pub base_url: String,
+    pub status: StoreStatus,
+    pub status_detail: Option<String>,
+    signature_method: String,
+    pub credentials: Option<Vec<u8>>,
+    link_token: Vec<u8>,
+    pub callback_armed: bool,
+    pub magento_store_url: Option<String>,
+    pub store_views: sqlx::types::Json<Vec<StoreView>>,
+    pub requests_per_second: i32,
+    pub max_concurrency: i32,
+    pub created_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    sync_watermark: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub content_attributes: Vec<String>,
+}
+
+const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
+    credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
+    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes";
+
+impl Store {
+    pub fn signature_method(&self) -> SignatureMethod {
+        SignatureMethod::parse(&self.signature_method)
+    }
+
+    /// The latest product change seen by a sync; incremental syncs start shortly before it.
+    pub fn sync_watermark(&self) -> Option<DateTime<Utc>> {
+        self.sync_watermark
+    }
+
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            requests_per_second: u32::try_from(self.requests_per_second).unwrap_or(1),
+            max_concurrency: u32::try_from(self.max_concurrency).unwrap_or(1),
+        }
+    }
+
+    pub fn credentials(
+        &self,
+        keyring: &Keyring,
+    ) -> Option<Result<StoreCredentials, crate::crypto::CryptoError>> {
+        self.credentials
+            .as_deref()
+            .map(|sealed| keyring.open_json(sealed, &credentials_context(self.id)))
+    }
+
+    pub fn link_token(&self, keyring: &Keyring) -> Result<String, crate::crypto::CryptoError> {
+        let bytes = keyring.open(&self.link_token, &link_token_context(self.id))?;
+        String::from_utf8(bytes).map_err(|_| crate::crypto::CryptoError::Malformed)
+    }
+}
+
+pub fn credentials_context(store_id: Uuid) -> String {
+    format!("stores.credentials:{store_id}")
+}
+
+pub fn link_token_context(store_id: Uuid) -> String {
+    format!("stores.link_token:{store_id}")
+}
+
+pub fn handshake_context(store_id: Uuid) -> String {
+    format!("stores.handshake:{store_id}")
+}
+
+/// A new unguessable token for a store's callback and identity URLs, and its lookup hash.
+pub fn new_link_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = B64URL.encode(bytes);
+    let hash = hash_link_token(&token);
+    (token, hash)
+}
+
+pub fn hash_link_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// What the API shows of a store: never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreResponse {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub platform: String,
+    pub base_url: String,
+    pub status: StoreStatus,
+    pub status_detail: Option<String>,
+    pub signature_method: SignatureMethod,
+    pub store_views: Vec<StoreView>,
+    pub rate_limit: RateLimit,
+    /// Paste into Magento's integration form (Callback URL). Absent once disconnected.
+    pub callback_url: Option<String>,
+    /// Paste into Magento's integration form (Identity Link URL). Absent once disconnected.
+    pub identity_url: Option<String>,
+    /// True while catalogd will accept one callback from Magento (after "Activate" or "Reauthorize").
+    pub awaiting_callback: bool,
+    /// When the last sync finished.
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Attribute codes treated as editable content besides the standard fields.
+    pub content_attributes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+impl StoreResponse {
+    pub fn new(
+        store: Store,
+        keyring: &Keyring,
+        public_url: &str,
+    ) -> Result<StoreResponse, ApiError> {
+        let (callback_url, identity_url) = if store.status == StoreStatus::Disconnected {
+            (None, None)
+        } else {
+            let token = store.link_token(keyring).map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("store {}: link token: {e}", store.id))
+            })?;
+            (
+                Some(format!(
+                    "{public_url}/integrations/magento/{token}/callback"
+                )),
+                Some(format!(
+                    "{public_url}/integrations/magento/{token}/identity"
+                )),
+            )
+        };
+        Ok(StoreResponse {
+            id: store.id,
+            workspace_id: store.workspace_id,
+            signature_method: store.signature_method(),
+            rate_limit: store.rate_limit(),
+            name: store.name,
+            platform: store.platform,
+            base_url: store.base_url,
+            status: store.status,
+            status_detail: store.status_detail,
+            store_views: store.store_views.0,
+            callback_url,
+            identity_url,
+            awaiting_callback: store.callback_armed,
+            last_synced_at: store.last_synced_at,
+            content_attributes: store.content_attributes,
+            created_at: store.created_at,
+            connected_at: store.connected_at,
+            disconnected_at: store.disconnected_at,
+        })
+    }
+}
+
+impl Resource for Store {
+    const NAME: &'static str = "store";
+    const PATH_PARAM: &'static str = "id";
+    async fn workspace_of(db: &PgPool, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT workspace_id FROM stores WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await
+    }
+}
+
+pub struct NewStore<'a> {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: &'a str,
+    pub base_url: &'a str,
+    pub status: StoreStatus,
+    pub signature_method: SignatureMethod,
+    pub credentials: Option<Vec<u8>>,
+    pub link_token_hash: Vec<u8>,
+    pub link_token: Vec<u8>,
+    pub callback_armed: bool,
+    pub store_views: Vec<StoreView>,
+    pub rate_limit: RateLimit,
+    pub content_attributes: Vec<String>,
+    pub created_by: Option<Uuid>,
+}
+
+pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, sqlx::Error> {
+    let connected = new.status == StoreStatus::Active;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO stores (id, workspace_id, name, base_url, status, signature_method, credentials,
+            link_token_hash, link_token, callback_armed, store_views, requests_per_second, max_concurrency,
+            created_by, connected_at, content_attributes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN now() END, $16)
+         RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(new.id)
+    .bind(new.workspace_id)
+    .bind(new.name)
+    .bind(new.base_url)
+    .bind(new.status)
+    .bind(new.signature_method.as_str())
+    .bind(new.credentials)
+    .bind(new.link_token_hash)
+    .bind(new.link_token)
+    .bind(new.callback_armed)
+    .bind(sqlx::types::Json(new.store_views))
+    .bind(i32::try_from(new.rate_limit.requests_per_second).unwrap_or(1))
+    .bind(i32::try_from(new.rate_limit.max_concurrency).unwrap_or(1))
+    .bind(new.created_by)
+    .bind(connected)
+    .bind(&new.content_attributes)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Store>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STORE_COLUMNS} FROM stores WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Store, ApiError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STORE_COLUMNS} FROM stores WHERE id = $1 AND workspace_id = $2"
+    )))
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ApiError::NotFound("store"))
+}
+
+pub async fn list(
+    db: &PgPool,
+    workspace_id: Uuid,
+    page: &PageParams,
+) -> Result<Page<Store>, ApiError> {
+    let after: Option<Uuid> = page.after()?;
+    let limit = page.limit();
+    let rows: Vec<Store> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STORE_COLUMNS} FROM stores
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |s| s.id))
+}
+
+/// Deletes the store's tokens at once and marks it disconnected; the rest is purged later.
+pub async fn disconnect(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Store>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE stores SET credentials = NULL, handshake = NULL, handshake_started_at = NULL,
+            callback_armed = false, status = 'disconnected', status_detail = NULL,
+            disconnected_at = COALESCE(disconnected_at, now())
+         WHERE id = $1 AND workspace_id = $2
+         RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Lets one more Magento callback in (the owner is about to click Reauthorize in Magento).
+pub async fn arm_callback(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Store>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE stores SET callback_armed = true
+         WHERE id = $1 AND workspace_id = $2 AND status <> 'disconnected'
+         RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Marks a store whose credentials Magento refused; the next callback may re-establish them.
+pub async fn mark_needs_reauth(db: &PgPool, id: Uuid, detail: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE stores SET status = 'needs_reauth', status_detail = $2, callback_armed = true
+         WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Black-box tests of the HTTP API against a real PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod api_keys;
+mod catalog_fixtures;
+mod cli;
+mod errors;
+mod isolation;
+mod ops;
+mod products;
+mod schedules;
+mod secrets;
+mod stores;
+mod sync;
