@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_postgres::PostgresStorage;
+use sqlx::PgConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -152,18 +153,15 @@ async fn run_job(runtime: &Runtime, job_id: Uuid) -> Result<(), sqlx::Error> {
     let kind = job.kind;
     let outcome = run_attempts(runtime, job).await;
     renewer.abort();
-    let handed_back = matches!(outcome, Ok(Outcome::Stopped(Stop::Shutdown)));
-    finish(runtime, job_id, outcome).await?;
-    if !handed_back {
-        clean_up(state, kind, job_id).await?;
-    }
+    finish(runtime, job_id, kind, outcome).await?;
     Ok(())
 }
 
-/// What a finished job of `kind` no longer needs (whatever way it ended).
-async fn clean_up(state: &AppState, kind: JobKind, job_id: Uuid) -> Result<(), sqlx::Error> {
+/// What a finished job of `kind` no longer needs (whatever way it ended). Runs in the
+/// transaction that records the final status, so a finished job never has leftovers.
+async fn clean_up(conn: &mut PgConnection, kind: JobKind, job_id: Uuid) -> Result<(), sqlx::Error> {
     match kind {
-        JobKind::Sync => crate::sync::forget_seen(&state.db, job_id).await,
+        JobKind::Sync => crate::sync::forget_seen(conn, job_id).await,
     }
 }
 
@@ -231,6 +229,7 @@ async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
 async fn finish(
     runtime: &Runtime,
     job_id: Uuid,
+    kind: JobKind,
     outcome: Result<Outcome, JobError>,
 ) -> Result<(), sqlx::Error> {
     let db = &runtime.state.db;
@@ -257,7 +256,8 @@ async fn finish(
         }
         Err(e) => (JobStatus::Failed, Some(e.to_string())),
     };
-    sqlx::query(
+    let mut tx = db.begin().await?;
+    let recorded = sqlx::query(
         "UPDATE job_runs SET status = $2, error = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
          WHERE id = $1 AND lease_owner = $4",
     )
@@ -265,8 +265,13 @@ async fn finish(
     .bind(status)
     .bind(error)
     .bind(&runtime.worker_id)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    // A job that lost its lease belongs to another worker now, leftovers included.
+    if recorded.rows_affected() > 0 {
+        clean_up(&mut tx, kind, job_id).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

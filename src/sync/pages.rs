@@ -287,10 +287,10 @@ pub async fn finish(
 }
 
 /// The sync's record of seen products is needed only while it runs.
-pub async fn forget_seen(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn forget_seen(conn: &mut PgConnection, job_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sync_seen WHERE job_id = $1")
         .bind(job_id)
-        .execute(db)
+        .execute(conn)
         .await?;
     Ok(())
 }
