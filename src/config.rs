@@ -65,6 +65,7 @@ pub struct JobSettings {
 #[serde(deny_unknown_fields)]
 pub struct JobConcurrency {
     pub sync: u32,
+    pub audit: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -180,7 +181,7 @@ impl Settings {
                 "jobs.heartbeat_secs, jobs.missed_heartbeats and jobs.max_attempts must be positive".into(),
             ));
         }
-        if self.jobs.concurrency.sync == 0 {
+        if self.jobs.concurrency.sync == 0 || self.jobs.concurrency.audit == 0 {
             return Err(ConfigError::Invalid(
                 "jobs.concurrency.* must be positive".into(),
             ));

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app;
 pub mod audit_log;
+pub mod audits;
 pub mod auth;
 pub mod bench;
 pub mod catalog;

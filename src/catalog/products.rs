@@ -170,7 +170,7 @@ pub struct ProductSummary {
 }
 
 /// Escapes `LIKE`'s wildcards so the search text matches literally.
-fn like_pattern(text: &str) -> String {
+pub fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for c in text.chars() {

@@ -26,21 +26,25 @@ pub use context::JobContext;
 pub enum JobKind {
     /// Pull products from a store into versions.
     Sync,
+    /// Evaluate the audit rules over a store's live content.
+    Audit,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Sync];
+    pub const ALL: &'static [JobKind] = &[JobKind::Sync, JobKind::Audit];
 
     /// The apalis queue this kind runs on.
     pub fn queue(self) -> &'static str {
         match self {
             JobKind::Sync => "catalogd.sync",
+            JobKind::Audit => "catalogd.audit",
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Sync => "sync",
+            JobKind::Audit => "audit",
         }
     }
 }
@@ -107,7 +111,11 @@ pub struct NewJob {
 
 /// Records the job and queues it, in the caller's transaction.
 pub async fn enqueue(tx: &mut PgConnection, job: NewJob) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
+    enqueue_as(tx, Uuid::now_v7(), job).await
+}
+
+/// [`enqueue`] with an id chosen beforehand (for records that point at their job).
+pub async fn enqueue_as(tx: &mut PgConnection, id: Uuid, job: NewJob) -> Result<Uuid, sqlx::Error> {
     sqlx::query(
         "INSERT INTO job_runs (id, workspace_id, store_id, kind, params, created_by, created_by_api_key, schedule_tick)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -88,6 +88,7 @@ fn concurrency_of(state: &AppState, kind: JobKind) -> usize {
     let c = &state.settings.jobs.concurrency;
     match kind {
         JobKind::Sync => c.sync as usize,
+        JobKind::Audit => c.audit as usize,
     }
 }
 
@@ -159,10 +160,20 @@ async fn run_job(runtime: &Runtime, job_id: Uuid) -> Result<(), sqlx::Error> {
 
 /// What a finished job of `kind` no longer needs (whatever way it ended). Runs in the
 /// transaction that records the final status, so a finished job never has leftovers.
-async fn clean_up(conn: &mut PgConnection, kind: JobKind, job_id: Uuid) -> Result<(), sqlx::Error> {
+async fn clean_up(
+    conn: &mut PgConnection,
+    kind: JobKind,
+    job_id: Uuid,
+    status: JobStatus,
+) -> Result<(), sqlx::Error> {
     match kind {
-        JobKind::Sync => crate::sync::forget_seen(conn, job_id).await,
+        JobKind::Sync => crate::sync::forget_seen(conn, job_id).await?,
+        JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
     }
+    if status == JobStatus::Succeeded {
+        crate::schedules::continue_pipeline(conn, job_id).await?;
+    }
+    Ok(())
 }
 
 async fn run_attempts(runtime: &Runtime, mut job: JobRun) -> Result<Outcome, JobError> {
@@ -223,6 +234,7 @@ fn backoff(base_ms: u64, attempt: u32) -> Duration {
 async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
     match ctx.job.kind {
         JobKind::Sync => crate::sync::run(ctx).await,
+        JobKind::Audit => crate::audits::run(ctx).await,
     }
 }
 
@@ -269,7 +281,7 @@ async fn finish(
     .await?;
     // A job that lost its lease belongs to another worker now, leftovers included.
     if recorded.rows_affected() > 0 {
-        clean_up(&mut tx, kind, job_id).await?;
+        clean_up(&mut tx, kind, job_id, status).await?;
     }
     tx.commit().await?;
     Ok(())

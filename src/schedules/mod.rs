@@ -28,10 +28,13 @@ pub enum Step {
     Sync,
     /// A full sync, which also notices removed products.
     FullSync,
+    /// An audit of every product with the workspace's audit settings.
+    Audit,
 }
 
 /// Step names reserved for features that do not exist yet; refused with a clear message.
-const NOT_YET: &[&str] = &["audit", "enrich", "push", "export"];
+const NOT_YET: &[&str] = &["enrich", "push", "export"];
+const AVAILABLE: &str = "sync, full_sync, audit";
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -98,14 +101,12 @@ pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
                 if NOT_YET.contains(&name.as_str()) {
                     ApiError::invalid(
                         "pipeline",
-                        format!(
-                            "step {name:?} is not available yet; available steps: sync, full_sync"
-                        ),
+                        format!("step {name:?} is not available yet; available steps: {AVAILABLE}"),
                     )
                 } else {
                     ApiError::invalid(
                         "pipeline",
-                        format!("unknown step {name:?}; available steps: sync, full_sync"),
+                        format!("unknown step {name:?}; available steps: {AVAILABLE}"),
                     )
                 }
             })
@@ -243,7 +244,7 @@ async fn start_pipeline(
     schedule: &Schedule,
     tick: DateTime<Utc>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let Some(step) = schedule.pipeline.0.first().copied() else {
+    let Some((&step, rest)) = schedule.pipeline.0.split_first() else {
         return Ok(None);
     };
     let status: Option<String> =
@@ -255,28 +256,127 @@ async fn start_pipeline(
         tracing::warn!(store_id = %schedule.store_id, "scheduled run skipped: the store is not connected");
         return Ok(None);
     }
-    if let Some(running) = jobs::active_for_store(tx, schedule.store_id, JobKind::Sync).await? {
-        tracing::info!(store_id = %schedule.store_id, %running, "scheduled run skipped: a sync is still running");
-        return Ok(None);
+    // A pipeline still running from the last tick is not started again beside itself.
+    for kind in JobKind::ALL {
+        if let Some(running) = jobs::active_for_store(tx, schedule.store_id, *kind).await? {
+            tracing::info!(store_id = %schedule.store_id, %running, kind = kind.as_str(),
+                "scheduled run skipped: a job of the store is still running");
+            return Ok(None);
+        }
     }
-    let mode = match step {
-        Step::Sync => SyncMode::Incremental,
-        Step::FullSync => SyncMode::Full,
-    };
-    let id = jobs::enqueue(
+    let id = enqueue_step(
         tx,
-        NewJob {
+        StepJob {
             workspace_id: schedule.workspace_id,
-            store_id: Some(schedule.store_id),
-            kind: JobKind::Sync,
-            params: serde_json::to_value(SyncParams { mode }).unwrap_or_default(),
+            store_id: schedule.store_id,
+            step,
+            rest: rest.to_vec(),
             created_by: None,
-            created_by_api_key: None,
             schedule_tick: Some(tick),
         },
     )
     .await?;
     Ok(Some(id))
+}
+
+/// One pipeline step to queue, with the steps that follow it.
+pub struct StepJob {
+    pub workspace_id: Uuid,
+    pub store_id: Uuid,
+    pub step: Step,
+    pub rest: Vec<Step>,
+    pub created_by: Option<Uuid>,
+    pub schedule_tick: Option<DateTime<Utc>>,
+}
+
+/// The steps that follow a job, carried in its parameters so the pipeline survives restarts.
+#[derive(Debug, Default, Deserialize)]
+struct PipelineRest {
+    #[serde(default)]
+    pipeline: Vec<Step>,
+}
+
+/// Queues the job of one step; its parameters carry the rest of the pipeline.
+pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<Uuid, sqlx::Error> {
+    let job_id = Uuid::now_v7();
+    let sync = |mode| serde_json::to_value(SyncParams { mode }).unwrap_or_default();
+    let (kind, mut params) = match job.step {
+        Step::Sync => (JobKind::Sync, sync(SyncMode::Incremental)),
+        Step::FullSync => (JobKind::Sync, sync(SyncMode::Full)),
+        Step::Audit => {
+            let run_id = crate::audits::runs::create(
+                tx,
+                job.workspace_id,
+                job.store_id,
+                job_id,
+                &crate::audits::AuditFilter::default(),
+            )
+            .await?;
+            (JobKind::Audit, crate::audits::params(run_id))
+        }
+    };
+    if let Some(object) = params.as_object_mut() {
+        object.insert("pipeline".into(), serde_json::json!(job.rest));
+    }
+    jobs::enqueue_as(
+        tx,
+        job_id,
+        NewJob {
+            workspace_id: job.workspace_id,
+            store_id: Some(job.store_id),
+            kind,
+            params,
+            created_by: job.created_by,
+            created_by_api_key: None,
+            schedule_tick: job.schedule_tick,
+        },
+    )
+    .await
+}
+
+/// After a job succeeds, queues the next step of its pipeline (in the transaction that records
+/// the success, so a step is never lost nor queued twice).
+pub async fn continue_pipeline(
+    tx: &mut sqlx::PgConnection,
+    job_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid, Option<Uuid>, serde_json::Value, Option<Uuid>)> = sqlx::query_as(
+        "SELECT workspace_id, store_id, params, created_by FROM job_runs WHERE id = $1",
+    )
+    .bind(job_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((workspace_id, Some(store_id), params, created_by)) = row else {
+        return Ok(None);
+    };
+    let rest = serde_json::from_value::<PipelineRest>(params)
+        .unwrap_or_default()
+        .pipeline;
+    let Some((&step, rest)) = rest.split_first() else {
+        return Ok(None);
+    };
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM stores WHERE id = $1")
+        .bind(store_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if status.as_deref() != Some("active") {
+        tracing::warn!(%store_id, "pipeline stopped: the store is not connected");
+        return Ok(None);
+    }
+    let next = enqueue_step(
+        tx,
+        StepJob {
+            workspace_id,
+            store_id,
+            step,
+            rest: rest.to_vec(),
+            created_by,
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tracing::info!(%store_id, previous = %job_id, next = %next, "pipeline continues");
+    Ok(Some(next))
 }
 
 #[cfg(test)]
@@ -308,7 +408,7 @@ mod tests {
         assert!(CronSpec::parse("0 25 * * *", "UTC").is_err());
         let zone = CronSpec::parse("0 2 * * *", "Mars/Olympus").unwrap_err();
         assert!(zone.to_string().contains("Mars/Olympus"));
-        let step = parse_pipeline(&["sync".into(), "audit".into()]).unwrap_err();
+        let step = parse_pipeline(&["sync".into(), "enrich".into()]).unwrap_err();
         assert!(step.to_string().contains("not available yet"), "{step}");
         assert!(
             parse_pipeline(&["bogus".into()])
@@ -317,8 +417,8 @@ mod tests {
                 .contains("unknown step")
         );
         assert_eq!(
-            parse_pipeline(&["sync".into(), "full_sync".into()]).unwrap(),
-            [Step::Sync, Step::FullSync]
+            parse_pipeline(&["sync".into(), "full_sync".into(), "audit".into()]).unwrap(),
+            [Step::Sync, Step::FullSync, Step::Audit]
         );
     }
 }

@@ -145,11 +145,13 @@ pub struct Store {
     sync_watermark: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub content_attributes: Vec<String>,
+    /// The latest audit of all the store's products: what product scores and findings show.
+    pub last_audit_run: Option<Uuid>,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
-    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes";
+    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {

@@ -95,6 +95,22 @@ const DE_NOUNS: &[&str] = &[
     "Flasche",
 ];
 
+/// Text fields a store view in another language is expected to translate.
+pub const TRANSLATED: &[&str] = &[
+    "name",
+    "description",
+    "short_description",
+    "meta_title",
+    "meta_description",
+];
+
+fn translated_blurb(view: &str) -> &'static str {
+    match view {
+        "fr" => "un produit durable pour tous les jours, livraison rapide et retours gratuits.",
+        _ => "ein langlebiges Produkt für jeden Tag, schneller Versand und kostenlose Rückgabe.",
+    }
+}
+
 pub fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.to_lowercase().chars() {
@@ -117,7 +133,8 @@ fn odd_sku(i: usize, rng: &mut StdRng) -> String {
     }
 }
 
-/// Generates `count` products for `views` (besides the default scope).
+/// Generates `count` products for `views` (besides the default scope). The flaws are exactly
+/// what an audit with the default settings reports: the same (sku, scope, rule, field) set.
 pub fn generate(
     count: usize,
     seed: u64,
@@ -147,14 +164,18 @@ pub fn generate(
             format!("CD-{:06}", id)
         };
         let mut name = format!("{adjective} {color} {} {}", NOUNS[noun], id);
-        if i > 0 && rng.random_bool(0.02) {
-            // Duplicate of the previous product's name.
-            name = products
-                .last()
-                .map(|p: &SimProduct| p.defaults["name"].as_str().unwrap_or_default().to_string())
-                .unwrap_or(name);
+        if let Some(previous) = products.last().filter(|_| rng.random_bool(0.02)) {
+            // Duplicate of the previous product's name: both carry the flaw.
+            let previous: &SimProduct = previous;
+            name = previous.defaults["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            flaw(&previous.sku, "all", "duplicate_name", "name");
             flaw(&sku, "all", "duplicate_name", "name");
         }
+        // Disabled products are not audited for price and categories: nobody sees them.
+        let enabled = !rng.random_bool(0.05);
         let mut defaults = BTreeMap::new();
         defaults.insert("name".to_string(), json!(name));
         let description_roll: f64 = rng.random();
@@ -162,19 +183,22 @@ pub fn generate(
             flaw(&sku, "all", "missing_description", "description");
         } else if description_roll < 0.12 {
             defaults.insert("description".into(), json!("Nice."));
-            flaw(&sku, "all", "short_description_text", "description");
+            flaw(&sku, "all", "description_too_short", "description");
         } else if description_roll < 0.14 {
             defaults.insert(
                 "description".into(),
-                json!("<p>Lorem ipsum dolor sit amet, placeholder copy.</p>"),
+                json!(
+                    "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt.</p>"
+                ),
             );
             flaw(&sku, "all", "placeholder_text", "description");
         } else if description_roll < 0.16 {
             defaults.insert(
                 "description".into(),
-                json!(format!("<p onclick=\"track()\">The {name} in {color}.<script>alert(1)</script><p>Unclosed paragraph")),
+                json!(format!("<p onclick=\"track()\">The {name} in {color}, made for every day with durable materials and a relaxed fit.<script>alert(1)</script><p>Unclosed paragraph")),
             );
             flaw(&sku, "all", "unsafe_html", "description");
+            flaw(&sku, "all", "broken_html", "description");
         } else {
             defaults.insert(
                 "description".into(),
@@ -251,10 +275,11 @@ pub fn generate(
         } else {
             (rng.random_range(500..20000) as f64) / 100.0
         };
-        if price == 0.0 {
+        // Configurable products take their price from their children.
+        if price == 0.0 && enabled && i % 50 != 49 {
             flaw(&sku, "all", "price_zero", "price");
         }
-        if no_category {
+        if no_category && enabled {
             flaw(&sku, "all", "no_category", "category_ids");
         }
 
@@ -265,7 +290,12 @@ pub fn generate(
             for position in 1..=rng.random_range(1..=3) {
                 let empty_label = rng.random_bool(0.1);
                 if empty_label {
-                    flaw(&sku, "all", "empty_alt_text", &format!("media.{media_id}"));
+                    flaw(
+                        &sku,
+                        "all",
+                        "missing_alt_text",
+                        &format!("media.{media_id}"),
+                    );
                 }
                 media.push(MediaEntry {
                     id: media_id,
@@ -293,16 +323,33 @@ pub fn generate(
             };
             let Some(local) = local else { continue };
             let mut o = BTreeMap::new();
-            let roll: f64 = rng.random();
-            if roll < 0.6 {
-                o.insert("name".to_string(), json!(format!("{local} {color} {id}")));
+            if rng.random_bool(0.9) {
+                let title = format!("{local} {color} {id}");
                 o.insert(
-                    "meta_title".to_string(),
-                    json!(format!("{local} {color} {id}")),
+                    "description".to_string(),
+                    json!(format!(
+                        "<p>{title} ({}) — {}</p>",
+                        color.to_lowercase(),
+                        translated_blurb(view)
+                    )),
                 );
-            } else if roll < 0.7 {
-                // Left inheriting English text although the view's locale differs.
-                flaw(&sku, view, "untranslated", "name");
+                o.insert(
+                    "short_description".to_string(),
+                    json!(format!("{local} {color} {id}, {}", color.to_lowercase())),
+                );
+                o.insert(
+                    "meta_description".to_string(),
+                    json!(format!("{title}: {}", translated_blurb(view))),
+                );
+                o.insert("name".to_string(), json!(title.clone()));
+                o.insert("meta_title".to_string(), json!(title));
+            } else {
+                // Left inheriting the default text although the view's locale differs.
+                for field in TRANSLATED {
+                    if defaults.contains_key(*field) {
+                        flaw(&sku, view, "untranslated", field);
+                    }
+                }
             }
             if !o.is_empty() {
                 overrides.insert(view.clone(), o);
@@ -320,7 +367,7 @@ pub fn generate(
                 "simple".into()
             },
             price,
-            status: if rng.random_bool(0.05) { 2 } else { 1 },
+            status: if enabled { 1 } else { 2 },
             visibility: 4,
             weight: (rng.random_range(1..50) as f64) / 10.0,
             created_at,
@@ -342,6 +389,10 @@ pub fn generate(
             products[i].child_ids = children;
         }
     }
+    flaws.sort_by(|a, b| {
+        (&a.sku, &a.store_view, &a.kind, &a.field).cmp(&(&b.sku, &b.store_view, &b.kind, &b.field))
+    });
+    flaws.dedup();
     (products, flaws)
 }
 

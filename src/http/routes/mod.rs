@@ -1,3 +1,4 @@
+pub mod audits;
 pub mod auth;
 pub mod integrations;
 pub mod jobs;

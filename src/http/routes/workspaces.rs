@@ -333,7 +333,7 @@ async fn put_settings(
     let mut tx = state.db.begin().await?;
     let mut current = settings::get_for_update(&mut tx, access.workspace_id).await?;
     let before = current.clone();
-    current.apply(update);
+    current.apply(update)?;
     settings::save(&mut tx, access.workspace_id, &current).await?;
     audit_log::record(
         &mut *tx,
