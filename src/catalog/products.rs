@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::content::{DEFAULT_SCOPE, STANDARD_FIELDS};
 use super::versions::{OPEN_STATES_SQL, VersionState};
+use crate::audits::rules::RuleId;
 use crate::auth::Resource;
 use crate::http::error::ApiError;
 use crate::pagination::{Page, PageParams};
@@ -76,6 +77,20 @@ pub struct ProductFilter {
     pub state: Option<VersionState>,
     /// `true` lists only removed products; `false` (default) only products still in the store.
     pub removed: Option<bool>,
+    /// Only products with a finding of this audit rule in the store's latest audit.
+    pub finding: Option<String>,
+    /// Only products whose score in the store's latest audit is at most this (0–100).
+    pub max_score: Option<i16>,
+    /// `sku` (default) or `score` (lowest audit score first, then SKU).
+    pub sort: Option<ProductSort>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductSort {
+    #[default]
+    Sku,
+    Score,
 }
 
 /// A checked [`ProductFilter`]: scope and field names exist in the store.
@@ -89,6 +104,11 @@ pub struct ProductQuery {
     /// Where `state` looks; `None` is any scope.
     state_scope: Option<String>,
     removed: bool,
+    /// The store's latest audit of all products, which scores and findings come from.
+    audit_run: Option<Uuid>,
+    finding: Option<&'static str>,
+    max_score: Option<i16>,
+    sort: ProductSort,
 }
 
 impl ProductFilter {
@@ -114,7 +134,27 @@ impl ProductFilter {
             Some(field) => Some(check_field(store, &field, "missing")?),
             None => None,
         };
+        let finding = match self.finding {
+            Some(rule) => Some(
+                RuleId::parse(&rule)
+                    .ok_or_else(|| {
+                        ApiError::invalid("finding", format!("{rule:?} is not an audit rule"))
+                    })?
+                    .as_str(),
+            ),
+            None => None,
+        };
+        if self.max_score.is_some_and(|s| !(0..=100).contains(&s)) {
+            return Err(ApiError::invalid(
+                "max_score",
+                "max_score must be between 0 and 100",
+            ));
+        }
         Ok(ProductQuery {
+            audit_run: store.last_audit_run,
+            finding,
+            max_score: self.max_score,
+            sort: self.sort.unwrap_or_default(),
             search,
             missing,
             missing_scope: scope.clone().unwrap_or_else(|| DEFAULT_SCOPE.to_string()),
@@ -167,6 +207,16 @@ pub struct ProductSummary {
     pub remote_updated_at: Option<DateTime<Utc>>,
     /// Versions waiting for review or push (proposed, approved, conflict), all scopes.
     pub open_proposals: i64,
+    /// Score in the store's latest audit of all products (0–100); null if not audited.
+    pub audit_score: Option<i16>,
+}
+
+/// Where a page of the list ends: the SKU, and the score when sorted by score.
+#[derive(Debug, Serialize, Deserialize)]
+struct Position {
+    sku: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score: Option<i16>,
 }
 
 /// Escapes `LIKE`'s wildcards so the search text matches literally.
@@ -204,8 +254,21 @@ pub async fn list(
     query: &ProductQuery,
     page: &PageParams,
 ) -> Result<Page<ProductSummary>, ApiError> {
-    let after: Option<String> = page.after()?;
+    let after: Option<Position> = page.after()?;
     let limit = page.limit();
+    // Audit filters and the score order need an audit; without one nothing has a finding
+    // or a score, and the score order is the SKU order.
+    if (query.finding.is_some() || query.max_score.is_some()) && query.audit_run.is_none() {
+        return Ok(Page::from_rows(Vec::new(), limit, |p: &ProductSummary| {
+            p.sku.clone()
+        }));
+    }
+    let by_score = query.sort == ProductSort::Score && query.audit_run.is_some();
+    let order = if by_score {
+        " ORDER BY p.audit_score, p.sku LIMIT "
+    } else {
+        " ORDER BY p.sku LIMIT "
+    };
     let branches: &[Branch] = match &query.missing {
         None => &[Branch::All],
         Some(_) if query.missing_scope == DEFAULT_SCOPE => &[Branch::DefaultLacks],
@@ -215,7 +278,8 @@ pub async fn list(
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
             (SELECT count(*) FROM product_versions o
-             WHERE o.product_id = p.id AND o.state IN ({OPEN_STATES_SQL})) AS open_proposals
+             WHERE o.product_id = p.id AND o.state IN ({OPEN_STATES_SQL})) AS open_proposals,
+            p.audit_score
          FROM ("
     ));
     for (i, branch) in branches.iter().enumerate() {
@@ -224,15 +288,26 @@ pub async fn list(
             sql.push(" UNION ALL ");
         }
         sql.push(
-            "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at
-              FROM products p",
+            "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
+                     sc.score AS audit_score
+              FROM products p LEFT JOIN audit_scores sc ON sc.run_id = ",
+        )
+        .push_bind(query.audit_run)
+        .push(" AND sc.product_id = p.id");
+        push_branch(
+            &mut sql,
+            *branch,
+            query,
+            workspace_id,
+            store_id,
+            &after,
+            by_score,
         );
-        push_branch(&mut sql, *branch, query, workspace_id, store_id, &after);
-        sql.push(" ORDER BY p.sku LIMIT ")
+        sql.push(order.replace("p.audit_score", "sc.score"))
             .push_bind(limit + 1)
             .push(")");
     }
-    sql.push(") p ORDER BY p.sku LIMIT ").push_bind(limit + 1);
+    sql.push(") p").push(order).push_bind(limit + 1);
 
     let mut tx = db.begin().await?;
     // A page is little work: starting parallel workers costs more than they save, and on a
@@ -248,7 +323,10 @@ pub async fn list(
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Page::from_rows(rows, limit, |p| p.sku.clone()))
+    Ok(Page::from_rows(rows, limit, |p| Position {
+        sku: p.sku.clone(),
+        score: by_score.then_some(p.audit_score).flatten(),
+    }))
 }
 
 /// Joins and conditions of one branch of the list query.
@@ -258,7 +336,8 @@ fn push_branch(
     query: &ProductQuery,
     workspace_id: Uuid,
     store_id: Uuid,
-    after: &Option<String>,
+    after: &Option<Position>,
+    by_score: bool,
 ) {
     let view = query.missing_scope.clone();
     let field = query.missing.clone().unwrap_or_default();
@@ -295,8 +374,38 @@ fn push_branch(
     } else {
         " AND p.removed_at IS NULL"
     });
-    if let Some(after) = after {
-        sql.push(" AND p.sku > ").push_bind(after.clone());
+    match after {
+        // Keyset on (score, sku); products audited after the run have no score and sort last.
+        Some(Position {
+            sku,
+            score: Some(score),
+        }) if by_score => {
+            sql.push(" AND (sc.score > ")
+                .push_bind(*score)
+                .push(" OR sc.score IS NULL OR (sc.score = ")
+                .push_bind(*score)
+                .push(" AND p.sku > ")
+                .push_bind(sku.clone())
+                .push("))");
+        }
+        Some(Position { sku, .. }) if by_score => {
+            sql.push(" AND sc.score IS NULL AND p.sku > ")
+                .push_bind(sku.clone());
+        }
+        Some(Position { sku, .. }) => {
+            sql.push(" AND p.sku > ").push_bind(sku.clone());
+        }
+        None => {}
+    }
+    if let Some(rule) = query.finding {
+        sql.push(" AND EXISTS (SELECT 1 FROM audit_findings f WHERE f.run_id = ")
+            .push_bind(query.audit_run)
+            .push(" AND f.product_id = p.id AND f.rule = ")
+            .push_bind(rule)
+            .push(")");
+    }
+    if let Some(max) = query.max_score {
+        sql.push(" AND sc.score <= ").push_bind(max);
     }
     if let Some(search) = &query.search {
         // The same expression as the trigram index `products_search_trgm`.

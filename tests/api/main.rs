@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod api_keys;
+mod audits;
 mod catalog_fixtures;
 mod cli;
 mod errors;
