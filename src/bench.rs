@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::Settings;
+use crate::audits;
 use crate::jobs::{self, JobKind, NewJob};
 use crate::secrets::KeyMaterial;
 use crate::stores::{self, NewStore, RateLimit, SignatureMethod, StoreCredentials, StoreStatus};
@@ -157,6 +158,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     }));
     let (full, full_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
     let (resync, resync_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+    let (audit, audit_run) = timed_audit(&state, workspace_id, store_id).await?;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     drop(sim);
@@ -191,6 +193,13 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
         "unchanged re-sync: {:>5.2} s  ({} versions written)",
         resync.as_secs_f64(),
         resync_job.counters["versions_created"]
+    );
+    println!(
+        "audit:          {:>8.2} s  ({:.0} products/s, {} findings, score {:.1})",
+        audit.as_secs_f64(),
+        audit_run.products as f64 / audit.as_secs_f64(),
+        audit_run.findings,
+        audit_run.score.unwrap_or_default()
     );
     match peak_rss_mb {
         Some(mb) => println!("peak RSS (catalogd): {mb:.0} MB"),
@@ -244,6 +253,52 @@ async fn timed_sync(
                 bail!("sync {:?}: {:?}", job.status, job.error);
             }
             return Ok((started.elapsed(), job));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Audits every product of the store through the job queue.
+async fn timed_audit(
+    state: &AppState,
+    workspace_id: Uuid,
+    store_id: Uuid,
+) -> anyhow::Result<(Duration, audits::runs::AuditRun)> {
+    let started = Instant::now();
+    let mut tx = state.db.begin().await?;
+    let job_id = Uuid::now_v7();
+    let run_id = audits::runs::create(
+        &mut tx,
+        workspace_id,
+        store_id,
+        job_id,
+        &audits::AuditFilter::default(),
+    )
+    .await?;
+    jobs::enqueue_as(
+        &mut tx,
+        job_id,
+        NewJob {
+            workspace_id,
+            store_id: Some(store_id),
+            kind: JobKind::Audit,
+            params: audits::params(run_id),
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    loop {
+        let run = audits::runs::get(&state.db, run_id)
+            .await?
+            .context("audit run vanished")?;
+        if run.job_status.is_finished() {
+            if run.status != "succeeded" {
+                bail!("audit {:?}", run.job_status);
+            }
+            return Ok((started.elapsed(), run));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
