@@ -16,8 +16,8 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::config::Settings;
 use crate::audits;
+use crate::config::Settings;
 use crate::jobs::{self, JobKind, NewJob};
 use crate::secrets::KeyMaterial;
 use crate::stores::{self, NewStore, RateLimit, SignatureMethod, StoreCredentials, StoreStatus};

@@ -66,6 +66,7 @@ pub struct JobSettings {
 pub struct JobConcurrency {
     pub sync: u32,
     pub audit: u32,
+    pub push: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -181,7 +182,10 @@ impl Settings {
                 "jobs.heartbeat_secs, jobs.missed_heartbeats and jobs.max_attempts must be positive".into(),
             ));
         }
-        if self.jobs.concurrency.sync == 0 || self.jobs.concurrency.audit == 0 {
+        if self.jobs.concurrency.sync == 0
+            || self.jobs.concurrency.audit == 0
+            || self.jobs.concurrency.push == 0
+        {
             return Err(ConfigError::Invalid(
                 "jobs.concurrency.* must be positive".into(),
             ));

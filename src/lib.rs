@@ -19,6 +19,8 @@ pub mod demo;
 pub mod http;
 pub mod jobs;
 pub mod pagination;
+pub mod push;
+pub mod review;
 pub mod schedules;
 pub mod secrets;
 pub mod stores;

@@ -196,7 +196,12 @@ pub async fn propose(tx: &mut PgConnection, new: NewProposal<'_>) -> Result<Vers
     let version: Version = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO product_versions AS v (id, product_id, workspace_id, store_view, content, content_hash,
              parent_id, origin, state, author_user_id, note, meta)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, $10, $11)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, $10,
+                 -- A store view's proposal remembers the default values it was made against:
+                 -- a push compares the store with what the view showed then.
+                 $11 || CASE WHEN $4 <> 'all' THEN jsonb_build_object('default_base',
+                     (SELECT version_id FROM product_live WHERE product_id = $2 AND store_view = 'all'))
+                   ELSE '{{}}'::jsonb END)
          RETURNING {VERSION_COLUMNS}"
     )))
     .bind(id)

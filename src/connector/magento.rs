@@ -3,7 +3,8 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use magento::models::{AttributeValue, Product};
+use magento::client::Call;
+use magento::models::{AttributeValue, CustomAttribute, MediaGalleryEntry, Product};
 use magento::{
     ConditionType, MagentoClient, MagentoError, SearchCriteria, SortDirection, StoreScope,
 };
@@ -62,6 +63,142 @@ impl MagentoConnector {
         }
         Ok(out)
     }
+}
+
+/// One write as the store would receive it: what a dry run shows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RemoteRequest {
+    pub method: String,
+    /// Path and query, e.g. `/rest/all/V1/products/TS-1`.
+    pub path: String,
+    #[schema(value_type = Object)]
+    pub body: Option<Value>,
+}
+
+/// What a push writes in one scope: changed fields (`None`: in a store view, use the default
+/// value again; in the default scope, clear it) and changed media entries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContentWrites {
+    pub fields: std::collections::BTreeMap<String, Option<String>>,
+    pub media: Vec<MediaItem>,
+}
+
+impl ContentWrites {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.media.is_empty()
+    }
+}
+
+/// Calls prepared for a store, sent one by one.
+#[derive(Debug)]
+pub struct PreparedCall {
+    call: Call,
+}
+
+impl PreparedCall {
+    pub fn describe(&self) -> RemoteRequest {
+        RemoteRequest {
+            method: self.call.method.to_string(),
+            path: self.call.path_and_query(),
+            body: self.call.body.clone(),
+        }
+    }
+}
+
+impl MagentoConnector {
+    /// The product as `scope` shows it now; `None` when the store no longer has it.
+    pub async fn read_product(
+        &self,
+        scope: &str,
+        sku: &str,
+    ) -> Result<Option<PulledProduct>, ConnectorError> {
+        let store_scope = parse_scope(scope)?;
+        match self.client.get_product(&store_scope, sku).await {
+            Ok(parsed) => {
+                let warnings = parsed
+                    .warnings
+                    .iter()
+                    .map(|w| format!("{}: {}", w.path, w.message))
+                    .collect();
+                Ok(to_pulled(parsed.value, &self.extra_content, warnings))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// The calls that write `writes` in `scope` and nothing else: one product save with only
+    /// the changed attributes at the scope's own URL (`/rest/all/V1` for default values, so no
+    /// store view gains an override), and one update per changed gallery entry. The gallery
+    /// never travels inside the product save: there an omitted id duplicates an image and an
+    /// empty list deletes them all.
+    pub fn content_calls(
+        &self,
+        scope: &str,
+        sku: &str,
+        writes: &ContentWrites,
+    ) -> Result<Vec<PreparedCall>, ConnectorError> {
+        let store_scope = parse_scope(scope)?;
+        let mut calls = Vec::new();
+        if !writes.fields.is_empty() {
+            let mut product = Product {
+                sku: Some(sku.to_string()),
+                ..Product::default()
+            };
+            let mut custom = Vec::new();
+            for (field, value) in &writes.fields {
+                if field == "name" {
+                    product.name = value.clone();
+                    if value.is_none() {
+                        custom.push(CustomAttribute::new(
+                            "name",
+                            AttributeValue::Other(Value::Null),
+                        ));
+                    }
+                } else {
+                    let value = match value {
+                        Some(v) => AttributeValue::Text(v.clone()),
+                        None => AttributeValue::Other(Value::Null),
+                    };
+                    custom.push(CustomAttribute::new(field.clone(), value));
+                }
+            }
+            if !custom.is_empty() {
+                product.custom_attributes = Some(custom);
+            }
+            let body = serde_json::json!({"product": serde_json::to_value(&product)
+                .map_err(|e| ConnectorError::Fatal(format!("product does not serialise: {e}")))?});
+            calls.push(PreparedCall {
+                call: MagentoClient::product_save_call(&store_scope, sku, body),
+            });
+        }
+        for item in &writes.media {
+            let entry = MediaGalleryEntry {
+                id: Some(item.entry_id),
+                media_type: Some("image".into()),
+                label: item.label.clone(),
+                position: item.position,
+                disabled: Some(item.disabled),
+                types: Some(item.roles.clone()),
+                file: Some(item.file.clone()),
+                ..MediaGalleryEntry::default()
+            };
+            let call = MagentoClient::media_update_call(&store_scope, sku, item.entry_id, &entry)
+                .map_err(map_error)?;
+            calls.push(PreparedCall { call });
+        }
+        Ok(calls)
+    }
+
+    pub async fn send(&self, call: &PreparedCall) -> Result<(), ConnectorError> {
+        self.client.send(&call.call).await.map_err(map_error)?;
+        Ok(())
+    }
+}
+
+fn parse_scope(scope: &str) -> Result<StoreScope, ConnectorError> {
+    StoreScope::parse(scope)
+        .map_err(|e| ConnectorError::Fatal(format!("store view {scope:?}: {e}")))
 }
 
 impl Connector for MagentoConnector {

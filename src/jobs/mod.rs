@@ -28,16 +28,19 @@ pub enum JobKind {
     Sync,
     /// Evaluate the audit rules over a store's live content.
     Audit,
+    /// Write approved proposals back to the store.
+    Push,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Sync, JobKind::Audit];
+    pub const ALL: &'static [JobKind] = &[JobKind::Sync, JobKind::Audit, JobKind::Push];
 
     /// The apalis queue this kind runs on.
     pub fn queue(self) -> &'static str {
         match self {
             JobKind::Sync => "catalogd.sync",
             JobKind::Audit => "catalogd.audit",
+            JobKind::Push => "catalogd.push",
         }
     }
 
@@ -45,6 +48,7 @@ impl JobKind {
         match self {
             JobKind::Sync => "sync",
             JobKind::Audit => "audit",
+            JobKind::Push => "push",
         }
     }
 }

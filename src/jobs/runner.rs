@@ -89,6 +89,7 @@ fn concurrency_of(state: &AppState, kind: JobKind) -> usize {
     match kind {
         JobKind::Sync => c.sync as usize,
         JobKind::Audit => c.audit as usize,
+        JobKind::Push => c.push as usize,
     }
 }
 
@@ -169,6 +170,7 @@ async fn clean_up(
     match kind {
         JobKind::Sync => crate::sync::forget_seen(conn, job_id).await?,
         JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
+        JobKind::Push => {}
     }
     if status == JobStatus::Succeeded {
         crate::schedules::continue_pipeline(conn, job_id).await?;
@@ -235,6 +237,7 @@ async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
     match ctx.job.kind {
         JobKind::Sync => crate::sync::run(ctx).await,
         JobKind::Audit => crate::audits::run(ctx).await,
+        JobKind::Push => crate::push::run(ctx).await,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod me;
 pub mod ops;
 pub mod products;
+pub mod review;
 pub mod schedules;
 pub mod stores;
 pub mod workspaces;
