@@ -99,7 +99,14 @@ impl PreparedCall {
     pub fn describe(&self) -> RemoteRequest {
         RemoteRequest {
             method: self.call.method.to_string(),
-            path: self.call.path_and_query(),
+            path: {
+                let path = self.call.path_and_query();
+                if path.starts_with('/') {
+                    path
+                } else {
+                    format!("/{path}")
+                }
+            },
             body: self.call.body.clone(),
         }
     }

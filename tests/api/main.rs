@@ -11,6 +11,7 @@ mod errors;
 mod isolation;
 mod ops;
 mod products;
+mod review;
 mod schedules;
 mod secrets;
 mod stores;
