@@ -67,6 +67,7 @@ pub struct JobConcurrency {
     pub sync: u32,
     pub audit: u32,
     pub push: u32,
+    pub enrich: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -185,6 +186,7 @@ impl Settings {
         if self.jobs.concurrency.sync == 0
             || self.jobs.concurrency.audit == 0
             || self.jobs.concurrency.push == 0
+            || self.jobs.concurrency.enrich == 0
         {
             return Err(ConfigError::Invalid(
                 "jobs.concurrency.* must be positive".into(),

@@ -16,6 +16,7 @@ pub mod connector;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod enrich;
 pub mod http;
 pub mod jobs;
 pub mod pagination;

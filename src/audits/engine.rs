@@ -33,6 +33,16 @@ impl StoreScopes {
         }
     }
 
+    /// The language to write `scope` in: the view's, else the default values', else English.
+    pub fn language_or_default(&self, scope: &str) -> String {
+        let language = if scope == DEFAULT_SCOPE {
+            self.default_language.as_deref()
+        } else {
+            self.language(scope).or(self.default_language.as_deref())
+        };
+        language.unwrap_or("en").to_string()
+    }
+
     fn language(&self, scope: &str) -> Option<&str> {
         self.languages
             .iter()

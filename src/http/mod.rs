@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs::router())
         .merge(routes::audits::router())
         .merge(routes::review::router())
+        .merge(routes::enrich::router())
         .merge(routes::schedules::router());
     let (api, mut openapi) = OpenApiRouter::new().nest("/api/v1", api).split_for_parts();
     let (ops, ops_doc) = routes::ops::router()

@@ -30,10 +30,17 @@ pub enum JobKind {
     Audit,
     /// Write approved proposals back to the store.
     Push,
+    /// Generate content proposals for weak fields.
+    Enrich,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Sync, JobKind::Audit, JobKind::Push];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::Sync,
+        JobKind::Audit,
+        JobKind::Push,
+        JobKind::Enrich,
+    ];
 
     /// The apalis queue this kind runs on.
     pub fn queue(self) -> &'static str {
@@ -41,6 +48,7 @@ impl JobKind {
             JobKind::Sync => "catalogd.sync",
             JobKind::Audit => "catalogd.audit",
             JobKind::Push => "catalogd.push",
+            JobKind::Enrich => "catalogd.enrich",
         }
     }
 
@@ -49,6 +57,7 @@ impl JobKind {
             JobKind::Sync => "sync",
             JobKind::Audit => "audit",
             JobKind::Push => "push",
+            JobKind::Enrich => "enrich",
         }
     }
 }

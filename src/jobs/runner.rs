@@ -90,6 +90,7 @@ fn concurrency_of(state: &AppState, kind: JobKind) -> usize {
         JobKind::Sync => c.sync as usize,
         JobKind::Audit => c.audit as usize,
         JobKind::Push => c.push as usize,
+        JobKind::Enrich => c.enrich as usize,
     }
 }
 
@@ -170,7 +171,7 @@ async fn clean_up(
     match kind {
         JobKind::Sync => crate::sync::forget_seen(conn, job_id).await?,
         JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
-        JobKind::Push => {}
+        JobKind::Push | JobKind::Enrich => {}
     }
     if status == JobStatus::Succeeded {
         crate::schedules::continue_pipeline(conn, job_id).await?;
@@ -238,6 +239,7 @@ async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
         JobKind::Sync => crate::sync::run(ctx).await,
         JobKind::Audit => crate::audits::run(ctx).await,
         JobKind::Push => crate::push::run(ctx).await,
+        JobKind::Enrich => crate::enrich::run(ctx).await,
     }
 }
 

@@ -30,11 +30,13 @@ pub enum Step {
     FullSync,
     /// An audit of every product with the workspace's audit settings.
     Audit,
+    /// Proposals from the default provider for the fields the latest audit flagged.
+    Enrich,
 }
 
 /// Step names reserved for features that do not exist yet; refused with a clear message.
-const NOT_YET: &[&str] = &["enrich", "push", "export"];
-const AVAILABLE: &str = "sync, full_sync, audit";
+const NOT_YET: &[&str] = &["push", "export"];
+const AVAILABLE: &str = "sync, full_sync, audit, enrich";
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -314,6 +316,32 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
             .await?;
             (JobKind::Audit, crate::audits::params(run_id))
         }
+        Step::Enrich => {
+            let (last_audit, views): (
+                Option<Uuid>,
+                sqlx::types::Json<Vec<crate::stores::StoreView>>,
+            ) = sqlx::query_as("SELECT last_audit_run, store_views FROM stores WHERE id = $1")
+                .bind(job.store_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let params = crate::enrich::EnrichParams {
+                finding_run: last_audit,
+                only_flagged: true,
+                fields: crate::enrich::SCHEDULED_FIELDS
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect(),
+                store_views: std::iter::once(crate::catalog::content::DEFAULT_SCOPE.to_string())
+                    .chain(views.0.iter().map(|v| v.code.clone()))
+                    .collect(),
+                provider: crate::enrich::rules_provider::PROVIDER.to_string(),
+                ..Default::default()
+            };
+            (
+                JobKind::Enrich,
+                serde_json::to_value(params).unwrap_or_default(),
+            )
+        }
     };
     if let Some(object) = params.as_object_mut() {
         object.insert("pipeline".into(), serde_json::json!(job.rest));
@@ -408,7 +436,7 @@ mod tests {
         assert!(CronSpec::parse("0 25 * * *", "UTC").is_err());
         let zone = CronSpec::parse("0 2 * * *", "Mars/Olympus").unwrap_err();
         assert!(zone.to_string().contains("Mars/Olympus"));
-        let step = parse_pipeline(&["sync".into(), "enrich".into()]).unwrap_err();
+        let step = parse_pipeline(&["sync".into(), "push".into()]).unwrap_err();
         assert!(step.to_string().contains("not available yet"), "{step}");
         assert!(
             parse_pipeline(&["bogus".into()])

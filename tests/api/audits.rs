@@ -541,7 +541,7 @@ async fn the_audit_step_is_accepted_in_schedules() {
             reqwest::Method::PUT,
             &format!("/stores/{store_id}/schedule"),
             Some(&owner.access_token),
-            Some(json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["sync", "enrich"]})),
+            Some(json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["sync", "push"]})),
         )
         .await;
     assert_eq!(status, 422, "{refused}");

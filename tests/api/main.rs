@@ -7,6 +7,7 @@ mod api_keys;
 mod audits;
 mod catalog_fixtures;
 mod cli;
+mod enrich;
 mod errors;
 mod isolation;
 mod ops;

@@ -1,5 +1,6 @@
 pub mod audits;
 pub mod auth;
+pub mod enrich;
 pub mod integrations;
 pub mod jobs;
 pub mod me;
