@@ -124,6 +124,64 @@ pub async fn run(settings: Settings, options: DemoOptions) -> anyhow::Result<()>
         job["counters"]["products"], job["counters"]["versions_created"]
     );
 
+    let first = audit(&api, &store_id).await?;
+    println!(
+        "Audit: score {:.1} over {} products, {} findings",
+        first["score"].as_f64().unwrap_or_default(),
+        first["products"],
+        first["findings"]
+    );
+    let mut scopes = vec![json!("all")];
+    scopes.extend(
+        store["store_views"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v["code"].clone()),
+    );
+    let enrich = run_job(
+        &api,
+        &format!("/api/v1/stores/{store_id}/enrich"),
+        json!({"filter": {"only_flagged": true}, "store_views": scopes, "provider": "rules"}),
+    )
+    .await?;
+    println!(
+        "Enrichment (rules provider, flagged fields only): {} proposals",
+        enrich["counters"]["proposals"]
+    );
+    let approved = api
+        .post(
+            &format!("/api/v1/stores/{store_id}/proposals/approve"),
+            json!({"filter": {"origin": "ai"}, "comment": "approved by the demo reviewer"}),
+        )
+        .await?;
+    println!(
+        "Review: {} proposals approved",
+        approved["decided"].as_array().map_or(0, Vec::len)
+    );
+    if approved["decided"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty())
+    {
+        let push = run_job(
+            &api,
+            &format!("/api/v1/stores/{store_id}/push"),
+            json!({"all_approved": true}),
+        )
+        .await?;
+        println!(
+            "Push to the store: {} pushed, {} conflicts, {} failed",
+            push["counters"]["pushed"], push["counters"]["conflict"], push["counters"]["failed"]
+        );
+    }
+    let second = audit(&api, &store_id).await?;
+    println!(
+        "Audit again: score {:.1} → {:.1} ({} findings fixed)",
+        first["score"].as_f64().unwrap_or_default(),
+        second["score"].as_f64().unwrap_or_default(),
+        second["comparison"]["fixed"]
+    );
+
     println!();
     println!("catalogd is serving at {base}");
     println!(
@@ -140,6 +198,49 @@ pub async fn run(settings: Settings, options: DemoOptions) -> anyhow::Result<()>
     workers.await??;
     scheduler.await?;
     Ok(())
+}
+
+/// Starts a job through the API and waits for it to succeed.
+async fn run_job(api: &Api, path: &str, body: Value) -> anyhow::Result<Value> {
+    let started = api.post(path, body).await?;
+    let job_id = started["job_id"]
+        .as_str()
+        .with_context(|| format!("{path} started no job: {started}"))?
+        .to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let job = api.get(&format!("/api/v1/jobs/{job_id}")).await?;
+        match job["status"].as_str() {
+            Some("succeeded") => return Ok(job),
+            Some("failed" | "cancelled") => bail!("{path}: {} {}", job["status"], job["error"]),
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{path}: the job did not finish in time");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Audits every product of the store and returns the run.
+async fn audit(api: &Api, store_id: &str) -> anyhow::Result<Value> {
+    let started = api
+        .post(&format!("/api/v1/stores/{store_id}/audits"), json!({}))
+        .await?;
+    let audit_id = started["audit_id"]
+        .as_str()
+        .with_context(|| format!("no audit started: {started}"))?
+        .to_string();
+    let job_id = started["job_id"].as_str().context("job id")?.to_string();
+    loop {
+        let job = api.get(&format!("/api/v1/jobs/{job_id}")).await?;
+        match job["status"].as_str() {
+            Some("succeeded") => break,
+            Some("failed" | "cancelled") => bail!("audit {}: {}", job["status"], job["error"]),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    api.get(&format!("/api/v1/audits/{audit_id}")).await
 }
 
 async fn wait_until<F, Fut>(mut check: F) -> anyhow::Result<Value>

@@ -122,6 +122,31 @@ async fn demo_connects_the_simulator_through_the_handshake_and_syncs_it() {
         "{stdout}"
     );
     assert!(stdout.contains("Sync done: 160 products read"), "{stdout}");
+    // Then the whole loop: audit, enrich, approve, push, and a better score.
+    let score = |prefix: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {stdout}"));
+        line.split_whitespace()
+            .find_map(|w| w.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no score in {line}"))
+    };
+    let before = score("Audit: score");
+    assert!(stdout.contains("proposals approved"), "{stdout}");
+    assert!(stdout.contains("Push to the store: "), "{stdout}");
+    assert!(stdout.contains(" 0 conflicts, 0 failed"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Audit again"))
+        .unwrap();
+    let after: f64 = line
+        .split('→')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(after > before, "{stdout}");
     assert!(
         stdout.contains("catalogd is serving at http://127.0.0.1:"),
         "{stdout}"
