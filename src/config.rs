@@ -68,6 +68,7 @@ pub struct JobConcurrency {
     pub audit: u32,
     pub push: u32,
     pub enrich: u32,
+    pub media: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -187,6 +188,7 @@ impl Settings {
             || self.jobs.concurrency.audit == 0
             || self.jobs.concurrency.push == 0
             || self.jobs.concurrency.enrich == 0
+            || self.jobs.concurrency.media == 0
         {
             return Err(ConfigError::Invalid(
                 "jobs.concurrency.* must be positive".into(),

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod enrich;
 pub mod http;
 pub mod jobs;
+pub mod media;
 pub mod pagination;
 pub mod push;
 pub mod review;

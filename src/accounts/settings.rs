@@ -33,6 +33,8 @@ pub struct WorkspaceSettings {
     pub audit_meta_description_max_chars: u32,
     /// Most meta keywords before the list counts as stuffing.
     pub audit_meta_keywords_max: u32,
+    /// Fewest pixels on a mirrored image's shorter side.
+    pub audit_image_min_pixels: u32,
 }
 
 impl Default for WorkspaceSettings {
@@ -49,6 +51,7 @@ impl Default for WorkspaceSettings {
             audit_meta_description_min_chars: 50,
             audit_meta_description_max_chars: 160,
             audit_meta_keywords_max: 10,
+            audit_image_min_pixels: 500,
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct SettingsUpdate {
     pub audit_meta_description_min_chars: Option<u32>,
     pub audit_meta_description_max_chars: Option<u32>,
     pub audit_meta_keywords_max: Option<u32>,
+    pub audit_image_min_pixels: Option<u32>,
 }
 
 /// Tells `"field": null` (clear) apart from a missing field (keep).
@@ -132,6 +136,7 @@ impl WorkspaceSettings {
                 self.audit_meta_description_max_chars,
             ),
             ("audit_meta_keywords_max", self.audit_meta_keywords_max),
+            ("audit_image_min_pixels", self.audit_image_min_pixels),
         ];
         for (name, value) in limits {
             if value > 100_000 {
@@ -158,6 +163,7 @@ impl WorkspaceSettings {
             meta_description_min_chars: self.audit_meta_description_min_chars as usize,
             meta_description_max_chars: self.audit_meta_description_max_chars as usize,
             meta_keywords_max: self.audit_meta_keywords_max as usize,
+            image_min_pixels: self.audit_image_min_pixels,
         }
     }
 
@@ -201,6 +207,10 @@ impl WorkspaceSettings {
             (
                 update.audit_meta_keywords_max,
                 &mut self.audit_meta_keywords_max,
+            ),
+            (
+                update.audit_image_min_pixels,
+                &mut self.audit_image_min_pixels,
             ),
         ];
         for (given, field) in numbers {

@@ -57,6 +57,8 @@ pub struct ProductUnderAudit {
     pub attributes: Value,
     /// `(scope, content)`; `all` first when present.
     pub scopes: Vec<(String, Content)>,
+    /// (entry id, width, height) of mirrored pictures.
+    pub image_sizes: Vec<(i64, u32, u32)>,
 }
 
 /// A finding with the scope it belongs to.
@@ -95,6 +97,7 @@ pub fn evaluate(
             default,
             language: scopes.default_language.as_deref(),
             default_language: scopes.default_language.as_deref(),
+            image_sizes: &product.image_sizes,
         },
         config,
         &mut found,
@@ -115,6 +118,7 @@ pub fn evaluate(
                 default,
                 language: scopes.language(code),
                 default_language: scopes.default_language.as_deref(),
+                image_sizes: &product.image_sizes,
             },
             config,
             &mut found,
@@ -170,6 +174,7 @@ mod tests {
             type_id: Some("simple".into()),
             attributes: json!({"price": 0, "status": "enabled", "visibility": 4, "category_ids": ["3"]}),
             scopes: vec![("all".into(), default), ("fr".into(), french)],
+            image_sizes: Vec::new(),
         };
         let found = evaluate(&product, &scopes, &AuditConfig::default());
         let at = |scope: &str| {

@@ -68,6 +68,7 @@ type Row = (
     Option<serde_json::Value>,
     String,
     sqlx::types::Json<Content>,
+    Option<serde_json::Value>,
 );
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
@@ -119,8 +120,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
 
     let scopes = StoreScopes::new(&store.store_views.0);
     let mut tx = db.begin().await?;
-    let mut rows = sqlx::query_as::<_, Row>(
-        "SELECT p.id, p.type_id, CASE WHEN l.store_view = 'all' THEN p.attributes END, l.store_view, v.content
+    let mut rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "SELECT p.id, p.type_id, CASE WHEN l.store_view = 'all' THEN p.attributes END, l.store_view, v.content,
+                CASE WHEN l.store_view = 'all' THEN {} END
          FROM products p
          JOIN product_live l ON l.product_id = p.id
          JOIN product_versions v ON v.id = l.version_id
@@ -130,7 +132,8 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
            AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM audit_findings f
                 WHERE f.run_id = $5 AND f.product_id = p.id AND f.rule = $4))
          ORDER BY p.id, l.store_view <> 'all', l.store_view",
-    )
+        crate::media::SIZES_SQL
+    )))
     .bind(store.id)
     .bind(&filter.products)
     .bind(&search)
@@ -169,7 +172,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                 ctx.flush().await?;
             }
         }
-        let Some((product_id, type_id, attributes, scope, content)) = row else {
+        let Some((product_id, type_id, attributes, scope, content, sizes)) = row else {
             break;
         };
         let product = &mut current
@@ -180,12 +183,16 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                         type_id,
                         attributes: serde_json::Value::Null,
                         scopes: Vec::new(),
+                        image_sizes: Vec::new(),
                     },
                 )
             })
             .1;
         if scope == DEFAULT_SCOPE {
             product.attributes = attributes.unwrap_or_default();
+            product.image_sizes = sizes
+                .and_then(|s| serde_json::from_value::<Vec<(i64, u32, u32)>>(s).ok())
+                .unwrap_or_default();
         }
         product.scopes.push((scope, content.0));
     }

@@ -32,6 +32,8 @@ pub enum JobKind {
     Push,
     /// Generate content proposals for weak fields.
     Enrich,
+    /// Mirror product images into the object store.
+    Media,
 }
 
 impl JobKind {
@@ -40,6 +42,7 @@ impl JobKind {
         JobKind::Audit,
         JobKind::Push,
         JobKind::Enrich,
+        JobKind::Media,
     ];
 
     /// The apalis queue this kind runs on.
@@ -49,6 +52,7 @@ impl JobKind {
             JobKind::Audit => "catalogd.audit",
             JobKind::Push => "catalogd.push",
             JobKind::Enrich => "catalogd.enrich",
+            JobKind::Media => "catalogd.media",
         }
     }
 
@@ -58,6 +62,7 @@ impl JobKind {
             JobKind::Audit => "audit",
             JobKind::Push => "push",
             JobKind::Enrich => "enrich",
+            JobKind::Media => "media",
         }
     }
 }

@@ -91,6 +91,7 @@ fn concurrency_of(state: &AppState, kind: JobKind) -> usize {
         JobKind::Audit => c.audit as usize,
         JobKind::Push => c.push as usize,
         JobKind::Enrich => c.enrich as usize,
+        JobKind::Media => c.media as usize,
     }
 }
 
@@ -171,7 +172,7 @@ async fn clean_up(
     match kind {
         JobKind::Sync => crate::sync::forget_seen(conn, job_id).await?,
         JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
-        JobKind::Push | JobKind::Enrich => {}
+        JobKind::Push | JobKind::Enrich | JobKind::Media => {}
     }
     if status == JobStatus::Succeeded {
         crate::schedules::continue_pipeline(conn, job_id).await?;
@@ -240,6 +241,7 @@ async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
         JobKind::Audit => crate::audits::run(ctx).await,
         JobKind::Push => crate::push::run(ctx).await,
         JobKind::Enrich => crate::enrich::run(ctx).await,
+        JobKind::Media => crate::media::run(ctx).await,
     }
 }
 

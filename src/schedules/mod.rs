@@ -32,11 +32,13 @@ pub enum Step {
     Audit,
     /// Proposals from the default provider for the fields the latest audit flagged.
     Enrich,
+    /// Mirror product images (new or changed ones) into the object store.
+    Media,
 }
 
 /// Step names reserved for features that do not exist yet; refused with a clear message.
 const NOT_YET: &[&str] = &["push", "export"];
-const AVAILABLE: &str = "sync, full_sync, audit, enrich";
+const AVAILABLE: &str = "sync, full_sync, media, audit, enrich";
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -305,6 +307,7 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
     let (kind, mut params) = match job.step {
         Step::Sync => (JobKind::Sync, sync(SyncMode::Incremental)),
         Step::FullSync => (JobKind::Sync, sync(SyncMode::Full)),
+        Step::Media => (JobKind::Media, serde_json::json!({})),
         Step::Audit => {
             let run_id = crate::audits::runs::create(
                 tx,

@@ -562,3 +562,80 @@ async fn the_audit_step_is_accepted_in_schedules() {
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["pipeline"], json!(["sync", "audit"]));
 }
+
+#[tokio::test]
+async fn mirrored_images_are_stored_once_and_audited_for_size() {
+    let app = TestApp::spawn().await;
+    let sim = sim(25).await;
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store_id, "full").await;
+    let images: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM product_live l JOIN product_versions v ON v.id = l.version_id,
+                jsonb_array_elements(coalesce(v.content -> 'media', '[]'::jsonb)) m
+         WHERE l.store_view = 'all'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(images > 0);
+
+    let (status, started) = app
+        .post(
+            &format!("/stores/{store_id}/media"),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job = app
+        .wait_for_job(
+            &owner.access_token,
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "media");
+    assert_eq!(job["counters"]["fetched"], images, "{job}");
+    assert_eq!(job["counters"]["failed"], 0, "{job}");
+    let (rows, sizes, keys): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE width = 1 AND height = 1), count(DISTINCT object_key) FROM media",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((rows, sizes), (images, images));
+    // Each stored picture sits under the workspace's prefix, named by its hash.
+    let stored = std::fs::read_dir(
+        app.data_dir
+            .join("objects")
+            .join(owner.workspace_id.to_string())
+            .join("media"),
+    )
+    .unwrap()
+    .count() as i64;
+    assert_eq!(stored, keys);
+
+    // A second run fetches nothing it already has.
+    let (_, again) = app
+        .post(
+            &format!("/stores/{store_id}/media"),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    let job = app
+        .wait_for_job(
+            &owner.access_token,
+            again["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["counters"]["fetched"], 0, "{job}");
+    assert_eq!(job["counters"]["unchanged"], images, "{job}");
+
+    // The simulator's pictures are 1×1: every mirrored, enabled image is too small.
+    let run = audit(&app, &owner, &store_id, json!({})).await;
+    assert_eq!(run["counts"]["by_rule"]["image_too_small"], images, "{run}");
+}

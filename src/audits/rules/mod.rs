@@ -42,6 +42,7 @@ pub enum RuleId {
     MissingUrlKey,
     UrlKeyNotSlug,
     NoImages,
+    ImageTooSmall,
     MissingAltText,
     Untranslated,
     UnsafeHtml,
@@ -95,6 +96,7 @@ impl RuleId {
         RuleId::MissingUrlKey,
         RuleId::UrlKeyNotSlug,
         RuleId::NoImages,
+        RuleId::ImageTooSmall,
         RuleId::MissingAltText,
         RuleId::Untranslated,
         RuleId::UnsafeHtml,
@@ -119,6 +121,7 @@ impl RuleId {
             RuleId::MissingUrlKey => "missing_url_key",
             RuleId::UrlKeyNotSlug => "url_key_not_slug",
             RuleId::NoImages => "no_images",
+            RuleId::ImageTooSmall => "image_too_small",
             RuleId::MissingAltText => "missing_alt_text",
             RuleId::Untranslated => "untranslated",
             RuleId::UnsafeHtml => "unsafe_html",
@@ -151,6 +154,7 @@ impl RuleId {
 
 /// Thresholds and switches, from the workspace settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AuditConfig {
     pub disabled: BTreeSet<RuleId>,
     /// Fewest visible characters (HTML removed) of a description.
@@ -161,6 +165,8 @@ pub struct AuditConfig {
     pub meta_description_max_chars: usize,
     /// Most comma-separated meta keywords before the list counts as stuffing.
     pub meta_keywords_max: usize,
+    /// Fewest pixels on an image's shorter side (checked once images are mirrored).
+    pub image_min_pixels: u32,
 }
 
 impl Default for AuditConfig {
@@ -173,6 +179,7 @@ impl Default for AuditConfig {
             meta_description_min_chars: 50,
             meta_description_max_chars: 160,
             meta_keywords_max: 10,
+            image_min_pixels: 500,
         }
     }
 }
@@ -216,6 +223,8 @@ pub struct ScopeView<'a> {
     /// The language of this scope and of the default scope (`fr`, `en`), when known.
     pub language: Option<&'a str>,
     pub default_language: Option<&'a str>,
+    /// (entry id, width, height) of the product's mirrored pictures.
+    pub image_sizes: &'a [(i64, u32, u32)],
 }
 
 impl ScopeView<'_> {
@@ -238,7 +247,7 @@ pub fn evaluate_scope(view: &ScopeView<'_>, config: &AuditConfig, out: &mut Vec<
     meta::check(view, config, out);
     url_key::check(view, out);
     html_rules::check(view, out);
-    media::check(view, out);
+    media::check(view, config, out);
     translation::check(view, out);
     let mut i = start;
     while i < out.len() {
@@ -306,6 +315,7 @@ pub(crate) mod testing {
             default,
             language,
             default_language,
+            image_sizes: &[],
         };
         let mut out = Vec::new();
         evaluate_scope(&view, &AuditConfig::default(), &mut out);
@@ -384,6 +394,7 @@ mod tests {
             default: &bad,
             language: None,
             default_language: None,
+            image_sizes: &[],
         };
         let mut out = Vec::new();
         evaluate_scope(&view, &config, &mut out);

@@ -25,6 +25,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_jobs))
         .routes(routes!(cancel_job))
         .routes(routes!(start_sync))
+        .routes(routes!(start_media))
+}
+
+/// Mirrors the store's product images into the object store (new or changed ones only).
+#[utoipa::path(post, path = "/stores/{id}/media", tag = "stores", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "store id")),
+    responses((status = 202, body = JobStarted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn start_media(
+    State(state): State<AppState>,
+    access: Access<Store, CanEdit>,
+) -> ApiResult<(StatusCode, Json<JobStarted>)> {
+    let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
+    let job_id = enqueue_store_job(
+        &state,
+        &access.caller,
+        &store,
+        JobKind::Media,
+        serde_json::json!({}),
+        None,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(JobStarted { job_id })))
 }
 
 const LOG_LINES_SHOWN: i64 = 200;
