@@ -47,6 +47,13 @@ pub struct Content {
     pub media: Vec<MediaItem>,
 }
 
+/// Content serialised once: the JSON a version stores and the hash it is compared by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedContent {
+    pub json: String,
+    pub hash: Vec<u8>,
+}
+
 impl Content {
     /// SHA-256 over a canonical serialisation (sorted keys, media by entry id).
     pub fn hash(&self) -> Vec<u8> {
@@ -54,6 +61,19 @@ impl Content {
         canonical.media.sort_by_key(|m| m.entry_id);
         let bytes = serde_json::to_vec(&canonical).expect("content serialises");
         Sha256::digest(bytes).to_vec()
+    }
+
+    /// The JSON to store and [`Content::hash`] of it. When the media are already in entry-id
+    /// order the stored JSON is the canonical form, so it is hashed as it is instead of being
+    /// serialised a second time; a sync encodes every product it reads.
+    pub fn encode(&self) -> EncodedContent {
+        let json = serde_json::to_string(self).expect("content serialises");
+        let hash = if self.media.is_sorted_by_key(|m| m.entry_id) {
+            Sha256::digest(json.as_bytes()).to_vec()
+        } else {
+            self.hash()
+        };
+        EncodedContent { json, hash }
     }
 
     /// What a store view shows that differs from the default: the store view's own version.
@@ -130,6 +150,26 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         b.fields.insert("name".into(), "Tee!".into());
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn encoding_hashes_like_hash_and_stores_the_content() {
+        let m = |id, position| MediaItem {
+            entry_id: id,
+            file: format!("/{id}.jpg"),
+            label: Some(format!("label {id}")),
+            position: Some(position),
+            disabled: false,
+            roles: vec!["image".into()],
+        };
+        let mut c = content(&[("name", "Tee"), ("description", "Soft")]);
+        for media in [vec![], vec![m(1, 2), m(2, 1)], vec![m(2, 1), m(1, 2)]] {
+            c.media = media;
+            let encoded = c.encode();
+            assert_eq!(encoded.hash, c.hash());
+            let back: Content = serde_json::from_str(&encoded.json).unwrap();
+            assert_eq!(back, c);
+        }
     }
 
     #[test]

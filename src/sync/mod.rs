@@ -1,9 +1,10 @@
 //! Sync: pulls every product of a store, scope by scope (`all` for default values, then each
 //! store view), into immutable versions.
 //!
-//! Pages are fetched concurrently up to the store's limit but committed in page order, each in
-//! one transaction together with the job's checkpoint, so a crash resumes at the first page not
-//! committed and never writes a page twice. A product's content is hashed; a version is written
+//! Pages are fetched concurrently up to the store's limit but committed in page order: the
+//! pages that are ready commit together (up to [`MAX_BATCH_PRODUCTS`]) in one transaction with
+//! the job's checkpoint, so a crash resumes at the first page not committed and never writes a
+//! page twice. A product's content is hashed; a version is written
 //! only when the hash differs from the live one, so re-syncing an unchanged catalog writes no
 //! versions. Store-view versions hold only what differs from the default scope.
 
@@ -11,16 +12,15 @@ mod pages;
 
 pub use pages::forget_seen;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use tokio::task::{JoinError, JoinHandle};
 
-use crate::catalog::content::{Content, DEFAULT_SCOPE};
+use crate::catalog::content::{DEFAULT_SCOPE, EncodedContent};
 use crate::connector::magento::MagentoConnector;
 use crate::connector::{Connector, ConnectorError, PageQuery, PulledPage};
 use crate::jobs::context::{JobContext, JobError, Outcome, Stop};
@@ -191,6 +191,88 @@ fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, 
     )))
 }
 
+/// Products committed in one transaction at most (eight full pages): a transaction's fixed
+/// costs (round trips, the checkpoint row, the commit) are spread over more products, while a
+/// crash repeats little work and memory stays flat.
+const MAX_BATCH_PRODUCTS: usize = 2400;
+
+/// A page as the sync commits it: default-scope contents already encoded (JSON and hash),
+/// since they are stored as they are.
+struct FetchedPage {
+    number: u32,
+    page: PulledPage,
+    encoded: Vec<EncodedContent>,
+}
+
+type FetchTask = JoinHandle<Result<FetchedPage, ConnectorError>>;
+
+/// Requests the pages of one scope, up to `concurrency` at a time, and hands them out in page
+/// order. Each request is a task of its own, so downloading and decoding go on while the sync
+/// commits.
+struct Fetcher {
+    connector: Arc<dyn Connector>,
+    scope: String,
+    since: Option<DateTime<Utc>>,
+    concurrency: usize,
+    next_request: u32,
+    /// Unknown until the first answer; then no page past the last is asked for.
+    last_page: Option<u32>,
+    in_flight: FuturesOrdered<FetchTask>,
+}
+
+impl Fetcher {
+    fn fill(&mut self) {
+        while self.in_flight.len() < self.concurrency
+            && self.last_page.is_none_or(|last| self.next_request <= last)
+        {
+            // Before the total is known, one request at a time.
+            if self.last_page.is_none() && !self.in_flight.is_empty() {
+                break;
+            }
+            let query = PageQuery {
+                scope: self.scope.clone(),
+                page: self.next_request,
+                page_size: PAGE_SIZE,
+                updated_since: self.since,
+            };
+            let connector = self.connector.clone();
+            let default_scope = self.scope == DEFAULT_SCOPE;
+            self.in_flight.push_back(tokio::spawn(async move {
+                let number = query.page;
+                let page = connector.pull_page(query).await?;
+                if !default_scope {
+                    return Ok(FetchedPage {
+                        number,
+                        page,
+                        encoded: Vec::new(),
+                    });
+                }
+                tokio::task::spawn_blocking(move || {
+                    let encoded = page.products.iter().map(|p| p.content.encode()).collect();
+                    FetchedPage {
+                        number,
+                        page,
+                        encoded,
+                    }
+                })
+                .await
+                .map_err(|e| ConnectorError::Transient(format!("page encoding failed: {e}")))
+            }));
+            self.next_request += 1;
+        }
+    }
+
+    /// The next page in order, waiting for it; `None` when nothing is requested.
+    async fn next(&mut self) -> Option<Result<Result<FetchedPage, ConnectorError>, JoinError>> {
+        self.in_flight.next().await
+    }
+
+    /// The next page in order if it is already here.
+    fn ready(&mut self) -> Option<Result<Result<FetchedPage, ConnectorError>, JoinError>> {
+        self.in_flight.next().now_or_never().flatten()
+    }
+}
+
 /// Pulls one scope from `checkpoint.next_page` to its end. `Some(stop)` when told to stop.
 async fn pull_scope(
     ctx: &JobContext,
@@ -200,46 +282,41 @@ async fn pull_scope(
     concurrency: usize,
     checkpoint: &mut Checkpoint,
 ) -> Result<Option<Stop>, JobError> {
-    let query = |page: u32| PageQuery {
+    let mut fetcher = Fetcher {
+        connector: connector.clone(),
         scope: scope.to_string(),
-        page,
-        page_size: PAGE_SIZE,
-        updated_since: checkpoint.since,
+        since: checkpoint.since,
+        concurrency,
+        next_request: checkpoint.next_page,
+        last_page: None,
+        in_flight: FuturesOrdered::new(),
     };
-    let mut next_request = checkpoint.next_page;
-    // Unknown until the first answer; then no page past the last is asked for.
-    let mut last_page: Option<u32> = None;
-    let mut in_flight = FuturesOrdered::new();
+    let fetched = |joined: Result<Result<FetchedPage, ConnectorError>, JoinError>| {
+        joined
+            .map_err(|e| JobError::Transient(format!("page fetch task failed: {e}")))?
+            .map_err(|e| connector_failure(ctx, store, e))
+    };
+    // A page that failed after others were ready: those commit first, then it is reported.
+    let mut failed: Option<JobError> = None;
     loop {
-        while in_flight.len() < concurrency && last_page.is_none_or(|last| next_request <= last) {
-            // Before the total is known, one request at a time.
-            if last_page.is_none() && !in_flight.is_empty() {
-                break;
-            }
-            let q = query(next_request);
-            // Spawned, so fetching and parsing go on while a page commits.
-            let connector = connector.clone();
-            in_flight.push_back(tokio::spawn(async move {
-                (q.page, connector.pull_page(q).await)
-            }));
-            next_request += 1;
+        if let Some(e) = failed.take() {
+            return Err(e);
         }
+        fetcher.fill();
         let waited = std::time::Instant::now();
-        let Some(joined) = in_flight.next().await else {
+        let Some(joined) = fetcher.next().await else {
             return Ok(None);
         };
-        let (page_number, result) =
-            joined.map_err(|e| JobError::Transient(format!("page fetch task failed: {e}")))?;
-        let page: PulledPage = result.map_err(|e| connector_failure(ctx, store, e))?;
-        if last_page.is_none() {
-            let total = page.total_count.unwrap_or(0);
-            last_page = Some(
+        let first = fetched(joined)?;
+        if fetcher.last_page.is_none() {
+            let total = first.page.total_count.unwrap_or(0);
+            fetcher.last_page = Some(
                 u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))
                     .unwrap_or(u32::MAX)
-                    .max(page_number),
+                    .max(first.number),
             );
             if scope == DEFAULT_SCOPE && checkpoint.default_total.is_none() {
-                checkpoint.default_total = page.total_count;
+                checkpoint.default_total = first.page.total_count;
             }
             let scopes = checkpoint.scopes.len() as i64;
             ctx.set_total(checkpoint.default_total.map(|t| t as i64 * scopes));
@@ -247,42 +324,86 @@ async fn pull_scope(
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Some(stop));
         }
-        let empty = page.products.is_empty();
-        let short = (page.products.len() as u64 + page.skipped) < u64::from(PAGE_SIZE);
+        // An empty or short page is the end, whatever total_count said; older stores repeat
+        // the last page instead of answering empty, which the total guards against.
+        let is_last = |page: &PulledPage| {
+            page.products.is_empty()
+                || (page.products.len() as u64 + page.skipped) < u64::from(PAGE_SIZE)
+        };
+        let mut end = is_last(&first.page);
+        let mut batch_products = first.page.products.len();
+        let mut batch = vec![first];
+        // Pages that arrived while the previous batch committed join this one.
+        while !end && batch_products < MAX_BATCH_PRODUCTS {
+            let Some(joined) = fetcher.ready() else {
+                break;
+            };
+            match fetched(joined) {
+                Ok(page) => {
+                    end = is_last(&page.page);
+                    batch_products += page.page.products.len();
+                    batch.push(page);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if !end && failed.is_none() {
+            fetcher.fill();
+        }
         let waited = waited.elapsed();
         let committing = std::time::Instant::now();
+        let first_page = batch[0].number;
+        let last_number = batch[batch.len() - 1].number;
+        let pages = batch.len();
+
+        let mut read = 0u64;
+        let mut skipped = 0u64;
+        let mut items = Vec::with_capacity(batch_products);
+        for FetchedPage { page, encoded, .. } in batch {
+            read += page.products.len() as u64;
+            skipped += page.skipped;
+            for product in &page.products {
+                if let Some(updated) = product.updated_at {
+                    checkpoint.max_updated =
+                        Some(checkpoint.max_updated.map_or(updated, |m| m.max(updated)));
+                }
+            }
+            let mut encoded = encoded.into_iter();
+            items.extend(page.products.into_iter().map(|product| pages::Item {
+                product,
+                encoded: encoded.next(),
+            }));
+        }
+
         let mut tx = ctx.state.db.begin().await?;
-        // A page commit need not wait for the WAL flush: its checkpoint commits with it, so a
-        // crash loses at most the last pages, which the resumed sync writes again (by hash).
+        // A commit need not wait for the WAL flush: its checkpoint commits with it, so a
+        // crash loses at most the last batches, which the resumed sync writes again (by hash).
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        let written = pages::commit(&mut tx, ctx, store, scope, &page).await?;
-        for product in &page.products {
-            if let Some(updated) = product.updated_at {
-                checkpoint.max_updated =
-                    Some(checkpoint.max_updated.map_or(updated, |m| m.max(updated)));
-            }
-        }
-        ctx.add("products", page.products.len() as i64);
+        let written = pages::commit(&mut tx, ctx, store, scope, items).await?;
+        ctx.add("products", read as i64);
         ctx.add("versions_created", written.versions as i64);
         ctx.add("unchanged", written.unchanged as i64);
-        ctx.add("skipped", page.skipped as i64);
+        ctx.add("skipped", skipped as i64);
         ctx.add("warnings", written.warnings as i64);
-        ctx.advance(page.products.len() as i64);
-        checkpoint.next_page = page_number + 1;
+        ctx.advance(read as i64);
+        checkpoint.next_page = last_number + 1;
         ctx.save(&mut tx, checkpoint).await?;
         tx.commit().await?;
         tracing::debug!(
-            page = page_number,
             scope,
+            first_page,
+            pages,
+            products = read,
             waited_ms = waited.as_millis() as u64,
             commit_ms = committing.elapsed().as_millis() as u64,
-            "page committed"
+            "pages committed"
         );
-        // An empty or short page is the end, whatever total_count said; older stores repeat
-        // the last page instead of answering empty, which the total guards against.
-        if empty || short {
+        if end {
             return Ok(None);
         }
     }
@@ -307,9 +428,3 @@ fn connector_failure(ctx: &JobContext, store: &Store, e: ConnectorError) -> JobE
         ConnectorError::Fatal(m) => JobError::Fatal(m),
     }
 }
-
-/// Live hashes keyed by product id, for a page's products in one scope.
-type LiveHashes = HashMap<Uuid, (Uuid, Vec<u8>)>;
-
-/// The default-scope content of products, to compute a store view's overrides.
-type Defaults = HashMap<Uuid, Content>;

@@ -1,4 +1,9 @@
-//! Writing one pulled page: products, new versions where content changed, what is live now.
+//! Writing pulled pages: products, new versions where content changed, what is live now.
+//!
+//! A batch costs three statements whatever its size: one reads or writes the products and
+//! reads what is live (for a store view also the default content its overrides are computed
+//! against), one writes the new versions, supersedes their parents and moves `product_live`,
+//! and the job's checkpoint.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,9 +13,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Defaults, LiveHashes};
-use crate::catalog::content::{Content, DEFAULT_SCOPE};
-use crate::connector::{PulledPage, PulledProduct};
+use crate::catalog::content::{Content, DEFAULT_SCOPE, EncodedContent};
+use crate::connector::PulledProduct;
 use crate::jobs::context::JobContext;
 use crate::stores::Store;
 
@@ -21,179 +25,227 @@ pub struct Written {
     pub warnings: u64,
 }
 
+/// One pulled product; in the default scope with its content already encoded.
+pub struct Item {
+    pub product: PulledProduct,
+    pub encoded: Option<EncodedContent>,
+}
+
+/// What the database holds for a product of the batch.
+struct Known {
+    id: Uuid,
+    /// The live version in the batch's scope and its hash.
+    live: Option<(Uuid, Vec<u8>)>,
+    /// For a store view: the live default content (JSON), which overrides are computed against.
+    default_content: Option<String>,
+}
+
+/// A row of the products read: `Known` and the SKU it belongs to.
+#[derive(sqlx::FromRow)]
+struct KnownRow {
+    id: Uuid,
+    sku: String,
+    live_version: Option<Uuid>,
+    live_hash: Option<Vec<u8>>,
+    default_content: Option<String>,
+}
+
+fn by_sku(rows: Vec<KnownRow>) -> HashMap<String, Known> {
+    rows.into_iter()
+        .map(|row| {
+            let known = Known {
+                id: row.id,
+                live: row.live_version.zip(row.live_hash),
+                default_content: row.default_content,
+            };
+            (row.sku, known)
+        })
+        .collect()
+}
+
+/// The versions a batch writes, as columns.
+#[derive(Default)]
+struct NewVersions {
+    ids: Vec<Uuid>,
+    products: Vec<Uuid>,
+    contents: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    parents: Vec<Option<Uuid>>,
+}
+
 pub async fn commit(
     tx: &mut PgConnection,
     ctx: &JobContext,
     store: &Store,
     scope: &str,
-    page: &PulledPage,
+    items: Vec<Item>,
 ) -> Result<Written, sqlx::Error> {
-    let mut written = Written::default();
-    // One row per SKU: a store that lists a SKU twice on a page keeps the last.
+    // One row per SKU: a store that lists a SKU twice (on a page, or on two pages of a batch
+    // when its pages shift) keeps the last.
     let mut seen = HashSet::new();
-    let products: Vec<&PulledProduct> = page
-        .products
-        .iter()
-        .rev()
-        .filter(|p| seen.insert(p.sku.as_str()))
-        .collect::<Vec<_>>()
+    let mut items: Vec<Item> = items
         .into_iter()
         .rev()
+        .filter(|i| seen.insert(i.product.sku.clone()))
         .collect();
-    if products.is_empty() {
-        return Ok(written);
+    items.reverse();
+    if items.is_empty() {
+        return Ok(Written::default());
     }
-    let ids = upsert_products(tx, ctx, store, scope, &products).await?;
-    let product_ids: Vec<Uuid> = products
-        .iter()
-        .filter_map(|p| ids.get(&p.sku).copied())
-        .collect();
-
-    let live: LiveHashes = sqlx::query_as::<_, (Uuid, Uuid, Vec<u8>)>(
-        "SELECT product_id, version_id, content_hash FROM product_live WHERE store_view = $1 AND product_id = ANY($2)",
-    )
-    .bind(scope)
-    .bind(&product_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|(product, version, hash)| (product, (version, hash)))
-    .collect();
-
-    let defaults: Defaults = if scope == DEFAULT_SCOPE {
-        HashMap::new()
+    let known = if scope == DEFAULT_SCOPE {
+        upsert_products(tx, ctx, store, scope, &items).await?
     } else {
-        sqlx::query_as::<_, (Uuid, sqlx::types::Json<Content>)>(
-            "SELECT pl.product_id, pv.content FROM product_live pl JOIN product_versions pv ON pv.id = pl.version_id
-             WHERE pl.store_view = $1 AND pl.product_id = ANY($2)",
-        )
-        .bind(DEFAULT_SCOPE)
-        .bind(&product_ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(id, content)| (id, content.0))
-        .collect()
-    };
-
-    let mut new_ids = Vec::new();
-    let mut new_products = Vec::new();
-    let mut new_contents = Vec::new();
-    let mut new_hashes = Vec::new();
-    let mut parents: Vec<Option<Uuid>> = Vec::new();
-    for product in &products {
-        written.warnings += product.warnings.len() as u64;
-        let Some(&product_id) = ids.get(&product.sku) else {
-            continue;
-        };
-        let content = if scope == DEFAULT_SCOPE {
-            product.content.clone()
-        } else {
-            let default = defaults.get(&product_id).cloned().unwrap_or_default();
-            product.content.overrides_of(&default)
-        };
-        let hash = content.hash();
-        let previous = live.get(&product_id);
-        // A store view that overrides nothing and never did inherits everything: nothing to record.
-        let inherits_all =
-            scope != DEFAULT_SCOPE && previous.is_none() && content == Content::default();
-        if inherits_all || previous.is_some_and(|(_, h)| *h == hash) {
-            written.unchanged += 1;
-            continue;
+        let mut known = read_known(tx, store, scope, &items).await?;
+        if known.len() < items.len() {
+            // Listed in a store view but not (yet) in the default scope: the product is added,
+            // its default data follows with the next default-scope pull.
+            upsert_products(tx, ctx, store, scope, &items).await?;
+            known = read_known(tx, store, scope, &items).await?;
         }
-        new_ids.push(Uuid::now_v7());
-        new_products.push(product_id);
-        new_contents.push(serde_json::to_value(&content).expect("content serialises"));
-        new_hashes.push(hash);
-        parents.push(previous.map(|(v, _)| *v));
-    }
-    if new_ids.is_empty() {
+        known
+    };
+    let scope_owned = scope.to_string();
+    // Computing overrides, serialising and hashing 2,400 products is CPU work; it runs on the
+    // blocking pool so the downloads in flight keep being served.
+    let (versions, written) =
+        tokio::task::spawn_blocking(move || new_versions(&scope_owned, items, &known))
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("version preparation failed: {e}")))?;
+    if versions.ids.is_empty() {
         return Ok(written);
     }
+    // Data-modifying CTEs see one snapshot and their foreign keys are checked at the end of
+    // the statement, so `product_live` can point at the versions inserted beside it.
     sqlx::query(
-        "INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash, parent_id, origin, state, job_id)
-         SELECT v.id, v.product_id, $1, $2, v.content, v.hash, v.parent, 'pull', 'live', $3
-         FROM unnest($4::uuid[], $5::uuid[], $6::jsonb[], $7::bytea[], $8::uuid[]) AS v(id, product_id, content, hash, parent)",
+        "WITH v AS (
+            SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::bytea[], $8::uuid[])
+                AS v(id, product_id, content, hash, parent)),
+         inserted AS (
+            INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash,
+                                          parent_id, origin, state, job_id)
+            SELECT v.id, v.product_id, $1, $2, v.content::jsonb, v.hash, v.parent, 'pull', 'live', $3 FROM v),
+         superseded AS (
+            UPDATE product_versions pv SET state = 'superseded' FROM v
+            WHERE pv.id = v.parent AND pv.state = 'live')
+         INSERT INTO product_live (product_id, store_view, version_id, content_hash)
+         SELECT v.product_id, $2, v.id, v.hash FROM v
+         ON CONFLICT (product_id, store_view) DO UPDATE
+            SET version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash",
     )
     .bind(store.workspace_id)
     .bind(scope)
     .bind(ctx.job.id)
-    .bind(&new_ids)
-    .bind(&new_products)
-    .bind(&new_contents)
-    .bind(&new_hashes)
-    .bind(&parents)
+    .bind(&versions.ids)
+    .bind(&versions.products)
+    .bind(&versions.contents)
+    .bind(&versions.hashes)
+    .bind(&versions.parents)
     .execute(&mut *tx)
     .await?;
-    let superseded: Vec<Uuid> = parents.iter().flatten().copied().collect();
-    if !superseded.is_empty() {
-        sqlx::query("UPDATE product_versions SET state = 'superseded' WHERE id = ANY($1) AND state = 'live'")
-            .bind(&superseded)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO product_live (product_id, store_view, version_id, content_hash)
-         SELECT v.product_id, $1, v.id, v.hash FROM unnest($2::uuid[], $3::uuid[], $4::bytea[]) AS v(product_id, id, hash)
-         ON CONFLICT (product_id, store_view) DO UPDATE SET version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash",
-    )
-    .bind(scope)
-    .bind(&new_products)
-    .bind(&new_ids)
-    .bind(&new_hashes)
-    .execute(&mut *tx)
-    .await?;
-    written.versions = new_ids.len() as u64;
     Ok(written)
 }
 
-/// Inserts or refreshes the products of a page; returns their ids by SKU. Only the default
-/// scope refreshes product data (name, price, attributes…); a store view's page only adds
-/// products the default scope has not listed yet.
+/// The versions to write: products whose content (a store view: its overrides of the default)
+/// hashes differently from what is live.
+fn new_versions(
+    scope: &str,
+    items: Vec<Item>,
+    known: &HashMap<String, Known>,
+) -> (NewVersions, Written) {
+    let mut written = Written::default();
+    let mut versions = NewVersions::default();
+    for Item { product, encoded } in items {
+        written.warnings += product.warnings.len() as u64;
+        let Some(known) = known.get(&product.sku) else {
+            continue;
+        };
+        let (encoded, overrides_nothing) = if scope == DEFAULT_SCOPE {
+            let encoded = encoded.unwrap_or_else(|| product.content.encode());
+            (encoded, false)
+        } else {
+            let default: Content = known
+                .default_content
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default();
+            let overrides = product.content.overrides_of(&default);
+            let nothing = overrides == Content::default();
+            (overrides.encode(), nothing)
+        };
+        // A store view that overrides nothing and never did inherits everything: nothing to record.
+        let inherits_all = overrides_nothing && known.live.is_none();
+        if inherits_all || known.live.as_ref().is_some_and(|(_, h)| *h == encoded.hash) {
+            written.unchanged += 1;
+            continue;
+        }
+        versions.ids.push(Uuid::now_v7());
+        versions.products.push(known.id);
+        versions.contents.push(encoded.json);
+        versions.hashes.push(encoded.hash);
+        versions.parents.push(known.live.as_ref().map(|(v, _)| *v));
+    }
+    written.versions = versions.ids.len() as u64;
+    (versions, written)
+}
+
+/// A store view's products: ids, what is live in the view, and the live default content.
+/// Plain reads: no row locks.
+async fn read_known(
+    tx: &mut PgConnection,
+    store: &Store,
+    scope: &str,
+    items: &[Item],
+) -> Result<HashMap<String, Known>, sqlx::Error> {
+    let skus: Vec<&str> = items.iter().map(|i| i.product.sku.as_str()).collect();
+    let rows: Vec<KnownRow> = sqlx::query_as(
+        "SELECT p.id, p.sku, l.version_id AS live_version, l.content_hash AS live_hash,
+                dv.content::text AS default_content
+         FROM products p
+         LEFT JOIN product_live l ON l.product_id = p.id AND l.store_view = $3
+         LEFT JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = $4
+         LEFT JOIN product_versions dv ON dv.id = dl.version_id
+         WHERE p.store_id = $1 AND p.sku = ANY($2)",
+    )
+    .bind(store.id)
+    .bind(&skus)
+    .bind(scope)
+    .bind(DEFAULT_SCOPE)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(by_sku(rows))
+}
+
+/// Inserts or refreshes the products of a batch, and in the default scope records them as
+/// seen by this sync; returns their ids and live versions by SKU. Only the default scope
+/// refreshes product data (name, price, attributes…); a store view only adds products the
+/// default scope has not listed yet.
 async fn upsert_products(
     tx: &mut PgConnection,
     ctx: &JobContext,
     store: &Store,
     scope: &str,
-    products: &[&PulledProduct],
-) -> Result<HashMap<String, Uuid>, sqlx::Error> {
-    let new_ids: Vec<Uuid> = products.iter().map(|_| Uuid::now_v7()).collect();
-    let skus: Vec<&str> = products.iter().map(|p| p.sku.as_str()).collect();
-    let remote_ids: Vec<Option<i64>> = products.iter().map(|p| p.remote_id).collect();
-    let type_ids: Vec<Option<&str>> = products.iter().map(|p| p.type_id.as_deref()).collect();
-    let names: Vec<Option<&str>> = products
-        .iter()
+    items: &[Item],
+) -> Result<HashMap<String, Known>, sqlx::Error> {
+    let products = || items.iter().map(|i| &i.product);
+    let new_ids: Vec<Uuid> = products().map(|_| Uuid::now_v7()).collect();
+    let skus: Vec<&str> = products().map(|p| p.sku.as_str()).collect();
+    let remote_ids: Vec<Option<i64>> = products().map(|p| p.remote_id).collect();
+    let type_ids: Vec<Option<&str>> = products().map(|p| p.type_id.as_deref()).collect();
+    let names: Vec<Option<&str>> = products()
         .map(|p| p.content.fields.get("name").map(String::as_str))
         .collect();
-    let attributes: Vec<Value> = products
-        .iter()
+    let attributes: Vec<Value> = products()
         .map(|p| Value::Object(p.attributes.clone()))
         .collect();
     let attribute_hashes: Vec<Vec<u8>> = attributes
         .iter()
         .map(|a| Sha256::digest(serde_json::to_vec(a).unwrap_or_default()).to_vec())
         .collect();
-    let warnings: Vec<Value> = products
-        .iter()
-        .map(|p| serde_json::json!(p.warnings))
-        .collect();
-    let updated: Vec<Option<DateTime<Utc>>> = products.iter().map(|p| p.updated_at).collect();
-    let default_scope = scope == DEFAULT_SCOPE;
-    if !default_scope {
-        // A store view's page only needs the ids; reading them takes no row locks.
-        let found: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT id, sku FROM products WHERE store_id = $1 AND sku = ANY($2)")
-                .bind(store.id)
-                .bind(&skus)
-                .fetch_all(&mut *tx)
-                .await?;
-        if found.len() == products.len() {
-            return Ok(found.into_iter().map(|(id, sku)| (sku, id)).collect());
-        }
-    }
+    let warnings: Vec<Value> = products().map(|p| serde_json::json!(p.warnings)).collect();
+    let updated: Vec<Option<DateTime<Utc>>> = products().map(|p| p.updated_at).collect();
     // Rows are rewritten only when something changed (an unchanged catalog rewrites nothing);
     // the second half of the union finds the ids of the untouched ones.
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+    let rows: Vec<KnownRow> = sqlx::query_as(
         "WITH written AS (
             INSERT INTO products AS p (id, workspace_id, store_id, sku, remote_id, type_id, name, attributes,
                                        attributes_hash, warnings, remote_updated_at, last_seen_job)
@@ -219,14 +271,21 @@ async fn upsert_products(
                OR p.remote_id IS DISTINCT FROM EXCLUDED.remote_id
                OR p.warnings IS DISTINCT FROM EXCLUDED.warnings
                OR p.remote_updated_at IS DISTINCT FROM EXCLUDED.remote_updated_at)
-            RETURNING p.id, p.sku)
-         SELECT id, sku FROM written
-         UNION ALL
-         SELECT id, sku FROM products WHERE store_id = $2 AND sku = ANY($6) AND sku NOT IN (SELECT sku FROM written)",
+            RETURNING p.id, p.sku),
+         ids AS (
+            SELECT id, sku FROM written
+            UNION ALL
+            SELECT id, sku FROM products WHERE store_id = $2 AND sku = ANY($6) AND sku NOT IN (SELECT sku FROM written)),
+         seen AS (
+            INSERT INTO sync_seen (job_id, product_id) SELECT $4, id FROM ids WHERE $3
+            ON CONFLICT DO NOTHING)
+         SELECT ids.id, ids.sku, l.version_id AS live_version, l.content_hash AS live_hash,
+                NULL::text AS default_content
+         FROM ids LEFT JOIN product_live l ON l.product_id = ids.id AND l.store_view = $14",
     )
     .bind(store.workspace_id)
     .bind(store.id)
-    .bind(default_scope)
+    .bind(scope == DEFAULT_SCOPE)
     .bind(ctx.job.id)
     .bind(&new_ids)
     .bind(&skus)
@@ -237,19 +296,10 @@ async fn upsert_products(
     .bind(&attribute_hashes)
     .bind(&warnings)
     .bind(&updated)
+    .bind(scope)
     .fetch_all(&mut *tx)
     .await?;
-    if default_scope {
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-        sqlx::query(
-            "INSERT INTO sync_seen (job_id, product_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(ctx.job.id)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(rows.into_iter().map(|(id, sku)| (sku, id)).collect())
+    Ok(by_sku(rows))
 }
 
 /// After a full pull of the default scope: products it did not list are marked removed.
