@@ -34,11 +34,13 @@ pub enum Step {
     Enrich,
     /// Mirror product images (new or changed ones) into the object store.
     Media,
+    /// Push every proposal approved by then.
+    Push,
 }
 
 /// Step names reserved for features that do not exist yet; refused with a clear message.
-const NOT_YET: &[&str] = &["push", "export"];
-const AVAILABLE: &str = "sync, full_sync, media, audit, enrich";
+const NOT_YET: &[&str] = &["export"];
+const AVAILABLE: &str = "sync, full_sync, media, audit, enrich, push";
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -308,6 +310,25 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
         Step::Sync => (JobKind::Sync, sync(SyncMode::Incremental)),
         Step::FullSync => (JobKind::Sync, sync(SyncMode::Full)),
         Step::Media => (JobKind::Media, serde_json::json!({})),
+        Step::Push => {
+            // What reviewers approved before the step started; later approvals wait for the
+            // next run.
+            let approved: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT v.id FROM product_versions v JOIN products p ON p.id = v.product_id
+                 WHERE p.store_id = $1 AND v.state = 'approved'
+                 ORDER BY v.store_view <> 'all', v.store_view, v.product_id, v.id",
+            )
+            .bind(job.store_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            (
+                JobKind::Push,
+                serde_json::to_value(crate::push::PushParams {
+                    proposals: approved,
+                })
+                .unwrap_or_default(),
+            )
+        }
         Step::Audit => {
             let run_id = crate::audits::runs::create(
                 tx,
@@ -439,7 +460,7 @@ mod tests {
         assert!(CronSpec::parse("0 25 * * *", "UTC").is_err());
         let zone = CronSpec::parse("0 2 * * *", "Mars/Olympus").unwrap_err();
         assert!(zone.to_string().contains("Mars/Olympus"));
-        let step = parse_pipeline(&["sync".into(), "push".into()]).unwrap_err();
+        let step = parse_pipeline(&["sync".into(), "export".into()]).unwrap_err();
         assert!(step.to_string().contains("not available yet"), "{step}");
         assert!(
             parse_pipeline(&["bogus".into()])
