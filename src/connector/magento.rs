@@ -88,9 +88,28 @@ impl ContentWrites {
 #[derive(Debug)]
 pub struct PreparedCall {
     call: Call,
+    /// A product save (which the bulk API can carry), not a gallery-entry update.
+    product_save: bool,
+}
+
+/// How one operation of an asynchronous bulk ended (or not yet).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkOutcome {
+    Open,
+    Complete,
+    /// Worth submitting again.
+    Retriable(String),
+    Failed(String),
 }
 
 impl PreparedCall {
+    /// The body of a product save, for the bulk API.
+    pub fn product_save_body(&self) -> Option<&Value> {
+        self.product_save
+            .then_some(self.call.body.as_ref())
+            .flatten()
+    }
+
     pub fn describe(&self) -> RemoteRequest {
         RemoteRequest {
             method: self.call.method.to_string(),
@@ -172,6 +191,7 @@ impl MagentoConnector {
                 .map_err(|e| ConnectorError::Fatal(format!("product does not serialise: {e}")))?});
             calls.push(PreparedCall {
                 call: MagentoClient::product_save_call(&store_scope, sku, body),
+                product_save: true,
             });
         }
         for item in &writes.media {
@@ -187,9 +207,81 @@ impl MagentoConnector {
             };
             let call = MagentoClient::media_update_call(&store_scope, sku, item.entry_id, &entry)
                 .map_err(map_error)?;
-            calls.push(PreparedCall { call });
+            calls.push(PreparedCall {
+                call,
+                product_save: false,
+            });
         }
         Ok(calls)
+    }
+
+    /// Submits product saves in `scope` as one asynchronous bulk
+    /// (`PUT /rest/<scope>/async/bulk/V1/products/bySku`); returns the bulk's uuid and, per
+    /// item in order, the message of an item Magento refused to schedule.
+    pub async fn submit_product_saves(
+        &self,
+        scope: &str,
+        bodies: Vec<Value>,
+    ) -> Result<(String, Vec<Option<String>>), ConnectorError> {
+        let store_scope = parse_scope(scope)?;
+        let count = bodies.len();
+        let accepted = self
+            .client
+            .submit_bulk(
+                &store_scope,
+                reqwest::Method::PUT,
+                magento::scope::Route::new().lit("products/bySku"),
+                bodies,
+            )
+            .await
+            .map_err(map_error)?
+            .value;
+        let uuid = accepted.bulk_uuid.ok_or_else(|| {
+            ConnectorError::Transient("Magento answered without a bulk uuid".into())
+        })?;
+        let mut refused = vec![None; count];
+        for item in accepted.request_items.unwrap_or_default() {
+            if item.status.as_deref() == Some("rejected")
+                && let Some(slot) = item
+                    .id
+                    .and_then(|id| usize::try_from(id).ok())
+                    .and_then(|i| refused.get_mut(i))
+            {
+                *slot = Some(
+                    item.error_message
+                        .unwrap_or_else(|| "Magento refused to schedule the operation".into()),
+                );
+            }
+        }
+        Ok((uuid, refused))
+    }
+
+    /// Each operation's outcome, in submission order (Magento numbers a bulk's operations in
+    /// the order of its request items).
+    pub async fn bulk_outcomes(&self, uuid: &str) -> Result<Vec<BulkOutcome>, ConnectorError> {
+        let status = self
+            .client
+            .bulk_detailed_status(uuid)
+            .await
+            .map_err(map_error)?
+            .value;
+        let mut operations = status.operations_list.unwrap_or_default();
+        operations.sort_by_key(|op| op.id.unwrap_or(i64::MAX));
+        Ok(operations
+            .into_iter()
+            .map(|op| {
+                let message = op
+                    .result_message
+                    .clone()
+                    .unwrap_or_else(|| "the operation failed".into());
+                match op.status {
+                    Some(1) => BulkOutcome::Complete,
+                    Some(2) => BulkOutcome::Retriable(message),
+                    Some(3) | Some(5) => BulkOutcome::Failed(message),
+                    _ => BulkOutcome::Open,
+                }
+            })
+            .collect())
     }
 
     pub async fn send(&self, call: &PreparedCall) -> Result<(), ConnectorError> {

@@ -9,6 +9,7 @@
 //! with the job's checkpoint. A crash between the store's answer and that commit is harmless:
 //! the re-run reads the store, finds the proposal applied, and writes nothing.
 
+mod bulk;
 pub mod plan;
 
 use serde::{Deserialize, Serialize};
@@ -39,12 +40,12 @@ struct Checkpoint {
 
 /// A proposal to push, with what it needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct Proposal {
-    id: Uuid,
+pub(crate) struct Proposal {
+    pub(crate) id: Uuid,
     product_id: Uuid,
-    sku: String,
-    store_view: String,
-    state: String,
+    pub(crate) sku: String,
+    pub(crate) store_view: String,
+    pub(crate) state: String,
     #[sqlx(json)]
     content: Content,
     #[sqlx(json(nullable))]
@@ -89,7 +90,11 @@ pub async fn order(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> 
     .await
 }
 
-async fn load(db: &PgPool, store_id: Uuid, id: Uuid) -> Result<Option<Proposal>, sqlx::Error> {
+pub(crate) async fn load(
+    db: &PgPool,
+    store_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Proposal>, sqlx::Error> {
     sqlx::query_as(
         "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
                 b.content AS base, dv.content AS default_live, db.content AS default_base
@@ -108,7 +113,7 @@ async fn load(db: &PgPool, store_id: Uuid, id: Uuid) -> Result<Option<Proposal>,
 }
 
 /// Decides what pushing `proposal` means now and prepares its calls (nothing is sent).
-async fn prepare(
+pub(crate) async fn prepare(
     db: &PgPool,
     store: &Store,
     connector: &MagentoConnector,
@@ -262,6 +267,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         )));
     }
     let connector = connector_for(ctx, &store)?;
+    if store.push_via_bulk {
+        return bulk::run(ctx, &store, &connector, &params).await;
+    }
     let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
     ctx.set_total(Some(params.proposals.len() as i64));
     for counter in ["pushed", "conflict", "failed", "already_applied"] {
@@ -302,7 +310,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     Ok(Outcome::Done)
 }
 
-enum PushResult {
+pub(crate) enum PushResult {
     Pushed {
         store: Box<PulledProduct>,
         requests: usize,
@@ -355,7 +363,7 @@ async fn push_one(
     }
 }
 
-async fn record(
+pub(crate) async fn record(
     tx: &mut sqlx::PgConnection,
     ctx: &JobContext,
     store: &Store,

@@ -147,11 +147,13 @@ pub struct Store {
     pub content_attributes: Vec<String>,
     /// The latest audit of all the store's products: what product scores and findings show.
     pub last_audit_run: Option<Uuid>,
+    /// Pushes go through Magento's asynchronous bulk API.
+    pub push_via_bulk: bool,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
-    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run";
+    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -233,6 +235,8 @@ pub struct StoreResponse {
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Attribute codes treated as editable content besides the standard fields.
     pub content_attributes: Vec<String>,
+    /// Pushes go through Magento's asynchronous bulk API (one bulk per store view, polled).
+    pub push_via_bulk: bool,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
@@ -275,6 +279,7 @@ impl StoreResponse {
             awaiting_callback: store.callback_armed,
             last_synced_at: store.last_synced_at,
             content_attributes: store.content_attributes,
+            push_via_bulk: store.push_via_bulk,
             created_at: store.created_at,
             connected_at: store.connected_at,
             disconnected_at: store.disconnected_at,
@@ -335,6 +340,21 @@ pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, s
     .bind(new.created_by)
     .bind(connected)
     .bind(&new.content_attributes)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Switches pushes to (or off) Magento's asynchronous bulk API.
+pub async fn set_push_via_bulk(
+    tx: &mut PgConnection,
+    id: Uuid,
+    on: bool,
+) -> Result<Store, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE stores SET push_via_bulk = $2 WHERE id = $1 RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(on)
     .fetch_one(&mut *tx)
     .await
 }

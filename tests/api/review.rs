@@ -710,3 +710,94 @@ async fn bulk_decisions_and_a_rollback_round_trip() {
         .await;
     assert_eq!(shop.attribute(&skus[0], None, "meta_keyword"), original);
 }
+
+#[tokio::test]
+async fn a_store_set_to_bulk_pushes_through_magentos_asynchronous_api() {
+    let shop = shop(20).await;
+    let (status, store) = shop
+        .app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/stores/{}", shop.store_id),
+            Some(&shop.owner.access_token),
+            Some(json!({"push_via_bulk": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{store}");
+    assert_eq!(store["push_via_bulk"], true);
+    let skus: Vec<String> = shop
+        .sim
+        .skus()
+        .into_iter()
+        .filter(|s| s.starts_with("CD-"))
+        .take(2)
+        .collect();
+    let mut ids = Vec::new();
+    for sku in &skus {
+        ids.push(
+            shop.propose(
+                &shop.owner,
+                sku,
+                "all",
+                json!({"fields": {"meta_keyword": "bulk, keywords"}}),
+            )
+            .await,
+        );
+    }
+    ids.push(
+        shop.propose(
+            &shop.owner,
+            &skus[0],
+            "fr",
+            json!({"fields": {"short_description": "Envoyé en masse"}}),
+        )
+        .await,
+    );
+    for id in &ids {
+        let (status, _) = shop.approve(&shop.owner, id).await;
+        assert_eq!(status, 200);
+    }
+    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
+    assert_eq!(job["counters"]["pushed"], 3, "{job}");
+    assert_eq!(job["counters"]["bulks"], 2, "one bulk per scope: {job}");
+    let writes = shop.sim.writes();
+    assert_eq!(writes.len(), 3, "{writes:?}");
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.path.contains("/async/bulk/V1/products/bySku")),
+        "{writes:?}"
+    );
+    let french = writes
+        .iter()
+        .find(|w| w.store_code.as_deref() == Some("fr"))
+        .unwrap();
+    assert_eq!(
+        french.body["product"]["custom_attributes"],
+        json!([{"attribute_code": "short_description", "value": "Envoyé en masse"}])
+    );
+    for id in &ids {
+        assert_eq!(shop.state_of(id).await, "pushed");
+    }
+    assert_eq!(
+        shop.attribute(&skus[1], None, "meta_keyword").as_deref(),
+        Some("bulk, keywords")
+    );
+    assert_eq!(
+        shop.attribute(&skus[0], Some("fr"), "short_description")
+            .as_deref(),
+        Some("Envoyé en masse")
+    );
+    // Pushing again finds everything applied and submits nothing.
+    for id in &ids {
+        sqlx::query("UPDATE product_versions SET state = 'approved' WHERE id = $1::uuid")
+            .bind(id)
+            .execute(&shop.app.db)
+            .await
+            .unwrap();
+    }
+    let again = shop.push(&shop.owner, json!({"all_approved": true})).await;
+    assert_eq!(again["counters"]["already_applied"], 3, "{again}");
+    assert_eq!(again["counters"]["bulks"], 0);
+    assert_eq!(shop.sim.writes().len(), 3);
+}

@@ -24,7 +24,7 @@ use crate::stores::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_stores, create_store))
-        .routes(routes!(get_store, disconnect_store))
+        .routes(routes!(get_store, disconnect_store, update_store))
         .routes(routes!(reauthorize_store))
 }
 
@@ -57,6 +57,9 @@ pub struct CreateStore {
     /// Attribute codes beyond name, descriptions, meta fields and url_key that are editable
     /// content (synced into versions, open to enrichment and review), e.g. `["material"]`.
     pub content_attributes: Option<Vec<String>>,
+    /// Push through Magento's asynchronous bulk API (for large pushes).
+    #[serde(default)]
+    pub push_via_bulk: bool,
 }
 
 /// Parses a store base URL: absolute http(s), no query or fragment, with a trailing slash.
@@ -197,6 +200,11 @@ async fn create_store(
         },
     )
     .await?;
+    let store = if req.push_via_bulk {
+        stores::set_push_via_bulk(&mut tx, store.id, true).await?
+    } else {
+        store
+    };
     let action = if status == StoreStatus::Active {
         "store.connected"
     } else {
@@ -251,6 +259,43 @@ async fn get_store(
     access: Access<Store, CanRead>,
 ) -> ApiResult<Json<StoreResponse>> {
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
+    Ok(Json(StoreResponse::new(
+        store,
+        &state.keyring,
+        &state.settings.public_base_url(),
+    )?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStore {
+    /// Push through Magento's asynchronous bulk API.
+    pub push_via_bulk: Option<bool>,
+}
+
+/// Changes the store's settings; fields left out keep their value.
+#[utoipa::path(patch, path = "/stores/{id}", tag = "stores", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "store id")), request_body = UpdateStore,
+    responses((status = 200, body = StoreResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_store(
+    State(state): State<AppState>,
+    access: Access<Store, CanAdminister>,
+    ApiJson(req): ApiJson<UpdateStore>,
+) -> ApiResult<Json<StoreResponse>> {
+    let mut tx = state.db.begin().await?;
+    let mut store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
+    if let Some(on) = req.push_via_bulk {
+        store = stores::set_push_via_bulk(&mut tx, store.id, on).await?;
+    }
+    audit_log::record(
+        &mut *tx,
+        Entry::by(&access.caller, access.workspace_id, "store.updated")
+            .target("store", store.id)
+            .details(serde_json::json!({"push_via_bulk": store.push_via_bulk})),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Json(StoreResponse::new(
         store,
         &state.keyring,
