@@ -136,8 +136,7 @@ pub(super) async fn run(
                 Err(e) => return Err(JobError::Transient(e.to_string())),
             };
             bulk.polls += 1;
-            let open = outcomes.len() < bulk.items.len()
-                || outcomes.iter().any(|o| *o == BulkOutcome::Open);
+            let open = outcomes.len() < bulk.items.len() || outcomes.contains(&BulkOutcome::Open);
             if open && bulk.polls < MAX_POLLS {
                 still_open.push(bulk);
                 continue;
