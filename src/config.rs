@@ -69,6 +69,7 @@ pub struct JobConcurrency {
     pub push: u32,
     pub enrich: u32,
     pub media: u32,
+    pub export: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -189,6 +190,7 @@ impl Settings {
             || self.jobs.concurrency.push == 0
             || self.jobs.concurrency.enrich == 0
             || self.jobs.concurrency.media == 0
+            || self.jobs.concurrency.export == 0
         {
             return Err(ConfigError::Invalid(
                 "jobs.concurrency.* must be positive".into(),

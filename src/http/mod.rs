@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audits::router())
         .merge(routes::review::router())
         .merge(routes::enrich::router())
+        .merge(routes::exports::router())
         .merge(routes::schedules::router());
     let (api, mut openapi) = OpenApiRouter::new().nest("/api/v1", api).split_for_parts();
     let (ops, ops_doc) = routes::ops::router()
@@ -70,6 +71,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops)
+        .route(
+            "/api/v1/files/{*key}",
+            axum::routing::get(routes::exports::download_file),
+        )
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || async move {

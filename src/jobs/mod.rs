@@ -34,6 +34,8 @@ pub enum JobKind {
     Enrich,
     /// Mirror product images into the object store.
     Media,
+    /// Write an import file.
+    Export,
 }
 
 impl JobKind {
@@ -43,6 +45,7 @@ impl JobKind {
         JobKind::Push,
         JobKind::Enrich,
         JobKind::Media,
+        JobKind::Export,
     ];
 
     /// The apalis queue this kind runs on.
@@ -53,6 +56,7 @@ impl JobKind {
             JobKind::Push => "catalogd.push",
             JobKind::Enrich => "catalogd.enrich",
             JobKind::Media => "catalogd.media",
+            JobKind::Export => "catalogd.export",
         }
     }
 
@@ -63,6 +67,7 @@ impl JobKind {
             JobKind::Push => "push",
             JobKind::Enrich => "enrich",
             JobKind::Media => "media",
+            JobKind::Export => "export",
         }
     }
 }

@@ -92,6 +92,7 @@ fn concurrency_of(state: &AppState, kind: JobKind) -> usize {
         JobKind::Push => c.push as usize,
         JobKind::Enrich => c.enrich as usize,
         JobKind::Media => c.media as usize,
+        JobKind::Export => c.export as usize,
     }
 }
 
@@ -172,7 +173,7 @@ async fn clean_up(
     match kind {
         JobKind::Sync => crate::sync::forget_seen(conn, job_id).await?,
         JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
-        JobKind::Push | JobKind::Enrich | JobKind::Media => {}
+        JobKind::Push | JobKind::Enrich | JobKind::Media | JobKind::Export => {}
     }
     if status == JobStatus::Succeeded {
         crate::schedules::continue_pipeline(conn, job_id).await?;
@@ -242,6 +243,7 @@ async fn dispatch(ctx: &JobContext) -> Result<Outcome, JobError> {
         JobKind::Push => crate::push::run(ctx).await,
         JobKind::Enrich => crate::enrich::run(ctx).await,
         JobKind::Media => crate::media::run(ctx).await,
+        JobKind::Export => crate::exports::run(ctx).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod catalog_fixtures;
 mod cli;
 mod enrich;
 mod errors;
+mod exports;
 mod isolation;
 mod ops;
 mod products;

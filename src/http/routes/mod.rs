@@ -1,6 +1,7 @@
 pub mod audits;
 pub mod auth;
 pub mod enrich;
+pub mod exports;
 pub mod integrations;
 pub mod jobs;
 pub mod me;

@@ -1,0 +1,321 @@
+//! Exports: files a store owner imports themselves. A job streams the store's products in
+//! id order (500 at a time) straight into the writer and a file in the object store (written
+//! under a temporary name and renamed when complete), so memory does not grow with the
+//! catalog; `GET /exports/{id}` hands out a signed download URL.
+
+pub mod magento_csv;
+
+use std::io::{BufWriter, Write};
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use self::magento_csv::Issue;
+use crate::auth::Resource;
+use crate::catalog::content::{Content, DEFAULT_SCOPE};
+use crate::jobs::context::{JobContext, JobError, Outcome};
+use crate::objects;
+use crate::stores;
+
+const BATCH: i64 = 500;
+/// Magento's text columns hold 64 KiB.
+const MAX_VALUE_BYTES: usize = 65_535;
+const MAX_NAME_CHARS: usize = 255;
+
+/// Where the exported content comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// What the store shows now (as last pulled or pushed).
+    Live,
+    /// Only the approved proposals, each scope that has one.
+    Approved,
+    /// What the store would show with every approved proposal pushed.
+    LiveWithApproved,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Live => "live",
+            Source::Approved => "approved",
+            Source::LiveWithApproved => "live_with_approved",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportParams {
+    pub export_id: Uuid,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Export {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub store_id: Uuid,
+    pub job_id: Uuid,
+    pub format: String,
+    pub source: String,
+    pub store_views: Vec<String>,
+    pub strict: bool,
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+    pub object_key: Option<String>,
+    pub issues: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Resource for Export {
+    const NAME: &'static str = "export";
+    const PATH_PARAM: &'static str = "id";
+    async fn workspace_of(db: &PgPool, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT workspace_id FROM exports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await
+    }
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Export>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, workspace_id, store_id, job_id, format, source, store_views, strict, rows, bytes,
+                object_key, issues, created_at, finished_at
+         FROM exports WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+type Row = (Uuid, String, String, sqlx::types::Json<Content>);
+
+pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
+    let params: ExportParams = ctx.params()?;
+    let db = &ctx.state.db;
+    let export = get(db, params.export_id)
+        .await?
+        .ok_or_else(|| JobError::Fatal("the export no longer exists".into()))?;
+    let store = stores::get(db, export.store_id)
+        .await?
+        .ok_or_else(|| JobError::Fatal("the store no longer exists".into()))?;
+    let source = serde_json::from_value::<Source>(serde_json::json!(export.source))
+        .map_err(|_| JobError::Fatal(format!("unknown source {:?}", export.source)))?;
+    let key = objects::key(store.workspace_id, &format!("exports/{}.csv", export.id))
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    let path = objects::path_of(&ctx.state.settings.data_dir, &key)
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM products WHERE store_id = $1 AND removed_at IS NULL",
+    )
+    .bind(store.id)
+    .fetch_one(db)
+    .await?;
+    ctx.set_total(Some(total));
+    ctx.set_done(0);
+
+    let mut issues = duplicate_url_keys(db, store.id, &export.store_views).await?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| JobError::Transient(e.to_string()))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
+    let file = std::fs::File::create(&tmp).map_err(|e| JobError::Transient(e.to_string()))?;
+    let mut writer = magento_csv::Writer::new(BufWriter::new(file))
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let mut after: Option<Uuid> = None;
+    let mut done = 0;
+    loop {
+        if let Some(stop) = ctx.should_stop().await {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(Outcome::Stopped(stop));
+        }
+        // Live content per scope, or the newest approved proposal where the source wants it.
+        let rows: Vec<Row> = sqlx::query_as(
+            "WITH batch AS (
+                SELECT id, sku FROM products
+                WHERE store_id = $1 AND removed_at IS NULL AND ($2::uuid IS NULL OR id > $2)
+                ORDER BY id LIMIT $3
+             ), scopes AS (
+                SELECT b.id, b.sku, s.scope FROM batch b CROSS JOIN unnest($4::text[]) AS s(scope)
+             )
+             SELECT s.id, s.sku, s.scope, coalesce(a.content, CASE WHEN $5 THEN lv.content END)
+             FROM scopes s
+             LEFT JOIN product_live l ON l.product_id = s.id AND l.store_view = s.scope
+             LEFT JOIN product_versions lv ON lv.id = l.version_id
+             LEFT JOIN LATERAL (
+                SELECT content FROM product_versions v
+                WHERE v.product_id = s.id AND v.store_view = s.scope AND v.state = 'approved' AND $6
+                ORDER BY v.id DESC LIMIT 1
+             ) a ON true
+             WHERE coalesce(a.content, CASE WHEN $5 THEN lv.content END) IS NOT NULL
+             ORDER BY s.id, s.scope <> 'all', s.scope",
+        )
+        .bind(store.id)
+        .bind(after)
+        .bind(BATCH)
+        .bind(&export.store_views)
+        .bind(source != Source::Approved)
+        .bind(source != Source::Live)
+        .fetch_all(db)
+        .await?;
+        let batch_ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM products WHERE store_id = $1 AND removed_at IS NULL
+               AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(store.id)
+        .bind(after)
+        .bind(BATCH)
+        .fetch_all(db)
+        .await?;
+        let Some(last) = batch_ids.last().copied() else {
+            break;
+        };
+        let mut i = 0;
+        while i < rows.len() {
+            let product = rows[i].0;
+            let sku = rows[i].1.clone();
+            let mut default = Content::default();
+            let mut views = Vec::new();
+            while i < rows.len() && rows[i].0 == product {
+                let (_, _, scope, content) = &rows[i];
+                check_values(&sku, scope, &content.0, &mut issues);
+                if scope == DEFAULT_SCOPE {
+                    default = content.0.clone();
+                } else {
+                    views.push((scope.clone(), content.0.clone()));
+                }
+                i += 1;
+            }
+            writer
+                .product(&sku, &default, &views)
+                .map_err(|e| JobError::Transient(e.to_string()))?;
+        }
+        done += batch_ids.len() as i64;
+        ctx.set_done(done);
+        ctx.flush().await?;
+        after = Some(last);
+    }
+    let rows_written = writer.rows;
+    issues.append(&mut writer.issues);
+    let mut out = writer
+        .finish()
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    out.flush()
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    drop(out);
+    if export.strict && !issues.is_empty() {
+        let _ = std::fs::remove_file(&tmp);
+        record_issues(db, export.id, &issues).await?;
+        return Err(JobError::Fatal(format!(
+            "the export found {} problems and is strict: {}",
+            issues.len(),
+            issues
+                .iter()
+                .take(3)
+                .map(|i| format!("{} ({}): {}", i.sku, i.store_view, i.problem))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| JobError::Transient(e.to_string()))?;
+    let bytes = std::fs::metadata(&path)
+        .map(|m| m.len() as i64)
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    sqlx::query(
+        "UPDATE exports SET rows = $2, bytes = $3, object_key = $4, issues = $5, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(export.id)
+    .bind(rows_written as i64)
+    .bind(bytes)
+    .bind(&key)
+    .bind(serde_json::json!(issues))
+    .execute(db)
+    .await?;
+    ctx.add("rows", rows_written as i64);
+    ctx.add("issues", issues.len() as i64);
+    ctx.log(
+        "info",
+        format!(
+            "{rows_written} rows, {bytes} bytes, {} issues",
+            issues.len()
+        ),
+    )
+    .await;
+    Ok(Outcome::Done)
+}
+
+async fn record_issues(db: &PgPool, id: Uuid, issues: &[Issue]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE exports SET issues = $2 WHERE id = $1")
+        .bind(id)
+        .bind(serde_json::json!(issues))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Values Magento's import would refuse or cut.
+fn check_values(sku: &str, scope: &str, content: &Content, issues: &mut Vec<Issue>) {
+    for (field, value) in &content.fields {
+        let problem = if value.len() > MAX_VALUE_BYTES {
+            Some(format!("{field} is longer than {MAX_VALUE_BYTES} bytes"))
+        } else if field == "name" && value.chars().count() > MAX_NAME_CHARS {
+            Some(format!("name is longer than {MAX_NAME_CHARS} characters"))
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            Some(format!("{field} contains control characters"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            issues.push(Issue {
+                sku: sku.to_string(),
+                store_view: scope.to_string(),
+                problem,
+            });
+        }
+    }
+}
+
+/// url_key values shared by several products in one of the exported store views (Magento's
+/// import stops at "Url key … was already generated for an item with the SKU …").
+async fn duplicate_url_keys(
+    db: &PgPool,
+    store_id: Uuid,
+    scopes: &[String],
+) -> Result<Vec<Issue>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "WITH eff AS (
+            SELECT p.sku, s.scope,
+                   coalesce(vv.content -> 'fields' ->> 'url_key', dv.content -> 'fields' ->> 'url_key') AS url_key
+            FROM products p
+            CROSS JOIN unnest($2::text[]) AS s(scope)
+            JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = 'all'
+            JOIN product_versions dv ON dv.id = dl.version_id
+            LEFT JOIN product_live vl ON s.scope <> 'all' AND vl.product_id = p.id AND vl.store_view = s.scope
+            LEFT JOIN product_versions vv ON vv.id = vl.version_id
+            WHERE p.store_id = $1 AND p.removed_at IS NULL
+         )
+         SELECT e.sku, e.scope, e.url_key FROM eff e
+         JOIN (SELECT scope, url_key FROM eff WHERE coalesce(url_key, '') <> ''
+               GROUP BY scope, url_key HAVING count(*) > 1) d USING (scope, url_key)
+         ORDER BY e.scope, e.url_key, e.sku",
+    )
+    .bind(store_id)
+    .bind(scopes)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sku, scope, key)| Issue {
+            sku,
+            store_view: scope,
+            problem: format!("url_key {key:?} is used by more than one product"),
+        })
+        .collect())
+}

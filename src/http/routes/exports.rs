@@ -1,0 +1,241 @@
+//! Exports and signed downloads of stored files.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit_log::{self, Entry};
+use crate::auth::{Access, CanEdit, CanRead};
+use crate::catalog::content::DEFAULT_SCOPE;
+use crate::catalog::products::check_scope;
+use crate::exports::{self, Export, ExportParams, Source};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::jobs::{self, JobKind, JobStatus, NewJob};
+use crate::objects::{self, ObjectError};
+use crate::stores::{self, Store};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_export))
+        .routes(routes!(get_export))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// `magento_csv`: Magento's `catalog_product` import file (content columns).
+    pub format: String,
+    /// Store views to add rows for (the default row is always there); default: all of them.
+    pub store_views: Option<Vec<String>>,
+    /// `live` (default), `approved` or `live_with_approved`.
+    pub source: Option<Source>,
+    /// Fail the export when validation finds a problem (duplicate url keys, over-long values,
+    /// invalid characters) instead of reporting it.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportStarted {
+    pub job_id: Uuid,
+    pub export_id: Uuid,
+}
+
+/// Starts an export job.
+#[utoipa::path(post, path = "/stores/{id}/exports", tag = "exports", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "store id")), request_body = ExportRequest,
+    responses((status = 202, body = ExportStarted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn start_export(
+    State(state): State<AppState>,
+    access: Access<Store, CanEdit>,
+    ApiJson(request): ApiJson<ExportRequest>,
+) -> ApiResult<(StatusCode, Json<ExportStarted>)> {
+    let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
+    if request.format != "magento_csv" {
+        return Err(ApiError::invalid(
+            "format",
+            format!(
+                "format {:?} is not available; formats: magento_csv",
+                request.format
+            ),
+        ));
+    }
+    let mut views = vec![DEFAULT_SCOPE.to_string()];
+    match request.store_views {
+        Some(list) => {
+            for view in list {
+                let view = check_scope(&store, &view, "store_views")?;
+                if !views.contains(&view) {
+                    views.push(view);
+                }
+            }
+        }
+        None => views.extend(store.store_views.0.iter().map(|v| v.code.clone())),
+    }
+    let source = request.source.unwrap_or(Source::Live);
+    let export_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO exports (id, workspace_id, store_id, job_id, format, source, store_views, strict)
+         VALUES ($1, $2, $3, $4, 'magento_csv', $5, $6, $7)",
+    )
+    .bind(export_id)
+    .bind(store.workspace_id)
+    .bind(store.id)
+    .bind(job_id)
+    .bind(source.as_str())
+    .bind(&views)
+    .bind(request.strict)
+    .execute(&mut *tx)
+    .await?;
+    jobs::enqueue_as(
+        &mut tx,
+        job_id,
+        NewJob {
+            workspace_id: store.workspace_id,
+            store_id: Some(store.id),
+            kind: JobKind::Export,
+            params: serde_json::to_value(ExportParams { export_id })
+                .map_err(anyhow::Error::from)?,
+            created_by: access.caller.user_id(),
+            created_by_api_key: access.caller.api_key_id(),
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ExportStarted { job_id, export_id }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    pub id: Uuid,
+    pub format: String,
+    /// The job's status.
+    pub status: JobStatus,
+    pub source: String,
+    pub store_views: Vec<String>,
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+    /// A signed link to the file, valid until `expires_at` (only once the export succeeded).
+    pub download_url: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What validation found: `[{"sku", "store_view", "problem"}]`.
+    #[schema(value_type = Object)]
+    pub issues: serde_json::Value,
+    pub job_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An export's status and, once done, a signed download URL.
+#[utoipa::path(get, path = "/exports/{id}", tag = "exports", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "export id")),
+    responses((status = 200, body = ExportResponse), (status = 404, body = ErrorBody)))]
+async fn get_export(
+    State(state): State<AppState>,
+    access: Access<Export, CanRead>,
+) -> ApiResult<Json<ExportResponse>> {
+    let export = exports::get(&state.db, access.id)
+        .await?
+        .filter(|e| e.workspace_id == access.workspace_id)
+        .ok_or(ApiError::NotFound("export"))?;
+    let job = jobs::get_in(&state.db, access.workspace_id, export.job_id).await?;
+    let (download_url, expires_at) = match (&export.object_key, job.status) {
+        (Some(key), JobStatus::Succeeded) => {
+            let (url, expires) = objects::signed_url(&state, key, objects::DEFAULT_TTL_SECS);
+            (Some(url), Some(expires))
+        }
+        _ => (None, None),
+    };
+    Ok(Json(ExportResponse {
+        id: export.id,
+        format: export.format,
+        status: job.status,
+        source: export.source,
+        store_views: export.store_views,
+        rows: export.rows,
+        bytes: export.bytes,
+        download_url,
+        expires_at,
+        issues: export.issues,
+        job_id: export.job_id,
+        created_at: export.created_at,
+        finished_at: export.finished_at,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Signed {
+    expires: i64,
+    signature: String,
+}
+
+/// `GET /api/v1/files/{key}?expires=&signature=`: a file of the object store, for whoever
+/// holds an unexpired link the daemon signed. Downloads are in the workspace's audit log.
+pub async fn download_file(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(signed): Query<Signed>,
+) -> Result<Response, ApiError> {
+    objects::verify(&state, &key, signed.expires, &signed.signature).map_err(|e| match e {
+        ObjectError::Expired => ApiError::Forbidden("the download link has expired"),
+        _ => ApiError::Forbidden("the download link is invalid"),
+    })?;
+    let path = objects::path_of(&state.settings.data_dir, &key)
+        .map_err(|_| ApiError::Forbidden("the download link is invalid"))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::NotFound("file"))?;
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    if let Some(workspace) = objects::workspace_of(&key) {
+        let recorded = audit_log::record(
+            &state.db,
+            Entry {
+                workspace_id: Some(workspace),
+                ..Entry::new("file.downloaded")
+            }
+            .target("file", &key),
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record a download");
+        }
+    }
+    let name = key.rsplit('/').next().unwrap_or("download");
+    let content_type = if name.ends_with(".csv") {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        );
+    if let Some(length) = length {
+        response = response.header(header::CONTENT_LENGTH, length);
+    }
+    let stream = tokio_util::io::ReaderStream::new(file);
+    response
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+        .map(IntoResponse::into_response)
+}
