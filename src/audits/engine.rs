@@ -159,6 +159,7 @@ mod tests {
             locale: Some(locale.into()),
             base_url: None,
             base_media_url: None,
+            currency: None,
         }
     }
 

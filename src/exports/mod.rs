@@ -3,6 +3,7 @@
 //! under a temporary name and renamed when complete), so memory does not grow with the
 //! catalog; `GET /exports/{id}` hands out a signed download URL.
 
+pub mod google_feed;
 pub mod magento_csv;
 
 use std::io::{BufWriter, Write};
@@ -104,6 +105,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         .ok_or_else(|| JobError::Fatal("the store no longer exists".into()))?;
     let source = serde_json::from_value::<Source>(serde_json::json!(export.source))
         .map_err(|_| JobError::Fatal(format!("unknown source {:?}", export.source)))?;
+    if export.format == "google_feed" {
+        return feed(ctx, &export, &store, source).await;
+    }
     let key = objects::key(store.workspace_id, &format!("exports/{}.csv", export.id))
         .map_err(|e| JobError::Fatal(e.to_string()))?;
     let path = objects::path_of(&ctx.state.settings.data_dir, &key)
@@ -246,6 +250,214 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     )
     .await;
     Ok(Outcome::Done)
+}
+
+/// Writes the Google feed of the export's one store view.
+async fn feed(
+    ctx: &JobContext,
+    export: &Export,
+    store: &stores::Store,
+    source: Source,
+) -> Result<Outcome, JobError> {
+    let db = &ctx.state.db;
+    let view_code = export
+        .store_views
+        .iter()
+        .find(|v| *v != DEFAULT_SCOPE)
+        .cloned()
+        .ok_or_else(|| JobError::Fatal("a feed needs one store view".into()))?;
+    let view = store
+        .store_views
+        .0
+        .iter()
+        .find(|v| v.code == view_code)
+        .cloned()
+        .ok_or_else(|| {
+            JobError::Fatal(format!("{view_code:?} is not a store view of the store"))
+        })?;
+    let base_url = view
+        .base_url
+        .clone()
+        .unwrap_or_else(|| store.base_url.clone());
+    let media_url = view
+        .base_media_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/media/", base_url.trim_end_matches('/')));
+    let currency = view.currency.clone().unwrap_or_else(|| "USD".into());
+    let key = objects::key(store.workspace_id, &format!("exports/{}.xml", export.id))
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    let path = objects::path_of(&ctx.state.settings.data_dir, &key)
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| JobError::Transient(e.to_string()))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
+    let file = std::fs::File::create(&tmp).map_err(|e| JobError::Transient(e.to_string()))?;
+    let mut writer = google_feed::FeedWriter::new(BufWriter::new(file), &view.name, &base_url)
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let mut issues = Vec::new();
+    let mut skipped = 0i64;
+    let mut after: Option<Uuid> = None;
+    type FeedRow = (
+        Uuid,
+        String,
+        serde_json::Value,
+        Option<sqlx::types::Json<Content>>,
+        Option<sqlx::types::Json<Content>>,
+    );
+    loop {
+        if let Some(stop) = ctx.should_stop().await {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(Outcome::Stopped(stop));
+        }
+        let rows: Vec<FeedRow> = sqlx::query_as(
+            "SELECT p.id, p.sku, p.attributes,
+                    coalesce(da.content, dv.content), coalesce(va.content, vv.content)
+             FROM products p
+             LEFT JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = 'all'
+             LEFT JOIN product_versions dv ON dv.id = dl.version_id
+             LEFT JOIN product_live vl ON vl.product_id = p.id AND vl.store_view = $4
+             LEFT JOIN product_versions vv ON vv.id = vl.version_id
+             LEFT JOIN LATERAL (SELECT content FROM product_versions a WHERE $5 AND a.product_id = p.id
+                AND a.store_view = 'all' AND a.state = 'approved' ORDER BY a.id DESC LIMIT 1) da ON true
+             LEFT JOIN LATERAL (SELECT content FROM product_versions a WHERE $5 AND a.product_id = p.id
+                AND a.store_view = $4 AND a.state = 'approved' ORDER BY a.id DESC LIMIT 1) va ON true
+             WHERE p.store_id = $1 AND p.removed_at IS NULL AND ($2::uuid IS NULL OR p.id > $2)
+             ORDER BY p.id LIMIT $3",
+        )
+        .bind(store.id)
+        .bind(after)
+        .bind(BATCH)
+        .bind(&view_code)
+        .bind(source != Source::Live)
+        .fetch_all(db)
+        .await?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        for (_, sku, attributes, default, overrides) in &rows {
+            let default = default.as_ref().map(|c| c.0.clone()).unwrap_or_default();
+            let shown = match overrides {
+                Some(o) => default.with_overrides(&o.0),
+                None => default,
+            };
+            if attributes.get("status").and_then(|s| s.as_str()) == Some("disabled") {
+                skipped += 1;
+                continue;
+            }
+            match feed_item(sku, &shown, attributes, &base_url, &media_url, &currency) {
+                Ok(item) => writer
+                    .item(&item)
+                    .map_err(|e| JobError::Transient(e.to_string()))?,
+                Err(missing) => {
+                    skipped += 1;
+                    issues.push(Issue {
+                        sku: sku.clone(),
+                        store_view: view_code.clone(),
+                        problem: format!("left out of the feed: no {missing}"),
+                    });
+                }
+            }
+        }
+        ctx.advance(rows.len() as i64);
+        ctx.flush().await?;
+        after = Some(last);
+    }
+    let items = writer.items;
+    let mut out = writer
+        .finish()
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    out.flush()
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    drop(out);
+    std::fs::rename(&tmp, &path).map_err(|e| JobError::Transient(e.to_string()))?;
+    let bytes = std::fs::metadata(&path)
+        .map(|m| m.len() as i64)
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    sqlx::query(
+        "UPDATE exports SET rows = $2, bytes = $3, object_key = $4, issues = $5, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(export.id)
+    .bind(items as i64)
+    .bind(bytes)
+    .bind(&key)
+    .bind(serde_json::json!(issues))
+    .execute(db)
+    .await?;
+    ctx.add("items", items as i64);
+    ctx.add("skipped", skipped);
+    ctx.log(
+        "info",
+        format!("{items} feed items, {skipped} products left out"),
+    )
+    .await;
+    Ok(Outcome::Done)
+}
+
+/// The feed entry of a product, or the name of the required field it lacks.
+fn feed_item(
+    sku: &str,
+    shown: &Content,
+    attributes: &serde_json::Value,
+    base_url: &str,
+    media_url: &str,
+    currency: &str,
+) -> Result<google_feed::FeedItem, &'static str> {
+    let field = |name: &str| shown.fields.get(name).filter(|v| !v.trim().is_empty());
+    let title = field("name").ok_or("title")?.clone();
+    let url_key = field("url_key").ok_or("link")?;
+    let price = attributes
+        .get("price")
+        .and_then(|p| {
+            p.as_f64()
+                .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
+        })
+        .filter(|p| *p > 0.0)
+        .ok_or("price")?;
+    let mut images: Vec<&crate::catalog::content::MediaItem> =
+        shown.media.iter().filter(|m| !m.disabled).collect();
+    images.sort_by_key(|m| {
+        (
+            !m.roles.iter().any(|r| r == "image"),
+            m.position,
+            m.entry_id,
+        )
+    });
+    let image = |file: &str| {
+        format!(
+            "{}/catalog/product/{}",
+            media_url.trim_end_matches('/'),
+            file.trim_start_matches('/')
+        )
+    };
+    let first = images.first().ok_or("image_link")?;
+    let description = field("description")
+        .map(|d| crate::audits::html::scan(d).text)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| title.clone());
+    let text_attribute = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            attributes
+                .get(*n)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        })
+    };
+    Ok(google_feed::FeedItem {
+        id: sku.to_string(),
+        title,
+        description,
+        link: format!("{}/{url_key}.html", base_url.trim_end_matches('/')),
+        image_link: image(&first.file),
+        additional_image_links: images.iter().skip(1).map(|m| image(&m.file)).collect(),
+        availability: "in_stock",
+        price: format!("{price:.2} {currency}"),
+        brand: text_attribute(&["brand", "manufacturer"]),
+        gtin: text_attribute(&["gtin", "ean", "upc"]),
+        mpn: Some(sku.to_string()),
+    })
 }
 
 async fn record_issues(db: &PgPool, id: Uuid, issues: &[Issue]) -> Result<(), sqlx::Error> {

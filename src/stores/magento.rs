@@ -112,6 +112,7 @@ pub async fn discover(
                 locale: config.and_then(|c| c.locale.clone()),
                 base_url: config.and_then(|c| c.base_url.clone()),
                 base_media_url: config.and_then(|c| c.base_media_url.clone()),
+                currency: config.and_then(|c| c.base_currency_code.clone()),
                 code,
             })
         })

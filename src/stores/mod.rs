@@ -84,6 +84,9 @@ pub struct StoreView {
     pub locale: Option<String>,
     pub base_url: Option<String>,
     pub base_media_url: Option<String>,
+    /// The view's base currency, e.g. `EUR` (prices in feeds are in it).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

@@ -251,3 +251,65 @@ async fn validation_reports_duplicate_url_keys_and_strict_exports_fail() {
         .await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn a_google_feed_lists_each_shown_product_of_a_store_view_once() {
+    let (app, sim, owner, store_id) = setup(40).await;
+    let record = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "google_feed", "store_views": ["fr"]}),
+    )
+    .await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let (status, text) = download(record["download_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // Parse it back: rss/channel/item with the required g: fields.
+    let items = catalogd::exports::google_feed::parse_items(&text).expect("a well-formed feed");
+    // Shown products: enabled, with an image and a price.
+    let expected: Vec<String> = sim
+        .skus()
+        .into_iter()
+        .filter(|sku| {
+            let p = sim.product(sku, Some("fr")).unwrap();
+            p["status"] == 1
+                && p["price"].as_f64().unwrap_or(0.0) > 0.0
+                && p["media_gallery_entries"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty())
+        })
+        .collect();
+    assert_eq!(items.len(), expected.len(), "{}", record["issues"]);
+    assert_eq!(record["rows"].as_i64().unwrap(), expected.len() as i64);
+    for item in &items {
+        let get = |name: &str| {
+            item.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{name} in {item:?}"))
+        };
+        assert!(expected.contains(&get("g:id").to_string()));
+        assert!(get("g:price").ends_with(" EUR"), "{item:?}");
+        assert!(get("g:link").starts_with(&sim.base_url()), "{item:?}");
+        assert!(get("g:link").ends_with(".html"));
+        assert!(get("g:image_link").contains("/media/catalog/product/"));
+        let product = sim.product(get("g:id"), Some("fr")).unwrap();
+        assert_eq!(
+            get("g:title"),
+            product["name"].as_str().unwrap(),
+            "the store view's name"
+        );
+        for required in ["g:description", "g:availability", "g:condition"] {
+            get(required);
+        }
+    }
+    let (status, refused) = app
+        .post(
+            &format!("/stores/{store_id}/exports"),
+            Some(&owner.access_token),
+            json!({"format": "google_feed", "store_views": ["fr", "de"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+}

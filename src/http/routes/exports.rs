@@ -62,17 +62,39 @@ async fn start_export(
     ApiJson(request): ApiJson<ExportRequest>,
 ) -> ApiResult<(StatusCode, Json<ExportStarted>)> {
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
-    if request.format != "magento_csv" {
-        return Err(ApiError::invalid(
-            "format",
-            format!(
-                "format {:?} is not available; formats: magento_csv",
-                request.format
-            ),
-        ));
-    }
+    let feed = match request.format.as_str() {
+        "magento_csv" => false,
+        "google_feed" => true,
+        other => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("format {other:?} is not available; formats: magento_csv, google_feed"),
+            ));
+        }
+    };
     let mut views = vec![DEFAULT_SCOPE.to_string()];
-    match request.store_views {
+    if feed {
+        // A feed is of one store view: the one asked for, or the store's default view.
+        let view = match request.store_views.as_deref() {
+            Some([one]) if one != DEFAULT_SCOPE => check_scope(&store, one, "store_views")?,
+            None => store
+                .store_views
+                .0
+                .iter()
+                .find(|v| v.code == "default")
+                .or_else(|| store.store_views.0.first())
+                .map(|v| v.code.clone())
+                .ok_or_else(|| ApiError::invalid("store_views", "the store has no store views"))?,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "store_views",
+                    "a google_feed is of exactly one store view",
+                ));
+            }
+        };
+        views.push(view);
+    }
+    match request.store_views.clone().filter(|_| !feed) {
         Some(list) => {
             for view in list {
                 let view = check_scope(&store, &view, "store_views")?;
@@ -81,7 +103,8 @@ async fn start_export(
                 }
             }
         }
-        None => views.extend(store.store_views.0.iter().map(|v| v.code.clone())),
+        None if !feed => views.extend(store.store_views.0.iter().map(|v| v.code.clone())),
+        None => {}
     }
     let source = request.source.unwrap_or(Source::Live);
     let export_id = Uuid::now_v7();
@@ -89,7 +112,7 @@ async fn start_export(
     let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO exports (id, workspace_id, store_id, job_id, format, source, store_views, strict)
-         VALUES ($1, $2, $3, $4, 'magento_csv', $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $8, $5, $6, $7)",
     )
     .bind(export_id)
     .bind(store.workspace_id)
@@ -98,6 +121,7 @@ async fn start_export(
     .bind(source.as_str())
     .bind(&views)
     .bind(request.strict)
+    .bind(&request.format)
     .execute(&mut *tx)
     .await?;
     jobs::enqueue_as(
@@ -220,6 +244,8 @@ pub async fn download_file(
     let name = key.rsplit('/').next().unwrap_or("download");
     let content_type = if name.ends_with(".csv") {
         "text/csv; charset=utf-8"
+    } else if name.ends_with(".xml") {
+        "application/xml; charset=utf-8"
     } else {
         "application/octet-stream"
     };
