@@ -313,3 +313,65 @@ async fn a_google_feed_lists_each_shown_product_of_a_store_view_once() {
         .await;
     assert_eq!(status, 422, "{refused}");
 }
+
+#[tokio::test]
+async fn a_magento_zip_holds_the_csv_and_every_picture_it_names() {
+    let (app, _sim, owner, store_id) = setup(15).await;
+    // Before mirroring, the ZIP says which pictures it lacks.
+    let early = export(&app, &owner, &store_id, json!({"format": "magento_zip"})).await;
+    assert!(
+        early["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["problem"].as_str().unwrap().contains("not mirrored")),
+        "{early}"
+    );
+    let (_, started) = app
+        .post(
+            &format!("/stores/{store_id}/media"),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    app.wait_for_job(
+        &owner.access_token,
+        started["job_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let record = export(&app, &owner, &store_id, json!({"format": "magento_zip"})).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert!(record["issues"].as_array().unwrap().is_empty(), "{record}");
+    let bytes = reqwest::get(record["download_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut csv_text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("products.csv").unwrap(), &mut csv_text)
+        .unwrap();
+    let rows = records(&csv_text);
+    let column = rows[0]
+        .iter()
+        .position(|c| c == "additional_images")
+        .unwrap();
+    let mut named = 0;
+    for row in rows.iter().skip(1) {
+        for path in row[column].split(',').filter(|p| !p.is_empty()) {
+            named += 1;
+            let mut picture = Vec::new();
+            std::io::Read::read_to_end(
+                &mut archive
+                    .by_name(&format!("images/{path}"))
+                    .unwrap_or_else(|_| panic!("images/{path} in the ZIP")),
+                &mut picture,
+            )
+            .unwrap();
+            assert!(picture.starts_with(b"\x89PNG"), "{path}");
+        }
+    }
+    assert!(named > 0);
+}

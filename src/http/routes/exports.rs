@@ -63,12 +63,14 @@ async fn start_export(
 ) -> ApiResult<(StatusCode, Json<ExportStarted>)> {
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     let feed = match request.format.as_str() {
-        "magento_csv" => false,
+        "magento_csv" | "magento_zip" => false,
         "google_feed" => true,
         other => {
             return Err(ApiError::invalid(
                 "format",
-                format!("format {other:?} is not available; formats: magento_csv, google_feed"),
+                format!(
+                    "format {other:?} is not available; formats: magento_csv, magento_zip, google_feed"
+                ),
             ));
         }
     };
@@ -244,6 +246,8 @@ pub async fn download_file(
     let name = key.rsplit('/').next().unwrap_or("download");
     let content_type = if name.ends_with(".csv") {
         "text/csv; charset=utf-8"
+    } else if name.ends_with(".zip") {
+        "application/zip"
     } else if name.ends_with(".xml") {
         "application/xml; charset=utf-8"
     } else {
