@@ -36,11 +36,11 @@ pub enum Step {
     Media,
     /// Push every proposal approved by then.
     Push,
+    /// Write a Magento import CSV of what the store shows (every store view).
+    Export,
 }
 
-/// Step names reserved for features that do not exist yet; refused with a clear message.
-const NOT_YET: &[&str] = &["export"];
-const AVAILABLE: &str = "sync, full_sync, media, audit, enrich, push";
+const AVAILABLE: &str = "sync, full_sync, media, audit, enrich, push, export";
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -104,17 +104,10 @@ pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
     raw.iter()
         .map(|name| {
             serde_json::from_value::<Step>(serde_json::Value::String(name.clone())).map_err(|_| {
-                if NOT_YET.contains(&name.as_str()) {
-                    ApiError::invalid(
-                        "pipeline",
-                        format!("step {name:?} is not available yet; available steps: {AVAILABLE}"),
-                    )
-                } else {
-                    ApiError::invalid(
-                        "pipeline",
-                        format!("unknown step {name:?}; available steps: {AVAILABLE}"),
-                    )
-                }
+                ApiError::invalid(
+                    "pipeline",
+                    format!("unknown step {name:?}; available steps: {AVAILABLE}"),
+                )
             })
         })
         .collect()
@@ -310,6 +303,25 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
         Step::Sync => (JobKind::Sync, sync(SyncMode::Incremental)),
         Step::FullSync => (JobKind::Sync, sync(SyncMode::Full)),
         Step::Media => (JobKind::Media, serde_json::json!({})),
+        Step::Export => {
+            let export_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO exports (id, workspace_id, store_id, job_id, format, source, store_views)
+                 SELECT $1, workspace_id, id, $2, 'magento_csv', 'live',
+                        ARRAY['all'] || ARRAY(SELECT v ->> 'code' FROM jsonb_array_elements(store_views) v)
+                 FROM stores WHERE id = $3",
+            )
+            .bind(export_id)
+            .bind(job_id)
+            .bind(job.store_id)
+            .execute(&mut *tx)
+            .await?;
+            (
+                JobKind::Export,
+                serde_json::to_value(crate::exports::ExportParams { export_id })
+                    .unwrap_or_default(),
+            )
+        }
         Step::Push => {
             // What reviewers approved before the step started; later approvals wait for the
             // next run.
@@ -460,8 +472,8 @@ mod tests {
         assert!(CronSpec::parse("0 25 * * *", "UTC").is_err());
         let zone = CronSpec::parse("0 2 * * *", "Mars/Olympus").unwrap_err();
         assert!(zone.to_string().contains("Mars/Olympus"));
-        let step = parse_pipeline(&["sync".into(), "export".into()]).unwrap_err();
-        assert!(step.to_string().contains("not available yet"), "{step}");
+        let step = parse_pipeline(&["sync".into(), "deploy".into()]).unwrap_err();
+        assert!(step.to_string().contains("unknown step"), "{step}");
         assert!(
             parse_pipeline(&["bogus".into()])
                 .unwrap_err()
@@ -469,8 +481,14 @@ mod tests {
                 .contains("unknown step")
         );
         assert_eq!(
-            parse_pipeline(&["sync".into(), "full_sync".into(), "audit".into()]).unwrap(),
-            [Step::Sync, Step::FullSync, Step::Audit]
+            parse_pipeline(&[
+                "sync".into(),
+                "full_sync".into(),
+                "audit".into(),
+                "export".into()
+            ])
+            .unwrap(),
+            [Step::Sync, Step::FullSync, Step::Audit, Step::Export]
         );
     }
 }

@@ -474,7 +474,7 @@ async fn a_scheduled_pipeline_syncs_then_audits() {
             &format!("/stores/{store_id}/schedule"),
             Some(&owner.access_token),
             Some(
-                json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["full_sync", "audit", "enrich", "push"]}),
+                json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["full_sync", "audit", "enrich", "push", "export"]}),
             ),
         )
         .await;
@@ -537,9 +537,9 @@ async fn a_scheduled_pipeline_syncs_then_audits() {
                 .fetch_all(&app.db)
                 .await
                 .unwrap();
-        if kinds.len() == 4 && kinds.iter().all(|(_, s)| s == "succeeded") {
+        if kinds.len() == 5 && kinds.iter().all(|(_, s)| s == "succeeded") {
             let order: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(order, ["sync", "audit", "enrich", "push"]);
+            assert_eq!(order, ["sync", "audit", "enrich", "push", "export"]);
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{kinds:?}");
@@ -553,6 +553,11 @@ async fn a_scheduled_pipeline_syncs_then_audits() {
     .unwrap();
     assert!(proposals > 0);
     assert!(sim.writes().is_empty(), "nothing unapproved was pushed");
+    let rows: Option<i64> = sqlx::query_scalar("SELECT rows FROM exports")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(rows.unwrap() >= 30, "the nightly export has every product");
 }
 
 #[tokio::test]
@@ -566,7 +571,7 @@ async fn the_audit_step_is_accepted_in_schedules() {
             reqwest::Method::PUT,
             &format!("/stores/{store_id}/schedule"),
             Some(&owner.access_token),
-            Some(json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["sync", "export"]})),
+            Some(json!({"cron": "0 2 * * *", "timezone": "UTC", "pipeline": ["sync", "deploy"]})),
         )
         .await;
     assert_eq!(status, 422, "{refused}");

@@ -50,7 +50,7 @@ async fn schedules_are_validated_and_preview_their_next_runs() {
             "timezone",
         ),
         (
-            json!({"cron": "0 2 * * *", "pipeline": ["sync", "export"]}),
+            json!({"cron": "0 2 * * *", "pipeline": ["sync", "deploy"]}),
             "pipeline",
         ),
         (json!({"cron": "0 2 * * *", "pipeline": []}), "pipeline"),
