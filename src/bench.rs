@@ -159,6 +159,8 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     let (full, full_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
     let (resync, resync_job) = timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
     let (audit, audit_run) = timed_audit(&state, workspace_id, store_id).await?;
+    let (export, export_rows, export_bytes) = timed_export(&state, workspace_id, store_id).await?;
+    let (copy, copy_bytes) = timed_copy(&state, store_id).await?;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     drop(sim);
@@ -200,6 +202,18 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
         audit_run.products as f64 / audit.as_secs_f64(),
         audit_run.findings,
         audit_run.score.unwrap_or_default()
+    );
+    println!(
+        "export (magento_csv, all scopes): {:>6.2} s  ({export_rows} rows, {:.1} MB, {:.0} rows/s)",
+        export.as_secs_f64(),
+        export_bytes as f64 / 1e6,
+        export_rows as f64 / export.as_secs_f64()
+    );
+    println!(
+        "COPY of the same content:         {:>6.2} s  ({:.1} MB); export/COPY = {:.2}",
+        copy.as_secs_f64(),
+        copy_bytes as f64 / 1e6,
+        export.as_secs_f64() / copy.as_secs_f64()
     );
     match peak_rss_mb {
         Some(mb) => println!("peak RSS (catalogd): {mb:.0} MB"),
@@ -302,6 +316,82 @@ async fn timed_audit(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Exports a Magento CSV of every scope through the job queue.
+async fn timed_export(
+    state: &AppState,
+    workspace_id: Uuid,
+    store_id: Uuid,
+) -> anyhow::Result<(Duration, i64, i64)> {
+    let started = Instant::now();
+    let export_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO exports (id, workspace_id, store_id, job_id, format, source, store_views)
+         SELECT $1, workspace_id, id, $2, 'magento_csv', 'live',
+                ARRAY['all'] || ARRAY(SELECT v ->> 'code' FROM jsonb_array_elements(store_views) v)
+         FROM stores WHERE id = $3",
+    )
+    .bind(export_id)
+    .bind(job_id)
+    .bind(store_id)
+    .execute(&mut *tx)
+    .await?;
+    jobs::enqueue_as(
+        &mut tx,
+        job_id,
+        NewJob {
+            workspace_id,
+            store_id: Some(store_id),
+            kind: JobKind::Export,
+            params: serde_json::to_value(crate::exports::ExportParams { export_id })?,
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    loop {
+        let job = jobs::get(&state.db, job_id)
+            .await?
+            .context("job vanished")?;
+        if job.status.is_finished() {
+            if job.status != jobs::JobStatus::Succeeded {
+                bail!("export {:?}: {:?}", job.status, job.error);
+            }
+            let export = crate::exports::get(&state.db, export_id)
+                .await?
+                .context("export vanished")?;
+            return Ok((
+                started.elapsed(),
+                export.rows.unwrap_or_default(),
+                export.bytes.unwrap_or_default(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// PostgreSQL's own `COPY … TO STDOUT` of the rows the export reads: the baseline.
+async fn timed_copy(state: &AppState, store_id: Uuid) -> anyhow::Result<(Duration, u64)> {
+    use sqlx::postgres::PgPoolCopyExt;
+    let started = Instant::now();
+    let statement = format!(
+        "COPY (SELECT p.sku, l.store_view, v.content FROM products p
+               JOIN product_live l ON l.product_id = p.id
+               JOIN product_versions v ON v.id = l.version_id
+               WHERE p.store_id = '{store_id}' AND p.removed_at IS NULL
+               ORDER BY p.id, l.store_view) TO STDOUT WITH (FORMAT csv)"
+    );
+    let mut stream = state.db.copy_out_raw(&statement).await?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk?.len() as u64;
+    }
+    Ok((started.elapsed(), bytes))
 }
 
 /// The process's peak resident set size (VmHWM), in KiB.
