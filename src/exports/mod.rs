@@ -606,10 +606,12 @@ async fn duplicate_url_keys(
             LEFT JOIN product_versions vv ON vv.id = vl.version_id
             WHERE p.store_id = $1 AND p.removed_at IS NULL
          )
-         SELECT e.sku, e.scope, e.url_key FROM eff e
-         JOIN (SELECT scope, url_key FROM eff WHERE coalesce(url_key, '') <> ''
-               GROUP BY scope, url_key HAVING count(*) > 1) d USING (scope, url_key)
-         ORDER BY e.scope, e.url_key, e.sku",
+         SELECT sku, scope, url_key FROM (
+            SELECT sku, scope, url_key, count(*) OVER (PARTITION BY scope, url_key) AS n
+            FROM eff WHERE coalesce(url_key, '') <> ''
+         ) counted
+         WHERE n > 1
+         ORDER BY scope, url_key, sku",
     )
     .bind(store_id)
     .bind(scopes)
