@@ -39,7 +39,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(db: PgPool, settings: Settings, keys: KeyMaterial) -> AppState {
-        let jwt = JwtKeys::new(&keys);
+        let jwt = JwtKeys::new(&keys, settings.auth.previous_jwt_secret_grace_secs);
         let keyring = Keyring::new(&keys.master_key, &keys.previous_master_keys);
         let login_limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_account,

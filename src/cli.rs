@@ -79,6 +79,19 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Run the retention sweep now: purge old job logs and request records, aggregate old
+    /// usage, forget disconnected stores' connection details, delete workspaces of deleted
+    /// accounts.
+    Retention {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the session signing key (in the data directory); tokens signed with the old key
+    /// keep working for `auth.previous_jwt_secret_grace_secs`.
+    RotateJwtKey {
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-encrypt every stored secret under a new master key.
     RotateKey {
         /// The new key, base64 of 32 bytes (default: a fresh random key).
@@ -248,6 +261,25 @@ pub async fn run() -> anyhow::Result<()> {
             admin(&settings, |db| Box::pin(api_key_command(db, command))).await?
         }
         Command::RotateKey { new_key, json } => rotate_key(&settings, new_key, json).await?,
+        Command::Retention { json } => {
+            let keys = KeyMaterial::load_or_generate(&settings)?;
+            let db = db::connect_and_migrate(&settings.database).await?;
+            let state = AppState::new(db, settings, keys);
+            let report = crate::retention::sweep(&state).await?;
+            let human = format!(
+                "retention sweep: {} job log lines, {} sessions, {} refresh tokens, {} audit addresses, {} usage days aggregated, {} store connections purged, {} workspaces deleted ({} objects)",
+                report.job_log_lines,
+                report.sessions,
+                report.refresh_tokens,
+                report.audit_addresses_forgotten,
+                report.usage_days_aggregated,
+                report.stores_purged,
+                report.workspaces_deleted,
+                report.objects_deleted
+            );
+            print(json, serde_json::to_value(&report)?, human);
+        }
+        Command::RotateJwtKey { json } => rotate_jwt_key(&settings, json)?,
     }
     Ok(())
 }
@@ -427,5 +459,27 @@ async fn rotate_key(
         value["new_master_key"] = json!(new_encoded);
     }
     print(json_output, value, human);
+    Ok(())
+}
+
+fn rotate_jwt_key(settings: &Settings, json_output: bool) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let grace = settings.auth.previous_jwt_secret_grace_secs;
+    if !settings.jwt_secret.expose_secret().is_empty() {
+        bail!(
+            "jwt_secret is set in the configuration: set the new key in CATALOGD_JWT_SECRET and the old one in CATALOGD_PREVIOUS_JWT_SECRETS, restart, and remove the old one after {grace} s"
+        );
+    }
+    secrets::rotate_jwt_key_file(settings)?;
+    let keys = KeyMaterial::load_or_generate(settings)?;
+    let key_id = crate::auth::tokens::key_id(keys.jwt_secret.expose_secret());
+    print(
+        json_output,
+        json!({"key_id": key_id, "grace_secs": grace}),
+        format!(
+            "new signing key {key_id} in {}; restart every process. Tokens signed with the old key work for {grace} s more.",
+            secrets::JWT_KEY_FILE
+        ),
+    );
     Ok(())
 }

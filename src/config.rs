@@ -39,12 +39,38 @@ pub struct Settings {
     /// Retired master keys (base64), still used to open values sealed before a rotation.
     pub previous_master_keys: Vec<SecretString>,
     pub jwt_secret: SecretString,
+    /// Signing keys replaced by a rotation: tokens they signed are accepted for
+    /// `auth.previous_jwt_secret_grace_secs` more, then refused.
+    pub previous_jwt_secrets: Vec<SecretString>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub jobs: JobSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long the daemon keeps what the privacy policy limits (`[retention]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Job log lines older than this are deleted.
+    pub job_logs_days: u32,
+    /// Ended sessions (client address, browser) and audit entries' client addresses.
+    pub request_logs_days: u32,
+    /// Per-day AI usage rows older than this become monthly totals.
+    pub usage_days: u32,
+    /// A disconnected store's connection details are forgotten this long after disconnection.
+    pub disconnected_store_days: u32,
+    /// Days between an account's deletion and the deletion of the workspaces it alone owned
+    /// (the sweep after that deletes them; 0: the next sweep).
+    pub deleted_workspace_days: u32,
+    /// Hours between sweeps.
+    pub interval_hours: u32,
+    /// `serve` processes run the sweep on schedule; false leaves it to `catalogd retention`
+    /// (from cron, say).
+    pub sweep_in_serve: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +130,7 @@ pub struct AuthSettings {
     pub refresh_token_ttl_secs: u64,
     pub login_attempts_per_minute_per_account: u32,
     pub login_attempts_per_minute_per_client: u32,
+    pub previous_jwt_secret_grace_secs: u64,
 }
 
 impl Settings {
@@ -159,6 +186,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        crate::retention::validate(&self.retention).map_err(ConfigError::Invalid)?;
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err(ConfigError::Invalid(
                 "auth.bcrypt_cost must be between 4 and 31".into(),
@@ -232,7 +260,7 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Keys holding lists, given in the environment as comma-separated values.
-const LIST_KEYS: &[&str] = &["previous_master_keys"];
+const LIST_KEYS: &[&str] = &["previous_master_keys", "previous_jwt_secrets"];
 
 /// Environment values are strings; numbers and booleans are given their type so
 /// `CATALOGD_AUTH__BCRYPT_COST=4` sets an integer.

@@ -169,6 +169,7 @@ pub const SEALED_COLUMNS: &[(&str, &str, &str)] = &[
     ("stores", "credentials", "stores.credentials"),
     ("stores", "link_token", "stores.link_token"),
     ("stores", "handshake", "stores.handshake"),
+    ("users", "totp_secret", "users.totp_secret"),
 ];
 
 /// Re-encrypts every sealed value under `to`'s current key, in one transaction.

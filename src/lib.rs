@@ -24,6 +24,7 @@ pub mod media;
 pub mod objects;
 pub mod pagination;
 pub mod push;
+pub mod retention;
 pub mod review;
 pub mod schedules;
 pub mod secrets;

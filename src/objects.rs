@@ -123,6 +123,37 @@ fn verify_with(
     Ok(())
 }
 
+/// Removes every object of a workspace; returns how many files there were.
+pub async fn delete_workspace(data_dir: &Path, workspace_id: Uuid) -> std::io::Result<u64> {
+    let root = data_dir.join("objects").join(workspace_id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut files = 0;
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    files += 1;
+                }
+            }
+        }
+        match std::fs::remove_dir_all(&root) {
+            Ok(()) => Ok(files),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(files),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

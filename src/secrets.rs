@@ -27,8 +27,15 @@ pub enum SecretsError {
 /// The 32-byte AES-256-GCM key for store credentials.
 pub type MasterKey = SecretBox<[u8; 32]>;
 
+/// A signing key replaced by a rotation, and when (Unix seconds).
+pub struct RetiredJwtSecret {
+    pub secret: SecretSlice<u8>,
+    pub retired_at: i64,
+}
+
 pub struct KeyMaterial {
     pub jwt_secret: SecretSlice<u8>,
+    pub previous_jwt_secrets: Vec<RetiredJwtSecret>,
     pub master_key: MasterKey,
     pub previous_master_keys: Vec<MasterKey>,
 }
@@ -42,12 +49,15 @@ impl std::fmt::Debug for KeyMaterial {
 const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const RETIRED_KEYS_FILE: &str = "master.key.previous";
+pub const JWT_KEY_FILE: &str = "jwt.key";
+/// Lines of `<unix time retired> <base64 key>`, written by `catalogd rotate-jwt-key`.
+pub const RETIRED_JWT_KEYS_FILE: &str = "jwt.key.previous";
 
 impl KeyMaterial {
     pub fn load_or_generate(settings: &Settings) -> Result<KeyMaterial, SecretsError> {
         let jwt_configured = settings.jwt_secret.expose_secret();
         let jwt_secret: Vec<u8> = if jwt_configured.is_empty() {
-            let encoded = read_or_generate(&settings.data_dir.join("jwt.key"), "jwt_secret")?;
+            let encoded = read_or_generate(&settings.data_dir.join(JWT_KEY_FILE), "jwt_secret")?;
             decode_base64("jwt_secret", &encoded)?
         } else {
             jwt_configured.as_bytes().to_vec()
@@ -88,12 +98,85 @@ impl KeyMaterial {
             }
         }
 
+        let previous_jwt_secrets = load_previous_jwt_secrets(settings)?;
+
         Ok(KeyMaterial {
             jwt_secret: SecretSlice::from(jwt_secret),
+            previous_jwt_secrets,
             master_key,
             previous_master_keys,
         })
     }
+}
+
+/// Retired signing keys: from configuration (counted as retired when this process started, so
+/// the grace period runs from the restart that deployed the rotation) and from the data
+/// directory's `jwt.key.previous` (with the time `rotate-jwt-key` retired them).
+fn load_previous_jwt_secrets(settings: &Settings) -> Result<Vec<RetiredJwtSecret>, SecretsError> {
+    let started = chrono::Utc::now().timestamp();
+    let mut retired: Vec<RetiredJwtSecret> = settings
+        .previous_jwt_secrets
+        .iter()
+        .map(|s| RetiredJwtSecret {
+            secret: SecretSlice::from(s.expose_secret().as_bytes().to_vec()),
+            retired_at: started,
+        })
+        .collect();
+    let path = settings.data_dir.join(RETIRED_JWT_KEYS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let invalid = || SecretsError::Invalid {
+                    key: "jwt.key.previous",
+                    problem: "each line must be `<unix time> <base64 key>`".into(),
+                };
+                let (at, key) = line.split_once(' ').ok_or_else(invalid)?;
+                let retired_at: i64 = at.parse().map_err(|_| invalid())?;
+                retired.push(RetiredJwtSecret {
+                    secret: SecretSlice::from(decode_base64("jwt.key.previous", key)?),
+                    retired_at,
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(SecretsError::Io { path, source }),
+    }
+    Ok(retired)
+}
+
+/// Replaces the data directory's signing key with a fresh one and keeps the old one, with the
+/// time of retirement, for the grace period.
+pub fn rotate_jwt_key_file(settings: &Settings) -> Result<(), SecretsError> {
+    let current_path = settings.data_dir.join(JWT_KEY_FILE);
+    let current = read_or_generate(&current_path, "jwt_secret")?;
+    let retired_path = settings.data_dir.join(RETIRED_JWT_KEYS_FILE);
+    let mut lines = match std::fs::read_to_string(&retired_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(SecretsError::Io {
+                path: retired_path,
+                source,
+            });
+        }
+    };
+    // Keys retired longer ago than the grace period are refused anyway: drop them.
+    let now = chrono::Utc::now().timestamp();
+    let grace = i64::try_from(settings.auth.previous_jwt_secret_grace_secs).unwrap_or(i64::MAX);
+    lines = lines
+        .lines()
+        .filter(|l| {
+            l.split_once(' ')
+                .and_then(|(at, _)| at.parse::<i64>().ok())
+                .is_some_and(|at| now.saturating_sub(at) < grace)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    lines.push_str(&format!("{now} {current}\n"));
+    write_private(&retired_path, &lines)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    write_private(&current_path, &B64.encode(bytes))
 }
 
 pub fn parse_master_key(key: &'static str, encoded: &str) -> Result<MasterKey, SecretsError> {

@@ -1,7 +1,9 @@
 //! People, their workspaces and their logins.
 
+pub mod deletion;
 pub mod email;
 pub mod sessions;
 pub mod settings;
+pub mod two_factor;
 pub mod users;
 pub mod workspaces;

@@ -138,3 +138,20 @@ async fn revoke_in(
         .await?;
     Ok(())
 }
+
+/// Ends every session of a user (a password change): their access tokens stop working at once.
+pub async fn revoke_all(
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
+}

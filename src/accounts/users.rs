@@ -74,3 +74,49 @@ pub async fn id_by_email(
         .fetch_optional(&mut *db)
         .await
 }
+
+/// The stored password hash, for re-checking the password before a sensitive change.
+pub async fn password_hash(db: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn set_name(tx: &mut PgConnection, id: Uuid, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET name = $2 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_email(tx: &mut PgConnection, id: Uuid, email: &Email) -> Result<(), ApiError> {
+    sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
+        .bind(id)
+        .bind(email.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            on_unique_violation(
+                e,
+                "users_email_key",
+                "an account with this email already exists",
+            )
+        })?;
+    Ok(())
+}
+
+pub async fn set_password_hash(
+    tx: &mut PgConnection,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}

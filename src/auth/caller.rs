@@ -66,20 +66,29 @@ impl Caller {
     }
 
     /// The caller's role in `workspace_id`, or `None` when they have no access at all.
-    pub async fn role_in(
-        &self,
-        db: &PgPool,
-        workspace_id: Uuid,
-    ) -> Result<Option<Role>, sqlx::Error> {
+    /// A person without two-factor login in a workspace that requires it is refused here, so
+    /// every workspace endpoint enforces the owner's setting.
+    pub async fn role_in(&self, db: &PgPool, workspace_id: Uuid) -> Result<Option<Role>, ApiError> {
         match &self.principal {
             Principal::User { user_id, .. } => {
-                sqlx::query_scalar::<_, Role>(
-                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                let row: Option<(Role, bool)> = sqlx::query_as(
+                    "SELECT m.role,
+                            coalesce((w.settings->>'require_totp')::boolean, false)
+                                AND u.totp_enabled_at IS NULL
+                     FROM memberships m
+                     JOIN workspaces w ON w.id = m.workspace_id
+                     JOIN users u ON u.id = m.user_id
+                     WHERE m.workspace_id = $1 AND m.user_id = $2",
                 )
                 .bind(workspace_id)
                 .bind(user_id)
                 .fetch_optional(db)
-                .await
+                .await?;
+                match row {
+                    Some((_, true)) => Err(ApiError::TotpSetupRequired),
+                    Some((role, false)) => Ok(Some(role)),
+                    None => Ok(None),
+                }
             }
             Principal::ApiKey {
                 workspace_id: key_ws,

@@ -6,6 +6,7 @@ pub mod login_limit;
 pub mod password;
 pub mod roles;
 pub mod tokens;
+pub mod totp;
 
 pub use caller::{Access, Caller, ClientAddr, Principal, Resource};
 pub use roles::{CanAdminister, CanEdit, CanOwn, CanRead, CanReview, Capability, Permission, Role};

@@ -23,9 +23,20 @@ pub struct Claims {
     pub jti: Uuid,
 }
 
+struct VerifyingKey {
+    id: String,
+    decoding: DecodingKey,
+    /// For a retired key: when it was retired (Unix seconds).
+    retired_at: Option<i64>,
+}
+
+/// The current signing key and the retired ones still inside their grace period. Tokens name
+/// their key in the `kid` header, so a verifier picks the key instead of trying each.
 pub struct JwtKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    current_id: String,
+    keys: Vec<VerifyingKey>,
+    grace_secs: i64,
     validation: Validation,
 }
 
@@ -35,8 +46,17 @@ impl std::fmt::Debug for JwtKeys {
     }
 }
 
+/// A signing key's public name: the start of SHA-256 over a domain tag and the key.
+pub fn key_id(secret: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"catalogd jwt key id\0")
+        .chain_update(secret)
+        .finalize();
+    hex::encode(&digest[..8])
+}
+
 impl JwtKeys {
-    pub fn new(keys: &KeyMaterial) -> JwtKeys {
+    pub fn new(keys: &KeyMaterial, grace_secs: u64) -> JwtKeys {
         let secret = keys.jwt_secret.expose_secret();
         let mut validation = Validation::new(Algorithm::HS256);
         // Only HS256 is accepted: `alg: none` and every other algorithm are refused.
@@ -44,9 +64,24 @@ impl JwtKeys {
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        let current_id = key_id(secret);
+        let mut verifying = vec![VerifyingKey {
+            id: current_id.clone(),
+            decoding: DecodingKey::from_secret(secret),
+            retired_at: None,
+        }];
+        for retired in &keys.previous_jwt_secrets {
+            verifying.push(VerifyingKey {
+                id: key_id(retired.secret.expose_secret()),
+                decoding: DecodingKey::from_secret(retired.secret.expose_secret()),
+                retired_at: Some(retired.retired_at),
+            });
+        }
         JwtKeys {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            current_id,
+            keys: verifying,
+            grace_secs: i64::try_from(grace_secs).unwrap_or(i64::MAX),
             validation,
         }
     }
@@ -60,18 +95,31 @@ impl JwtKeys {
             exp: now + i64::try_from(ttl_secs)?,
             jti: Uuid::new_v4(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current_id.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
-    /// `None` for anything that is not a valid, unexpired token signed by us.
+    /// `None` for anything that is not a valid, unexpired token signed by one of our keys: the
+    /// current one, or a retired one within its grace period for a token issued before the
+    /// rotation.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        // Tokens from before key ids existed carry none: only the current key can have made them.
+        let key = match header.kid.as_deref() {
+            Some(kid) => self.keys.iter().find(|k| k.id == kid)?,
+            None => &self.keys[0],
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+            .ok()?
+            .claims;
+        if let Some(retired_at) = key.retired_at {
+            let now = chrono::Utc::now().timestamp();
+            if now >= retired_at.saturating_add(self.grace_secs) || claims.iat > retired_at {
+                return None;
+            }
+        }
+        Some(claims)
     }
 }
 
@@ -86,4 +134,90 @@ pub fn new_refresh_token() -> (String, Vec<u8>) {
 
 pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::{SecretBox, SecretSlice};
+
+    use super::*;
+    use crate::secrets::RetiredJwtSecret;
+
+    fn material(current: &[u8], retired: &[(&[u8], i64)]) -> KeyMaterial {
+        KeyMaterial {
+            jwt_secret: SecretSlice::from(current.to_vec()),
+            previous_jwt_secrets: retired
+                .iter()
+                .map(|(secret, at)| RetiredJwtSecret {
+                    secret: SecretSlice::from(secret.to_vec()),
+                    retired_at: *at,
+                })
+                .collect(),
+            master_key: SecretBox::new(Box::new([7u8; 32])),
+            previous_master_keys: Vec::new(),
+        }
+    }
+
+    const OLD: &[u8] = b"the old signing key, at least 32 bytes long";
+    const NEW: &[u8] = b"the new signing key, at least 32 bytes long";
+
+    #[test]
+    fn tokens_of_a_rotated_key_work_through_the_grace_period_only() {
+        let user = Uuid::now_v7();
+        let session = Uuid::now_v7();
+        let before = JwtKeys::new(&material(OLD, &[]), 900);
+        let token = before.issue(user, session, 900).unwrap();
+
+        let now = chrono::Utc::now().timestamp();
+        // Rotated just now: the old token still works, and new tokens use the new key.
+        let after = JwtKeys::new(&material(NEW, &[(OLD, now + 1)]), 900);
+        assert_eq!(after.verify(&token).map(|c| c.sub), Some(user));
+        let fresh = after.issue(user, session, 900).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh).unwrap().kid,
+            Some(key_id(NEW))
+        );
+        assert!(after.verify(&fresh).is_some());
+        assert!(
+            before.verify(&fresh).is_none(),
+            "the old key cannot verify new tokens"
+        );
+
+        // Rotated longer ago than the grace period: refused.
+        let expired = JwtKeys::new(&material(NEW, &[(OLD, now - 901)]), 900);
+        assert!(expired.verify(&token).is_none());
+        // A token the old key signed after its retirement (the key leaked): refused.
+        let retired_earlier = JwtKeys::new(&material(NEW, &[(OLD, now - 60)]), 900);
+        assert!(retired_earlier.verify(&token).is_none());
+        // Dropped from configuration altogether: refused.
+        assert!(
+            JwtKeys::new(&material(NEW, &[]), 900)
+                .verify(&token)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_token_naming_an_unknown_key_is_refused() {
+        let keys = JwtKeys::new(&material(NEW, &[]), 900);
+        let claims = Claims {
+            sub: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            iat: chrono::Utc::now().timestamp(),
+            exp: chrono::Utc::now().timestamp() + 60,
+            jti: Uuid::new_v4(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("0000000000000000".into());
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(NEW)).unwrap();
+        assert!(keys.verify(&token).is_none());
+        // Without a key id only the current key is tried.
+        let plain = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(NEW),
+        )
+        .unwrap();
+        assert!(keys.verify(&plain).is_some());
+    }
 }

@@ -37,6 +37,12 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many attempts, retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    #[error(
+        "this account uses two-factor login: send the current code from the authenticator app (or a recovery code) as `totp`"
+    )]
+    TotpRequired,
+    #[error("this workspace requires two-factor login: enable it with POST /api/v1/me/totp first")]
+    TotpSetupRequired,
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -78,6 +84,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TotpRequired => StatusCode::UNAUTHORIZED,
+            ApiError::TotpSetupRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,6 +103,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::TotpRequired => "totp_required",
+            ApiError::TotpSetupRequired => "totp_setup_required",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

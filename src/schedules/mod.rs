@@ -193,6 +193,9 @@ pub async fn run_scheduler(
             Ok(n) => tracing::info!(started = n, "scheduled runs started"),
             Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
         }
+        if let Err(e) = crate::retention::run_if_due(&state).await {
+            tracing::warn!(error = %e, "retention sweep failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = &mut stop => return,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::helpers::{PASSWORD, TestApp, test_env};
 
-fn catalogd(app: &TestApp, args: &[&str]) -> Value {
+pub(crate) fn catalogd(app: &TestApp, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_catalogd"))
         .args(args)
         .envs(test_env(&app.db_name, &app.data_dir))

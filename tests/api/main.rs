@@ -12,6 +12,7 @@ mod errors;
 mod exports;
 mod isolation;
 mod ops;
+mod privacy;
 mod products;
 mod review;
 mod schedules;

@@ -26,7 +26,7 @@ impl Write for Captured {
     }
 }
 
-async fn dump_all_tables(db: &sqlx::PgPool) -> String {
+pub(crate) async fn dump_all_tables(db: &sqlx::PgPool) -> String {
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
             .fetch_all(db)

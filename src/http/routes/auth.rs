@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::sessions::{self, RefreshError};
-use crate::accounts::{users, workspaces};
+use crate::accounts::{two_factor, users, workspaces};
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::ClientAddr;
@@ -151,8 +151,40 @@ async fn login(
             return Err(ApiError::Unauthorized("invalid email or password"));
         }
     };
+    let second_factor = match two_factor::check_login(
+        &state.db,
+        &state.keyring,
+        user_id,
+        req.totp.as_deref(),
+    )
+    .await
+    {
+        Ok(check) => check,
+        Err(ApiError::TotpRequired) => {
+            // A missing code is the normal first step of a two-factor login; a wrong one is
+            // a failed attempt.
+            if req.totp.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+                let mut entry = Entry::new("auth.login_failed")
+                    .target("user", user_id)
+                    .details(serde_json::json!({"reason": "two-factor code"}));
+                entry.client_addr = addr;
+                audit_log::record_for_member(&state.db, user_id, entry).await?;
+            }
+            return Err(ApiError::TotpRequired);
+        }
+        Err(e) => return Err(e),
+    };
     let tokens = start_session(&state, user_id, &headers, addr).await?;
-    let mut entry = Entry::new("auth.login").target("user", user_id);
+    let details = match second_factor {
+        two_factor::Check::NotEnabled => serde_json::json!({}),
+        two_factor::Check::Code => serde_json::json!({"second_factor": "totp"}),
+        two_factor::Check::RecoveryCode { remaining } => {
+            serde_json::json!({"second_factor": "recovery_code", "recovery_codes_left": remaining})
+        }
+    };
+    let mut entry = Entry::new("auth.login")
+        .target("user", user_id)
+        .details(details);
     entry.client_addr = addr;
     audit_log::record_for_member(&state.db, user_id, entry).await?;
     Ok(Json(tokens))
@@ -197,7 +229,7 @@ async fn refresh(
     }
 }
 
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     user_id: Uuid,
     headers: &HeaderMap,

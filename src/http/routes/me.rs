@@ -2,19 +2,29 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::accounts::{users, workspaces};
+use super::auth::{TokenResponse, start_session};
+use crate::accounts::deletion::{self, DeletionReport};
+use crate::accounts::email::{Email, parse_name};
+use crate::accounts::{sessions, two_factor, users, workspaces};
 use crate::app::AppState;
+use crate::audit_log::{self, Entry};
+use crate::auth::password::{self, Password};
 use crate::auth::{Caller, Role};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::ApiJson;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(start_totp, stop_totp))
+        .routes(routes!(confirm_totp))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -22,6 +32,8 @@ pub struct MeResponse {
     pub id: Uuid,
     pub email: String,
     pub name: String,
+    /// Whether logins need a code from an authenticator app.
+    pub totp_enabled: bool,
     pub workspaces: Vec<MyWorkspace>,
 }
 
@@ -49,10 +61,235 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MeR
             role: w.role,
         })
         .collect();
+    let totp_enabled = two_factor::is_enabled(&state.db, user_id).await?;
     Ok(Json(MeResponse {
         id: user.id,
         email: user.email,
         name: user.name,
+        totp_enabled,
         workspaces,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    pub name: Option<String>,
+    /// A new sign-in address; needs `current_password`.
+    pub email: Option<String>,
+    /// A new password; needs `current_password`. Every session of the account ends, and the
+    /// answer carries tokens for a new one.
+    pub password: Option<String>,
+    pub current_password: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UpdateMeResponse {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    /// Present after a password change: the tokens of the caller's new session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<TokenResponse>,
+    /// Sessions ended by a password change.
+    pub sessions_revoked: u64,
+}
+
+/// Corrects the account: name, email (re-checked with the password) or password (ends every
+/// session).
+#[utoipa::path(patch, path = "/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses((status = 200, body = UpdateMeResponse), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<UpdateMeRequest>,
+) -> ApiResult<Json<UpdateMeResponse>> {
+    let user_id = caller.require_user()?;
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| parse_name("name", n))
+        .transpose()?;
+    let email = req.email.as_deref().map(Email::parse).transpose()?;
+    let password = req.password.map(Password::parse).transpose()?;
+    if name.is_none() && email.is_none() && password.is_none() {
+        return Err(ApiError::BadRequest(
+            "give at least one of name, email, password".into(),
+        ));
+    }
+    if email.is_some() || password.is_some() {
+        let current = req.current_password.ok_or_else(|| {
+            ApiError::invalid(
+                "current_password",
+                "changing the email or password needs the current password",
+            )
+        })?;
+        let stored = users::password_hash(&state.db, user_id).await?;
+        if !password::verify(current, stored, state.settings.auth.bcrypt_cost).await? {
+            return Err(ApiError::invalid(
+                "current_password",
+                "the current password is not right",
+            ));
+        }
+    }
+    let new_hash = match password {
+        Some(p) => Some(password::hash(p, state.settings.auth.bcrypt_cost).await?),
+        None => None,
+    };
+
+    let mut tx = state.db.begin().await?;
+    let mut changed = Vec::new();
+    if let Some(name) = &name {
+        users::set_name(&mut tx, user_id, name).await?;
+        changed.push("name");
+    }
+    if let Some(email) = &email {
+        users::set_email(&mut tx, user_id, email).await?;
+        changed.push("email");
+    }
+    let mut sessions_revoked = 0;
+    if let Some(hash) = &new_hash {
+        users::set_password_hash(&mut tx, user_id, hash).await?;
+        sessions_revoked = sessions::revoke_all(&mut tx, user_id, "password changed").await?;
+        changed.push("password");
+    }
+    tx.commit().await?;
+
+    let mut entry = Entry::new("account.updated")
+        .target("user", user_id)
+        .details(serde_json::json!({"changed": changed}));
+    entry.client_addr = caller.client_addr;
+    audit_log::record_for_member(&state.db, user_id, entry).await?;
+
+    let session = match new_hash {
+        Some(_) => Some(start_session(&state, user_id, &headers, caller.client_addr).await?),
+        None => None,
+    };
+    let user = users::get(&state.db, user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized("account no longer exists"))?;
+    Ok(Json(UpdateMeResponse {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        session,
+        sessions_revoked,
+    }))
+}
+
+/// Deletes the account: name, email, password hash, sessions and the API keys it created are
+/// removed at once. Workspaces it alone owned close now and are deleted with all their content
+/// (products, versions, media and export files) by the next retention sweep; other workspaces
+/// keep their content, with the account shown as a deleted user.
+#[utoipa::path(delete, path = "/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = DeletionReport), (status = 401, body = ErrorBody)))]
+async fn delete_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<DeletionReport>> {
+    Ok(Json(deletion::delete_account(&state.db, &caller).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The shared secret in base32, for typing into an authenticator app.
+    pub secret: String,
+    /// The same as an `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Starts two-factor enrolment: a new secret for the authenticator app. Nothing changes for
+/// logins until a code is confirmed with `POST /me/totp/confirm`.
+#[utoipa::path(post, path = "/me/totp", tag = "auth", security(("bearer" = [])),
+    responses((status = 201, body = TotpEnrolment), (status = 409, body = ErrorBody)))]
+async fn start_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<TotpEnrolment>)> {
+    let user_id = caller.require_user()?;
+    let enrolment = two_factor::start(&state.db, &state.keyring, user_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TotpEnrolment {
+            secret: enrolment.secret_base32,
+            otpauth_uri: enrolment.otpauth_uri,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmRequest {
+    /// The current six-digit code from the authenticator app.
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpConfirmed {
+    pub enabled: bool,
+    /// Single-use codes for when the device is lost. Shown only in this answer.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Switches two-factor login on with a code from the enrolled app.
+#[utoipa::path(post, path = "/me/totp/confirm", tag = "auth", security(("bearer" = [])),
+    request_body = TotpConfirmRequest,
+    responses((status = 200, body = TotpConfirmed), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn confirm_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<TotpConfirmRequest>,
+) -> ApiResult<Json<TotpConfirmed>> {
+    let user_id = caller.require_user()?;
+    let recovery_codes = two_factor::confirm(&state.db, &state.keyring, user_id, &req.code).await?;
+    let mut entry = Entry::new("auth.totp_enabled").target("user", user_id);
+    entry.client_addr = caller.client_addr;
+    audit_log::record_for_member(&state.db, user_id, entry).await?;
+    Ok(Json(TotpConfirmed {
+        enabled: true,
+        recovery_codes,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisableRequest {
+    pub password: String,
+}
+
+/// Switches two-factor login off (needs the password). Refused while a workspace of the
+/// account requires it.
+#[utoipa::path(delete, path = "/me/totp", tag = "auth", security(("bearer" = [])),
+    request_body = TotpDisableRequest,
+    responses((status = 204), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn stop_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<TotpDisableRequest>,
+) -> ApiResult<StatusCode> {
+    let user_id = caller.require_user()?;
+    let stored = users::password_hash(&state.db, user_id).await?;
+    if !password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await? {
+        return Err(ApiError::invalid("password", "the password is not right"));
+    }
+    let required: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
+                        WHERE m.user_id = $1 AND coalesce((w.settings->>'require_totp')::boolean, false))",
+    )
+    .bind(user_id)
+    .fetch_one(&state.db)
+    .await?;
+    if required {
+        return Err(ApiError::Conflict(
+            "a workspace you belong to requires two-factor login".into(),
+        ));
+    }
+    if two_factor::disable(&state.db, user_id).await? {
+        let mut entry = Entry::new("auth.totp_disabled").target("user", user_id);
+        entry.client_addr = caller.client_addr;
+        audit_log::record_for_member(&state.db, user_id, entry).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

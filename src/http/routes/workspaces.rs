@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::settings::{self, SettingsUpdate, WorkspaceSettings};
-use crate::accounts::users;
 use crate::accounts::workspaces::{self, ApiKeyInfo, Member, WorkspaceWithRole};
+use crate::accounts::{two_factor, users};
 use crate::app::AppState;
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
@@ -333,6 +333,11 @@ async fn put_settings(
     let mut tx = state.db.begin().await?;
     let mut current = settings::get_for_update(&mut tx, access.workspace_id).await?;
     let before = current.clone();
+    if let Some(require) = update.require_totp
+        && require != current.require_totp
+    {
+        check_require_totp(&state, &access, require).await?;
+    }
     current.apply(update)?;
     settings::save(&mut tx, access.workspace_id, &current).await?;
     audit_log::record(
@@ -344,6 +349,29 @@ async fn put_settings(
     .await?;
     tx.commit().await?;
     Ok(Json(current))
+}
+
+/// Only an owner decides whether members must use two-factor login, and a person switching it
+/// on must already use it, or they would lock themselves out.
+async fn check_require_totp(
+    state: &AppState,
+    access: &Access<Workspace, CanAdminister>,
+    require: bool,
+) -> ApiResult<()> {
+    if access.role != Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only an owner can change whether two-factor login is required",
+        ));
+    }
+    if require
+        && let Some(user_id) = access.caller.user_id()
+        && !two_factor::is_enabled(&state.db, user_id).await?
+    {
+        return Err(ApiError::Conflict(
+            "switch on two-factor login for your own account first (POST /api/v1/me/totp)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Security-relevant actions in this workspace, newest first. Read-only.
