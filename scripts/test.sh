@@ -13,6 +13,13 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# Schemathesis drives the API from its OpenAPI document in tests/api/schema_conformance.rs.
+if ! command -v st >/dev/null 2>&1; then
+    echo "installing schemathesis"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+
 # Databases left behind by an interrupted earlier run.
 psql "$TEST_DATABASE_URL" -Atqc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'catalogd\_test\_%'" 2>/dev/null |

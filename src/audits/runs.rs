@@ -412,6 +412,7 @@ async fn compare(
 pub struct FindingFilter {
     /// A rule id (e.g. `meta_title_too_long`).
     pub rule: Option<String>,
+    #[param(inline)]
     pub severity: Option<Severity>,
     /// `all` or a store view code.
     pub store_view: Option<String>,

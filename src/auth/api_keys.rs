@@ -71,4 +71,27 @@ mod tests {
             assert_eq!(parse_prefix(bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_presented_string_parses_without_panicking(key in ".{0,80}") {
+            if let Some(prefix) = parse_prefix(&key) {
+                proptest::prop_assert_eq!(prefix.len(), PREFIX_LEN);
+                proptest::prop_assert!(key.starts_with("cmk_"));
+            }
+        }
+
+        #[test]
+        fn key_shaped_strings_parse_to_their_prefix(
+            prefix in "[a-z0-9]{8}",
+            secret in "[A-Za-z0-9]{40}",
+        ) {
+            let key = format!("cmk_{prefix}_{secret}");
+            proptest::prop_assert_eq!(parse_prefix(&key), Some(prefix.as_str()));
+            // One character more or less is not ours.
+            let longer = format!("{key}x");
+            proptest::prop_assert_eq!(parse_prefix(&longer), None);
+            proptest::prop_assert_eq!(parse_prefix(&key[..key.len() - 1]), None);
+        }
+    }
 }

@@ -220,4 +220,27 @@ mod tests {
         .unwrap();
         assert!(keys.verify(&plain).is_some());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_presented_string_is_refused_without_panicking(token in ".{0,300}") {
+            let keys = JwtKeys::new(&material(NEW, &[]), 900);
+            proptest::prop_assert!(keys.verify(&token).is_none());
+        }
+
+        #[test]
+        fn changing_any_character_of_a_token_is_refused(index in 0usize..1000, replacement in "[A-Za-z0-9_-]") {
+            let keys = JwtKeys::new(&material(NEW, &[]), 900);
+            let token = keys.issue(Uuid::now_v7(), Uuid::now_v7(), 900).unwrap();
+            let index = index % token.len();
+            let original = token.as_bytes()[index] as char;
+            let replacement = replacement.chars().next().unwrap();
+            // The last character of a segment may carry padding bits that decode alike.
+            let segment_end = token[index + 1..].starts_with('.') || index + 1 == token.len();
+            proptest::prop_assume!(original != '.' && original != replacement && !segment_end);
+            let mut tampered = token.clone();
+            tampered.replace_range(index..=index, &replacement.to_string());
+            proptest::prop_assert!(keys.verify(&tampered).is_none());
+        }
+    }
 }

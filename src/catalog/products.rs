@@ -82,6 +82,7 @@ pub struct ProductFilter {
     /// Only products whose score in the store's latest audit is at most this (0–100).
     pub max_score: Option<i16>,
     /// `sku` (default) or `score` (lowest audit score first, then SKU).
+    #[param(inline)]
     pub sort: Option<ProductSort>,
 }
 

@@ -54,7 +54,7 @@ const TEXT_COLUMNS: &[&str] = &[
 ];
 
 /// A problem found while writing, reported in the export's summary.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Issue {
     pub sku: String,
     pub store_view: String,
@@ -334,5 +334,60 @@ mod tests {
         assert_eq!(col("thumbnail_image"), "t/e/tee.jpg");
         assert_eq!(col("additional_images"), "t/e/tee.jpg,t/e/tee-back.jpg");
         assert_eq!(col("additional_image_labels"), "Front,Back  left");
+    }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        // Any text, weighted towards what breaks CSV: quotes, separators, newlines, HTML.
+        proptest::prop_oneof![
+            ".{0,40}",
+            "[\",\"\r\n<>&;|= a-zé🧣\u{202e}]{0,40}",
+            proptest::strategy::Just(String::new()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+        #[test]
+        fn every_text_cell_reads_back_exactly(
+            name in text(),
+            description in text(),
+            meta_title in text(),
+            meta_keyword in text(),
+            view_name in proptest::option::of(text()),
+        ) {
+            proptest::prop_assume!(![&name, &description, &meta_title, &meta_keyword]
+                .iter()
+                .any(|v| v.as_str() == EMPTY_VALUE));
+            let default = content(&[
+                ("name", &name),
+                ("description", &description),
+                ("meta_title", &meta_title),
+                ("meta_keyword", &meta_keyword),
+            ]);
+            let views = match &view_name {
+                Some(v) => vec![("fr".to_string(), content(&[("name", v)]))],
+                None => vec![],
+            };
+            let mut w = Writer::new(Vec::new()).unwrap();
+            w.product("SKU,\"1\"", &default, &views).unwrap();
+            let bytes = w.finish().unwrap();
+            let rows = read(&bytes);
+            proptest::prop_assert_eq!(rows.len(), 2 + views.len());
+            let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+            let row = &rows[1];
+            proptest::prop_assert_eq!(&row[column("sku")], "SKU,\"1\"");
+            proptest::prop_assert_eq!(&row[column("name")], name.as_str());
+            proptest::prop_assert_eq!(&row[column("description")], description.as_str());
+            proptest::prop_assert_eq!(&row[column("meta_title")], meta_title.as_str());
+            proptest::prop_assert_eq!(&row[column("meta_keywords")], meta_keyword.as_str());
+            if let Some(v) = view_name {
+                let view_row = &rows[2];
+                proptest::prop_assert_eq!(&view_row[column("store_view_code")], "fr");
+                // An empty override clears the inherited value with Magento's constant.
+                let expected = if v.is_empty() { EMPTY_VALUE.to_string() } else { v };
+                proptest::prop_assert_eq!(&view_row[column("name")], expected.as_str());
+                proptest::prop_assert_eq!(&view_row[column("description")], "");
+            }
+        }
     }
 }

@@ -290,3 +290,57 @@ pub async fn resume_unfinished(state: &AppState) -> Result<(), sqlx::Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_an_answer_not_a_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = CallbackForm::parse(&body);
+        }
+
+        #[test]
+        fn magentos_form_reads_back_exactly(
+            key in "[A-Za-z0-9]{1,64}",
+            secret in "[A-Za-z0-9]{1,64}",
+            verifier in "[A-Za-z0-9]{1,64}",
+            host in "[a-z]{1,20}",
+            path in "(/[a-z0-9]{1,8}){0,3}",
+            extra in proptest::option::of(("[a-z_]{1,10}", ".{0,20}")),
+        ) {
+            let url = format!("https://{host}.example{path}/");
+            let mut fields = vec![
+                ("oauth_consumer_key", key.clone()),
+                ("oauth_consumer_secret", secret.clone()),
+                ("store_base_url", url.clone()),
+                ("oauth_verifier", verifier.clone()),
+            ];
+            // Fields Magento may add are ignored.
+            let extra_name;
+            if let Some((name, value)) = extra {
+                extra_name = format!("x_{name}");
+                fields.push((extra_name.as_str(), value));
+            }
+            let body = serde_urlencoded::to_string(&fields).unwrap();
+            let form = CallbackForm::parse(body.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(form.consumer_key, key);
+            proptest::prop_assert_eq!(form.consumer_secret, secret);
+            proptest::prop_assert_eq!(form.verifier, verifier);
+            proptest::prop_assert_eq!(form.store_base_url, url);
+        }
+
+        #[test]
+        fn tokens_that_are_not_magento_tokens_are_refused(bad in "[^A-Za-z0-9]{1,8}") {
+            let body = serde_urlencoded::to_string([
+                ("oauth_consumer_key", bad.as_str()),
+                ("oauth_consumer_secret", "secret"),
+                ("store_base_url", "https://shop.example/"),
+                ("oauth_verifier", "verifier"),
+            ])
+            .unwrap();
+            proptest::prop_assert!(CallbackForm::parse(body.as_bytes()).is_err());
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod privacy;
 mod products;
 mod review;
 mod schedules;
+mod schema_conformance;
 mod secrets;
 mod stores;
 mod sync;

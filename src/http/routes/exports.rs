@@ -162,7 +162,7 @@ pub struct ExportResponse {
     pub download_url: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     /// What validation found: `[{"sku", "store_view", "problem"}]`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<crate::exports::magento_csv::Issue>)]
     pub issues: serde_json::Value,
     pub job_id: Uuid,
     pub created_at: DateTime<Utc>,
