@@ -1,393 +1,64 @@
-//! Magento's native `catalog_product` import CSV (REFERENCE §7), content columns only: an
-//! "Add/Update" import of it changes the content and nothing else (empty cells are ignored).
-//!
-//! One default row per product (empty `store_view_code`) with its default values, then one
-//! row per store view that overrides something, holding only the overrides. A view that must
-//! show nothing where the default has a value gets Magento's empty-value constant. Image
-//! labels need their image path in the same row, so a view's alt texts repeat the path.
+//! Magento's import CSV for catalogd's content: the writer lives in the Magento connector
+//! (`magento::import`); this is how our content model reads to it.
 
-use std::collections::BTreeMap;
-use std::io::Write;
+pub use magento::import::{COLUMNS, EMPTY_VALUE, Image, ImportContent, Issue, Writer, import_path};
 
-use crate::catalog::content::{Content, MediaItem};
+use crate::catalog::content::Content;
 
-/// Magento clears a value only when a cell holds this; an empty cell is ignored.
-pub const EMPTY_VALUE: &str = "__EMPTY__VALUE__";
-
-/// Columns in Magento's export order (REFERENCE §7), the content subset.
-pub const COLUMNS: &[&str] = &[
-    "sku",
-    "store_view_code",
-    "name",
-    "description",
-    "short_description",
-    "url_key",
-    "meta_title",
-    "meta_keywords",
-    "meta_description",
-    "base_image",
-    "base_image_label",
-    "small_image",
-    "small_image_label",
-    "thumbnail_image",
-    "thumbnail_image_label",
-    "additional_images",
-    "additional_image_labels",
-];
-
-/// Our field names for Magento's column names where they differ.
-fn field_of(column: &str) -> &str {
-    match column {
-        "meta_keywords" => "meta_keyword",
-        other => other,
-    }
-}
-
-const TEXT_COLUMNS: &[&str] = &[
-    "name",
-    "description",
-    "short_description",
-    "url_key",
-    "meta_title",
-    "meta_keywords",
-    "meta_description",
-];
-
-/// A problem found while writing, reported in the export's summary.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct Issue {
-    pub sku: String,
-    pub store_view: String,
-    pub problem: String,
-}
-
-pub struct Writer<W: Write> {
-    csv: csv::Writer<W>,
-    /// Multi-value separator of the import (Magento's default `,`).
-    separator: char,
-    pub rows: u64,
-    pub issues: Vec<Issue>,
-}
-
-impl<W: Write> Writer<W> {
-    pub fn new(out: W) -> Result<Writer<W>, csv::Error> {
-        let mut csv = csv::WriterBuilder::new()
-            .quote_style(csv::QuoteStyle::Necessary)
-            .from_writer(out);
-        csv.write_record(COLUMNS)?;
-        Ok(Writer {
-            csv,
-            separator: ',',
-            rows: 0,
-            issues: Vec::new(),
-        })
+impl ImportContent for Content {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
     }
 
-    /// Writes a product: its default row, then a row per store view in `views` that differs.
-    pub fn product(
-        &mut self,
-        sku: &str,
-        default: &Content,
-        views: &[(String, Content)],
-    ) -> Result<(), csv::Error> {
-        let row = self.row(sku, "", default, None);
-        self.csv.write_record(&row)?;
-        self.rows += 1;
-        for (code, overrides) in views {
-            if overrides.fields.is_empty() && overrides.media.is_empty() {
-                continue;
-            }
-            let row = self.row(sku, code, overrides, Some(default));
-            self.csv.write_record(&row)?;
-            self.rows += 1;
-        }
-        Ok(())
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.media.is_empty()
     }
 
-    fn row(
-        &mut self,
-        sku: &str,
-        view: &str,
-        content: &Content,
-        default: Option<&Content>,
-    ) -> Vec<String> {
-        let mut cells: BTreeMap<&str, String> = BTreeMap::new();
-        cells.insert("sku", sku.to_string());
-        cells.insert("store_view_code", view.to_string());
-        for column in TEXT_COLUMNS {
-            let field = field_of(column);
-            match content.fields.get(field) {
-                Some(value) if value.is_empty() && default.is_some() => {
-                    // The view shows nothing where the default has a value.
-                    cells.insert(column, EMPTY_VALUE.to_string());
-                }
-                Some(value) => {
-                    cells.insert(column, value.clone());
-                }
-                None => {}
-            }
-        }
-        self.images(sku, view, content, &mut cells);
-        COLUMNS
+    fn images(&self) -> Vec<Image<'_>> {
+        self.media
             .iter()
-            .map(|c| cells.remove(c).unwrap_or_default())
+            .map(|m| Image {
+                entry_id: m.entry_id,
+                file: &m.file,
+                label: m.label.as_deref(),
+                position: m.position,
+                disabled: m.disabled,
+                roles: &m.roles,
+            })
             .collect()
     }
-
-    /// Image columns: the role images and the rest as additional images, each with its label.
-    /// In a view row only entries whose label the view overrides are written.
-    fn images(
-        &mut self,
-        sku: &str,
-        view: &str,
-        content: &Content,
-        cells: &mut BTreeMap<&'static str, String>,
-    ) {
-        let mut media: Vec<&MediaItem> = content.media.iter().filter(|m| !m.disabled).collect();
-        media.sort_by_key(|m| (m.position.unwrap_or(i64::MAX), m.entry_id));
-        let mut additional = Vec::new();
-        let mut labels = Vec::new();
-        for item in media {
-            let path = import_path(&item.file);
-            if !is_importable_path(&path) {
-                self.issues.push(Issue {
-                    sku: sku.to_string(),
-                    store_view: view.to_string(),
-                    problem: format!(
-                        "image path {:?} has characters Magento's import refuses",
-                        item.file
-                    ),
-                });
-                continue;
-            }
-            let label = item.label.clone().unwrap_or_default();
-            if label.contains(self.separator) {
-                // Labels of additional images are separated by the separator: keep it out.
-                labels.push(label.replace(self.separator, " "));
-            } else {
-                labels.push(label.clone());
-            }
-            additional.push(path.clone());
-            for (role, column, label_column) in [
-                ("image", "base_image", "base_image_label"),
-                ("small_image", "small_image", "small_image_label"),
-                ("thumbnail", "thumbnail_image", "thumbnail_image_label"),
-            ] {
-                if item.roles.iter().any(|r| r == role) {
-                    cells.insert(column, path.clone());
-                    cells.insert(label_column, label.clone());
-                }
-            }
-        }
-        if !additional.is_empty() {
-            let sep = self.separator.to_string();
-            cells.insert("additional_images", additional.join(&sep));
-            cells.insert("additional_image_labels", labels.join(&sep));
-        }
-    }
-
-    pub fn finish(self) -> Result<W, csv::Error> {
-        self.csv
-            .into_inner()
-            .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
-    }
-}
-
-/// Magento's gallery paths (`/t/e/tee.jpg`) relative to the import images directory.
-pub fn import_path(file: &str) -> String {
-    file.trim_start_matches('/').to_string()
-}
-
-/// Letters, digits, `_ - . /` only (REFERENCE §7), and no way out of the directory.
-fn is_importable_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.split('/').any(|p| p == ".." || p.is_empty())
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn content(pairs: &[(&str, &str)]) -> Content {
-        Content {
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            media: vec![],
-        }
-    }
-
-    fn read(bytes: &[u8]) -> Vec<csv::StringRecord> {
-        csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(bytes)
-            .records()
-            .map(|r| r.unwrap())
-            .collect()
-    }
+    use crate::catalog::content::MediaItem;
 
     #[test]
-    fn nasty_values_read_back_exactly() {
-        let nasty = [
-            "Quote \" inside, and a comma",
-            "Line one\nLine two\r\nthree",
-            "<p class=\"x\">HTML &amp; entities</p>",
-            "Emoji 🧣 and עברית right-to-left",
-            ",,,",
-            "\"",
-            "trailing space ",
-        ];
-        let mut w = Writer::new(Vec::new()).unwrap();
-        for (i, value) in nasty.iter().enumerate() {
-            let c = content(&[
-                ("name", value),
-                ("description", value),
-                ("meta_keyword", value),
-            ]);
-            w.product(&format!("SKU-{i}"), &c, &[]).unwrap();
-        }
-        let bytes = w.finish().unwrap();
-        let rows = read(&bytes);
-        assert_eq!(rows[0].iter().collect::<Vec<_>>(), COLUMNS);
-        for (i, value) in nasty.iter().enumerate() {
-            let row = &rows[i + 1];
-            assert_eq!(&row[0], format!("SKU-{i}"));
-            assert_eq!(&row[2], *value, "name");
-            assert_eq!(&row[3], *value, "description");
-            assert_eq!(&row[7], *value, "meta_keywords");
-        }
-    }
+    fn our_content_reads_to_the_writer_as_it_is() {
+        let mut content = Content::default();
+        content.fields.insert("name".into(), "Tee".into());
+        content.media.push(MediaItem {
+            entry_id: 4,
+            file: "/t/e/tee.jpg".into(),
+            label: Some("Front".into()),
+            position: Some(1),
+            disabled: false,
+            roles: vec!["image".into()],
+        });
+        assert_eq!(content.field("name"), Some("Tee"));
+        assert_eq!(content.field("description"), None);
+        assert!(!content.is_empty());
+        assert!(Content::default().is_empty());
+        let images = content.images();
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].file, "/t/e/tee.jpg");
+        assert_eq!(images[0].label, Some("Front"));
+        assert_eq!(images[0].roles, ["image".to_string()]);
 
-    #[test]
-    fn view_rows_hold_overrides_and_clear_with_the_empty_constant() {
-        let default = content(&[
-            ("name", "Tee"),
-            ("description", "Soft"),
-            ("meta_title", "Tee"),
-        ]);
-        let french = content(&[("name", "T-shirt"), ("meta_title", "")]);
-        let german = Content::default();
-        let mut w = Writer::new(Vec::new()).unwrap();
-        w.product(
-            "TS-1",
-            &default,
-            &[("fr".into(), french), ("de".into(), german)],
-        )
-        .unwrap();
-        assert_eq!(w.rows, 2, "a view without overrides has no row");
-        let rows = read(&w.finish().unwrap());
-        let fr = &rows[2];
-        assert_eq!(&fr[1], "fr");
-        assert_eq!(&fr[2], "T-shirt");
-        assert_eq!(
-            &fr[3], "",
-            "an inherited description stays empty: ignored on import"
-        );
-        assert_eq!(&fr[6], EMPTY_VALUE);
-    }
-
-    #[test]
-    fn images_keep_their_roles_labels_and_paths() {
-        let mut c = content(&[("name", "Tee")]);
-        c.media = vec![
-            MediaItem {
-                entry_id: 2,
-                file: "/t/e/tee-back.jpg".into(),
-                label: Some("Back, left".into()),
-                position: Some(2),
-                disabled: false,
-                roles: vec![],
-            },
-            MediaItem {
-                entry_id: 1,
-                file: "/t/e/tee.jpg".into(),
-                label: Some("Front".into()),
-                position: Some(1),
-                disabled: false,
-                roles: vec!["image".into(), "small_image".into(), "thumbnail".into()],
-            },
-            MediaItem {
-                entry_id: 3,
-                file: "/t/e/bad name.jpg".into(),
-                label: None,
-                position: Some(3),
-                disabled: false,
-                roles: vec![],
-            },
-        ];
-        let mut w = Writer::new(Vec::new()).unwrap();
-        w.product("TS-1", &c, &[]).unwrap();
-        assert_eq!(
-            w.issues.len(),
-            1,
-            "a path with a space is reported, not written"
-        );
-        let rows = read(&w.finish().unwrap());
-        let row = &rows[1];
-        let col = |name: &str| &row[COLUMNS.iter().position(|c| *c == name).unwrap()];
-        assert_eq!(col("base_image"), "t/e/tee.jpg");
-        assert_eq!(col("base_image_label"), "Front");
-        assert_eq!(col("thumbnail_image"), "t/e/tee.jpg");
-        assert_eq!(col("additional_images"), "t/e/tee.jpg,t/e/tee-back.jpg");
-        assert_eq!(col("additional_image_labels"), "Front,Back  left");
-    }
-
-    fn text() -> impl proptest::strategy::Strategy<Value = String> {
-        // Any text, weighted towards what breaks CSV: quotes, separators, newlines, HTML.
-        proptest::prop_oneof![
-            ".{0,40}",
-            "[\",\"\r\n<>&;|= a-zé🧣\u{202e}]{0,40}",
-            proptest::strategy::Just(String::new()),
-        ]
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
-        #[test]
-        fn every_text_cell_reads_back_exactly(
-            name in text(),
-            description in text(),
-            meta_title in text(),
-            meta_keyword in text(),
-            view_name in proptest::option::of(text()),
-        ) {
-            proptest::prop_assume!(![&name, &description, &meta_title, &meta_keyword]
-                .iter()
-                .any(|v| v.as_str() == EMPTY_VALUE));
-            let default = content(&[
-                ("name", &name),
-                ("description", &description),
-                ("meta_title", &meta_title),
-                ("meta_keyword", &meta_keyword),
-            ]);
-            let views = match &view_name {
-                Some(v) => vec![("fr".to_string(), content(&[("name", v)]))],
-                None => vec![],
-            };
-            let mut w = Writer::new(Vec::new()).unwrap();
-            w.product("SKU,\"1\"", &default, &views).unwrap();
-            let bytes = w.finish().unwrap();
-            let rows = read(&bytes);
-            proptest::prop_assert_eq!(rows.len(), 2 + views.len());
-            let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
-            let row = &rows[1];
-            proptest::prop_assert_eq!(&row[column("sku")], "SKU,\"1\"");
-            proptest::prop_assert_eq!(&row[column("name")], name.as_str());
-            proptest::prop_assert_eq!(&row[column("description")], description.as_str());
-            proptest::prop_assert_eq!(&row[column("meta_title")], meta_title.as_str());
-            proptest::prop_assert_eq!(&row[column("meta_keywords")], meta_keyword.as_str());
-            if let Some(v) = view_name {
-                let view_row = &rows[2];
-                proptest::prop_assert_eq!(&view_row[column("store_view_code")], "fr");
-                // An empty override clears the inherited value with Magento's constant.
-                let expected = if v.is_empty() { EMPTY_VALUE.to_string() } else { v };
-                proptest::prop_assert_eq!(&view_row[column("name")], expected.as_str());
-                proptest::prop_assert_eq!(&view_row[column("description")], "");
-            }
-        }
+        let mut writer = Writer::new(Vec::new()).unwrap();
+        writer.product("TS-1", &content, &[]).unwrap();
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        assert!(text.lines().nth(1).unwrap().starts_with("TS-1,,Tee,"));
     }
 }

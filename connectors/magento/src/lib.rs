@@ -5,6 +5,7 @@
 //!   integration token exchange.
 //! * [`search`] renders `searchCriteria` query parameters.
 //! * [`models`] holds lenient, round-trip-safe shapes of Magento's JSON.
+//! * [`import`] writes Magento's `catalog_product` import CSV.
 //! * [`client`] is the HTTP client: every call goes through one pipeline that
 //!   applies a per-store rate limit, an adaptive concurrency limit, timeouts,
 //!   retries and error mapping.
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod error;
+pub mod import;
 pub mod models;
 pub mod oauth;
 pub mod query;

@@ -30,6 +30,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_export))
 }
 
+/// A problem validation found in an export.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ExportIssue {
+    pub sku: String,
+    pub store_view: String,
+    pub problem: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
@@ -162,7 +171,7 @@ pub struct ExportResponse {
     pub download_url: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     /// What validation found: `[{"sku", "store_view", "problem"}]`.
-    #[schema(value_type = Vec<crate::exports::magento_csv::Issue>)]
+    #[schema(value_type = Vec<ExportIssue>)]
     pub issues: serde_json::Value,
     pub job_id: Uuid,
     pub created_at: DateTime<Utc>,
