@@ -227,7 +227,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Worker => {
             let keys = KeyMaterial::load_or_generate(&settings)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let state = AppState::new(db, settings, keys);
+            let state = AppState::new(db, settings, keys)?;
             tracing::info!("catalogd worker running");
             jobs::runner::run(state, shutdown_signal()).await?;
         }
