@@ -374,3 +374,58 @@ impl ObjectStore for S3Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageKind;
+
+    fn settings(part_size: usize) -> StorageSettings {
+        StorageSettings {
+            kind: StorageKind::S3,
+            endpoint: "http://127.0.0.1:9".into(),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            path_style: true,
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI-very-secret".to_string().into(),
+            presign_ttl_secs: 900,
+            multipart_part_size_bytes: part_size,
+        }
+    }
+
+    #[test]
+    fn the_secret_key_is_not_in_debug_output() {
+        let store = S3Store::new(&settings(super::super::MIN_PART_SIZE)).unwrap();
+        let text = format!("{store:?} {:?}", settings(super::super::MIN_PART_SIZE));
+        assert!(!text.contains("very-secret"), "{text}");
+    }
+
+    #[test]
+    fn parts_smaller_than_s3_accepts_are_refused() {
+        assert!(matches!(
+            S3Store::new(&settings(1024)),
+            Err(StorageError::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_are_path_style_and_carry_the_expiry() {
+        let store = S3Store::new(&settings(super::super::MIN_PART_SIZE)).unwrap();
+        let key = ObjectKey::new(uuid::Uuid::nil(), "exports/a.csv").unwrap();
+        let now = Utc::now();
+        let link = store
+            .presigned_get_at(&key, Duration::from_secs(900), now)
+            .await
+            .unwrap();
+        assert!(
+            link.url
+                .starts_with(&format!("http://127.0.0.1:9/b/{key}?")),
+            "{}",
+            link.url
+        );
+        assert!(link.url.contains("X-Amz-Expires=900"), "{}", link.url);
+        assert!(!link.url.contains("very-secret"));
+        assert_eq!(link.expires_at, now + chrono::Duration::seconds(900));
+    }
+}

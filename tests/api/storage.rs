@@ -456,3 +456,92 @@ async fn mirrored_pictures_and_thumbnails_are_stored_once_in_s3() {
         .unwrap();
     assert_eq!(after.len(), stored.len() + thumbs.len());
 }
+
+/// A media server whose every first gallery picture (`…-1.png`) is a PNG cut off after its
+/// header: it looks like a picture (type and size read fine) but does not decode.
+async fn hostile_media_server() -> String {
+    async fn picture(axum::extract::Path(file): axum::extract::Path<String>) -> Vec<u8> {
+        let whole = magento_sim::catalog::png_for(&file);
+        if file.ends_with("-1.png") {
+            whole[..33].to_vec()
+        } else {
+            whole
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/media/catalog/product/{*file}",
+        axum::routing::get(picture),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}/media/")
+}
+
+#[tokio::test]
+async fn a_picture_that_does_not_decode_is_recorded_and_mirroring_goes_on() {
+    let app = TestApp::spawn().await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 10,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store_id, "full").await;
+    let media_url = hostile_media_server().await;
+    sqlx::query(
+        "UPDATE stores SET store_views = (
+            SELECT jsonb_agg(v || jsonb_build_object('base_media_url', $2::text))
+            FROM jsonb_array_elements(store_views) v)
+         WHERE id = $1",
+    )
+    .bind(store_id.parse::<Uuid>().unwrap())
+    .bind(&media_url)
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let (status, started) = app
+        .post(
+            &format!("/stores/{store_id}/media"),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job = app
+        .wait_for_job(
+            &owner.access_token,
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (broken, with_error, fine, with_thumbnail): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE file LIKE '%-1.png'),
+                count(*) FILTER (WHERE thumbnail_error IS NOT NULL AND thumbnail_key IS NULL),
+                count(*) FILTER (WHERE file NOT LIKE '%-1.png'),
+                count(*) FILTER (WHERE thumbnail_key IS NOT NULL AND thumbnail_error IS NULL)
+         FROM media",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(broken > 0 && fine > 0, "{broken} {fine}");
+    assert_eq!(with_error, broken);
+    assert_eq!(with_thumbnail, fine);
+    assert_eq!(job["counters"]["undecodable"], broken, "{job}");
+    assert_eq!(job["counters"]["failed"], 0, "{job}");
+    // The undecodable picture itself is still mirrored (and its size read from the header).
+    let sized: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM media WHERE file LIKE '%-1.png' AND width = 1 AND height = 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(sized, broken);
+}
