@@ -339,6 +339,35 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<Bytes, String> {
     Ok(bytes)
 }
 
+/// A product's mirrored picture as recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Mirrored {
+    pub entry_id: i64,
+    pub file: String,
+    pub bytes: i64,
+    pub mime: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub thumbnail_key: Option<String>,
+    pub thumbnail_error: Option<String>,
+}
+
+/// The mirrored pictures of a product in the workspace, by gallery entry.
+pub async fn of_product(
+    db: &sqlx::PgPool,
+    workspace_id: Uuid,
+    product_id: Uuid,
+) -> Result<Vec<Mirrored>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT entry_id, file, bytes, mime, width, height, thumbnail_key, thumbnail_error
+         FROM media WHERE product_id = $1 AND workspace_id = $2 ORDER BY entry_id",
+    )
+    .bind(product_id)
+    .bind(workspace_id)
+    .fetch_all(db)
+    .await
+}
+
 /// Known sizes of a product's mirrored pictures, by gallery entry, for audits.
 pub const SIZES_SQL: &str = "(SELECT json_agg(json_build_array(m.entry_id, m.width, m.height))
      FROM media m WHERE m.product_id = p.id AND m.width IS NOT NULL)";

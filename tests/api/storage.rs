@@ -445,6 +445,24 @@ async fn mirrored_pictures_and_thumbnails_are_stored_once_in_s3() {
     let thumb = app.storage.get(&thumbs[0].key).await.unwrap();
     assert!(thumb.starts_with(b"\x89PNG"));
 
+    // A product's detail links each picture's thumbnail, served by S3.
+    let product_id: Uuid = sqlx::query_scalar("SELECT product_id FROM media LIMIT 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (status, detail) = app
+        .get(&format!("/products/{product_id}"), &owner.access_token)
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    let first = &detail["media"][0];
+    assert_eq!(first["width"], 1, "{detail}");
+    let url = first["thumbnail_url"].as_str().unwrap();
+    assert!(url.starts_with(&s3.endpoint), "{url}");
+    let (status, png) = fetch(url).await;
+    assert_eq!(status, 200);
+    assert!(png.starts_with(b"\x89PNG"));
+    assert!(first["thumbnail_error"].is_null());
+
     // A second run fetches and stores nothing.
     let again = mirror().await;
     assert_eq!(again["counters"]["fetched"], 0, "{again}");
@@ -544,4 +562,32 @@ async fn a_picture_that_does_not_decode_is_recorded_and_mirroring_goes_on() {
     .await
     .unwrap();
     assert_eq!(sized, broken);
+    // The product's detail says why its first picture has no thumbnail.
+    let product_id: Uuid =
+        sqlx::query_scalar("SELECT product_id FROM media WHERE file LIKE '%-1.png' LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let (status, detail) = app
+        .get(&format!("/products/{product_id}"), &owner.access_token)
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    let broken = detail["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["file"].as_str().unwrap().ends_with("-1.png"))
+        .unwrap();
+    assert!(broken["thumbnail_url"].is_null(), "{broken}");
+    assert!(broken["thumbnail_error"].is_string(), "{broken}");
+    if let Some(fine) = detail["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| !m["file"].as_str().unwrap().ends_with("-1.png"))
+    {
+        let (status, png) = fetch(fine["thumbnail_url"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        assert!(png.starts_with(b"\x89PNG"));
+    }
 }
