@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: makes sure PostgreSQL is up, then runs every test with nextest.
+# Runs the whole test suite: makes sure PostgreSQL is up and the S3-compatible test server
+# (s3s-fs) is installed, then runs every test with nextest.
 # Safe to run on a fresh machine and repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,16 @@ cd "$(dirname "$0")/.."
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 ./scripts/ensure-postgres.sh
+
+# `cargo install` puts binaries here; the tests look for s3s-fs on PATH.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+# Object storage tests run against s3s-fs, which checks SigV4 signatures. 0.14.1 is the
+# newest release that builds with this toolchain.
+if ! command -v s3s-fs >/dev/null 2>&1; then
+    echo "installing s3s-fs"
+    cargo install s3s-fs@0.14.1 --features binary --locked
+fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
     echo "installing cargo-nextest"

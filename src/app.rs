@@ -13,6 +13,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::Settings;
 use crate::crypto::Keyring;
 use crate::secrets::KeyMaterial;
+use crate::storage::{self, Storage, StorageError};
 use crate::{db, http};
 
 /// Shared by every handler. Cheap to clone.
@@ -27,6 +28,8 @@ pub struct Inner {
     pub keyring: Keyring,
     pub jwt: JwtKeys,
     pub login_limiter: LoginLimiter,
+    /// Media and export files.
+    pub storage: Storage,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -38,22 +41,34 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(db: PgPool, settings: Settings, keys: KeyMaterial) -> AppState {
+    pub fn new(
+        db: PgPool,
+        settings: Settings,
+        keys: KeyMaterial,
+    ) -> Result<AppState, StorageError> {
+        // The local store signs its download links with the daemon's signing key.
+        let storage = storage::from_settings(
+            &settings.storage,
+            &settings.data_dir,
+            secrecy::ExposeSecret::expose_secret(&keys.jwt_secret),
+            &settings.public_base_url(),
+        )?;
         let jwt = JwtKeys::new(&keys, settings.auth.previous_jwt_secret_grace_secs);
         let keyring = Keyring::new(&keys.master_key, &keys.previous_master_keys);
         let login_limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_account,
             settings.auth.login_attempts_per_minute_per_client,
         );
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             db,
             settings,
             keys,
             keyring,
             jwt,
             login_limiter,
+            storage,
             metrics: http::metrics::handle(),
-        }))
+        })))
     }
 }
 
@@ -74,7 +89,7 @@ impl Application {
         settings.listen = listener.local_addr()?;
         Ok(Application {
             listener,
-            state: AppState::new(pool, settings, keys),
+            state: AppState::new(pool, settings, keys).context("setting up object storage")?,
         })
     }
 

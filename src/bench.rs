@@ -85,7 +85,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     settings.jobs.concurrency.sync = 1;
     let keys = KeyMaterial::load_or_generate(&settings)?;
     let pool = db::connect_and_migrate(&settings.database).await?;
-    let state = AppState::new(pool.clone(), settings, keys);
+    let state = AppState::new(pool.clone(), settings, keys)?;
 
     let views =
         stores::magento::discover(&base_url, &credentials, SignatureMethod::HmacSha256, rate)

@@ -240,7 +240,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Worker => {
             let keys = KeyMaterial::load_or_generate(&settings)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let state = AppState::new(db, settings, keys);
+            let state = AppState::new(db, settings, keys)?;
             tracing::info!("catalogd worker running");
             jobs::runner::run(state, shutdown_signal()).await?;
         }
@@ -264,7 +264,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Retention { json } => {
             let keys = KeyMaterial::load_or_generate(&settings)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let state = AppState::new(db, settings, keys);
+            let state = AppState::new(db, settings, keys)?;
             let report = crate::retention::sweep(&state).await?;
             let human = format!(
                 "retention sweep: {} job log lines, {} sessions, {} refresh tokens, {} audit addresses, {} usage days aggregated, {} store connections purged, {} workspaces deleted ({} objects)",

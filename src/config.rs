@@ -49,6 +49,31 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub jobs: JobSettings,
     pub retention: RetentionSettings,
+    pub storage: StorageSettings,
+}
+
+/// Where media and export files are kept (see `storage`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// A directory under `data_dir`; the daemon signs and serves the download links.
+    Fs,
+    /// Any S3 API; downloads are presigned URLs of the S3 server.
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub kind: StorageKind,
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub presign_ttl_secs: u64,
+    pub multipart_part_size_bytes: usize,
 }
 
 /// How long the daemon keeps what the privacy policy limits (`[retention]`).
@@ -229,9 +254,49 @@ impl Settings {
                 "http.body_limit_bytes must be positive".into(),
             ));
         }
+        self.validate_storage()?;
         if !self.public_url.is_empty() {
             url::Url::parse(&self.public_url)
                 .map_err(|e| ConfigError::Invalid(format!("public_url is not a URL ({e})")))?;
+        }
+        Ok(())
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let storage = &self.storage;
+        if !(1..=MAX_PRESIGN_TTL_SECS).contains(&storage.presign_ttl_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "storage.presign_ttl_secs must be between 1 and {MAX_PRESIGN_TTL_SECS} (7 days)"
+            )));
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&storage.multipart_part_size_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "storage.multipart_part_size_bytes must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB)"
+            )));
+        }
+        if storage.kind == StorageKind::S3 {
+            if storage.bucket.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "storage.bucket is required with storage.kind = \"s3\"".into(),
+                ));
+            }
+            if storage.region.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "storage.region is required with storage.kind = \"s3\"".into(),
+                ));
+            }
+            if storage.access_key_id.is_empty()
+                || secrecy::ExposeSecret::expose_secret(&storage.secret_access_key).is_empty()
+            {
+                return Err(ConfigError::Invalid(
+                    "storage.access_key_id and storage.secret_access_key are required with storage.kind = \"s3\"".into(),
+                ));
+            }
+            if !storage.endpoint.is_empty() {
+                url::Url::parse(&storage.endpoint).map_err(|e| {
+                    ConfigError::Invalid(format!("storage.endpoint is not a URL ({e})"))
+                })?;
+            }
         }
         Ok(())
     }
@@ -257,7 +322,18 @@ const STRING_KEYS: &[&str] = &[
     "public_url",
     "database.url",
     "log_level",
+    "storage.endpoint",
+    "storage.region",
+    "storage.bucket",
+    "storage.access_key_id",
+    "storage.secret_access_key",
 ];
+
+/// S3 refuses presigned URLs valid for longer than 7 days; the local store follows the same rule.
+const MAX_PRESIGN_TTL_SECS: u64 = 7 * 24 * 3600;
+/// S3's bounds on a multipart part (the last part may be smaller).
+const MIN_PART_SIZE: usize = crate::storage::MIN_PART_SIZE;
+const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 
 /// Keys holding lists, given in the environment as comma-separated values.
 const LIST_KEYS: &[&str] = &["previous_master_keys", "previous_jwt_secrets"];
@@ -338,6 +414,59 @@ mod tests {
         assert!(err.to_string().contains("auth.bcrypt_cost"), "{err}");
         let err = Settings::load_from(None, env(&[("CATALOGD_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn storage_defaults_to_the_local_directory_and_s3_is_set_from_the_environment() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.storage.kind, StorageKind::Fs);
+        assert_eq!(s.storage.presign_ttl_secs, 900);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CATALOGD_STORAGE__KIND", "s3"),
+                ("CATALOGD_STORAGE__ENDPOINT", "http://127.0.0.1:9000"),
+                ("CATALOGD_STORAGE__BUCKET", "2024"),
+                ("CATALOGD_STORAGE__PATH_STYLE", "true"),
+                ("CATALOGD_STORAGE__ACCESS_KEY_ID", "12345"),
+                ("CATALOGD_STORAGE__SECRET_ACCESS_KEY", "s3cr3t-value"),
+                ("CATALOGD_STORAGE__PRESIGN_TTL_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.storage.kind, StorageKind::S3);
+        assert_eq!(s.storage.bucket, "2024");
+        assert_eq!(s.storage.access_key_id, "12345");
+        assert!(s.storage.path_style);
+        assert_eq!(s.storage.presign_ttl_secs, 60);
+        assert!(!format!("{s:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn storage_settings_are_checked() {
+        for (pairs, named) in [
+            (vec![("CATALOGD_STORAGE__KIND", "s3")], "storage.bucket"),
+            (vec![("CATALOGD_STORAGE__KIND", "ftp")], "storage.kind"),
+            (
+                vec![("CATALOGD_STORAGE__PRESIGN_TTL_SECS", "0")],
+                "storage.presign_ttl_secs",
+            ),
+            (
+                vec![("CATALOGD_STORAGE__MULTIPART_PART_SIZE_BYTES", "1024")],
+                "storage.multipart_part_size_bytes",
+            ),
+            (
+                vec![
+                    ("CATALOGD_STORAGE__KIND", "s3"),
+                    ("CATALOGD_STORAGE__BUCKET", "b"),
+                ],
+                "storage.secret_access_key",
+            ),
+            (vec![("CATALOGD_STORAGE__BUKET", "b")], "buket"),
+        ] {
+            let err = Settings::load_from(None, env(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(named), "{named}: {err}");
+        }
     }
 
     #[test]

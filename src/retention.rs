@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::config::RetentionSettings;
+use crate::storage::KeyPrefix;
 use crate::stores;
 
 const TASK: &str = "retention";
@@ -245,8 +246,10 @@ async fn delete_workspaces(state: &AppState, before: DateTime<Utc>) -> anyhow::R
     .await?;
     let mut objects = 0;
     for &workspace_id in &due {
-        let removed =
-            crate::objects::delete_workspace(&state.settings.data_dir, workspace_id).await?;
+        let removed = state
+            .storage
+            .delete_prefix(&KeyPrefix::workspace(workspace_id))
+            .await?;
         objects += removed;
         let mut tx = state.db.begin().await?;
         sqlx::query("DELETE FROM workspaces WHERE id = $1 AND deletion_requested_at IS NOT NULL")

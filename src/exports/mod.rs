@@ -1,12 +1,13 @@
 //! Exports: files a store owner imports themselves. A job streams the store's products in
-//! id order (500 at a time) straight into the writer and a file in the object store (written
-//! under a temporary name and renamed when complete), so memory does not grow with the
-//! catalog; `GET /exports/{id}` hands out a signed download URL.
+//! id order (500 at a time) straight into the writer and a scratch file under
+//! `<data dir>/tmp`, then streams that file into object storage (in parts, for S3), so memory
+//! does not grow with the catalog; `GET /exports/{id}` hands out a presigned download URL.
 
 pub mod google_feed;
 pub mod magento_csv;
 
 use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -17,8 +18,41 @@ use self::magento_csv::Issue;
 use crate::auth::Resource;
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::jobs::context::{JobContext, JobError, Outcome};
-use crate::objects;
+use crate::storage::{ObjectKey, StorageError};
 use crate::stores;
+
+/// A file being written before it goes to object storage; removed when dropped, whatever
+/// happened.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn create(data_dir: &Path) -> Result<(Scratch, std::fs::File), JobError> {
+        let dir = data_dir.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(|e| JobError::Transient(e.to_string()))?;
+        let path = dir.join(format!("export-{}", Uuid::new_v4().simple()));
+        let file = std::fs::File::create(&path).map_err(|e| JobError::Transient(e.to_string()))?;
+        Ok((Scratch { path }, file))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Streams a finished scratch file into object storage and returns its size.
+async fn upload(ctx: &JobContext, key: &ObjectKey, file: &Scratch) -> Result<i64, JobError> {
+    let bytes = ctx
+        .state
+        .storage
+        .put_file(key, &file.path)
+        .await
+        .map_err(|e| JobError::Transient(format!("storing {key}: {e}")))?;
+    Ok(bytes as i64)
+}
 
 const BATCH: i64 = 500;
 /// Magento's text columns hold 64 KiB.
@@ -110,13 +144,11 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     }
     let zipped = export.format == "magento_zip";
     let extension = if zipped { "zip" } else { "csv" };
-    let key = objects::key(
+    let key = ObjectKey::new(
         store.workspace_id,
         &format!("exports/{}.{extension}", export.id),
     )
     .map_err(|e| JobError::Fatal(e.to_string()))?;
-    let path = objects::path_of(&ctx.state.settings.data_dir, &key)
-        .map_err(|e| JobError::Fatal(e.to_string()))?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM products WHERE store_id = $1 AND removed_at IS NULL",
     )
@@ -127,18 +159,13 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     ctx.set_done(0);
 
     let mut issues = duplicate_url_keys(db, store.id, &export.store_views).await?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| JobError::Transient(e.to_string()))?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
-    let file = std::fs::File::create(&tmp).map_err(|e| JobError::Transient(e.to_string()))?;
+    let (csv, file) = Scratch::create(&ctx.state.settings.data_dir)?;
     let mut writer = magento_csv::Writer::new(BufWriter::new(file))
         .map_err(|e| JobError::Transient(e.to_string()))?;
     let mut after: Option<Uuid> = None;
     let mut done = 0;
     loop {
         if let Some(stop) = ctx.should_stop().await {
-            let _ = std::fs::remove_file(&tmp);
             return Ok(Outcome::Stopped(stop));
         }
         // Live content per scope, or the newest approved proposal where the source wants it.
@@ -216,7 +243,6 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         .map_err(|e| JobError::Transient(e.to_string()))?;
     drop(out);
     if export.strict && !issues.is_empty() {
-        let _ = std::fs::remove_file(&tmp);
         record_issues(db, export.id, &issues).await?;
         return Err(JobError::Fatal(format!(
             "the export found {} problems and is strict: {}",
@@ -229,19 +255,14 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                 .join("; ")
         )));
     }
-    if zipped {
-        let csv = tmp.clone();
-        let tmp_zip = tmp.with_extension(format!("zip-{}", Uuid::new_v4().simple()));
-        let result = zip_with_images(ctx, store.id, &csv, &tmp_zip, &mut issues).await;
-        let _ = std::fs::remove_file(&csv);
-        result?;
-        std::fs::rename(&tmp_zip, &path).map_err(|e| JobError::Transient(e.to_string()))?;
+    let bytes = if zipped {
+        let (zip, file) = Scratch::create(&ctx.state.settings.data_dir)?;
+        zip_with_images(ctx, store.id, &csv.path, file, &mut issues).await?;
+        drop(csv);
+        upload(ctx, &key, &zip).await?
     } else {
-        std::fs::rename(&tmp, &path).map_err(|e| JobError::Transient(e.to_string()))?;
-    }
-    let bytes = std::fs::metadata(&path)
-        .map(|m| m.len() as i64)
-        .map_err(|e| JobError::Transient(e.to_string()))?;
+        upload(ctx, &key, &csv).await?
+    };
     sqlx::query(
         "UPDATE exports SET rows = $2, bytes = $3, object_key = $4, issues = $5, finished_at = now()
          WHERE id = $1",
@@ -249,7 +270,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     .bind(export.id)
     .bind(rows_written as i64)
     .bind(bytes)
-    .bind(&key)
+    .bind(key.as_str())
     .bind(serde_json::json!(issues))
     .execute(db)
     .await?;
@@ -298,15 +319,9 @@ async fn feed(
         .clone()
         .unwrap_or_else(|| format!("{}/media/", base_url.trim_end_matches('/')));
     let currency = view.currency.clone().unwrap_or_else(|| "USD".into());
-    let key = objects::key(store.workspace_id, &format!("exports/{}.xml", export.id))
+    let key = ObjectKey::new(store.workspace_id, &format!("exports/{}.xml", export.id))
         .map_err(|e| JobError::Fatal(e.to_string()))?;
-    let path = objects::path_of(&ctx.state.settings.data_dir, &key)
-        .map_err(|e| JobError::Fatal(e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| JobError::Transient(e.to_string()))?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
-    let file = std::fs::File::create(&tmp).map_err(|e| JobError::Transient(e.to_string()))?;
+    let (xml, file) = Scratch::create(&ctx.state.settings.data_dir)?;
     let mut writer = google_feed::FeedWriter::new(BufWriter::new(file), &view.name, &base_url)
         .map_err(|e| JobError::Transient(e.to_string()))?;
     let mut issues = Vec::new();
@@ -321,7 +336,6 @@ async fn feed(
     );
     loop {
         if let Some(stop) = ctx.should_stop().await {
-            let _ = std::fs::remove_file(&tmp);
             return Ok(Outcome::Stopped(stop));
         }
         let rows: Vec<FeedRow> = sqlx::query_as(
@@ -384,10 +398,7 @@ async fn feed(
     out.flush()
         .map_err(|e| JobError::Transient(e.to_string()))?;
     drop(out);
-    std::fs::rename(&tmp, &path).map_err(|e| JobError::Transient(e.to_string()))?;
-    let bytes = std::fs::metadata(&path)
-        .map(|m| m.len() as i64)
-        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let bytes = upload(ctx, &key, &xml).await?;
     sqlx::query(
         "UPDATE exports SET rows = $2, bytes = $3, object_key = $4, issues = $5, finished_at = now()
          WHERE id = $1",
@@ -395,7 +406,7 @@ async fn feed(
     .bind(export.id)
     .bind(items as i64)
     .bind(bytes)
-    .bind(&key)
+    .bind(key.as_str())
     .bind(serde_json::json!(issues))
     .execute(db)
     .await?;
@@ -480,13 +491,12 @@ fn feed_item(
 async fn zip_with_images(
     ctx: &JobContext,
     store_id: Uuid,
-    csv: &std::path::Path,
-    out: &std::path::Path,
+    csv: &Path,
+    file: std::fs::File,
     issues: &mut Vec<Issue>,
 ) -> Result<(), JobError> {
     let io = |e: std::io::Error| JobError::Transient(e.to_string());
     let zip_err = |e: zip::result::ZipError| JobError::Transient(e.to_string());
-    let file = std::fs::File::create(out).map_err(io)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(file));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
@@ -511,20 +521,25 @@ async fn zip_with_images(
             break;
         };
         for (file, key) in rows {
-            let Ok(source) = objects::path_of(&ctx.state.settings.data_dir, &key) else {
+            let Ok(key) = ObjectKey::parse(&key) else {
                 continue;
             };
-            let Ok(mut picture) = std::fs::File::open(&source) else {
-                issues.push(Issue {
-                    sku: String::new(),
-                    store_view: DEFAULT_SCOPE.into(),
-                    problem: format!("the mirrored picture of {file} is missing"),
-                });
-                continue;
+            // One picture (at most the mirror's size limit) in memory at a time.
+            let picture = match ctx.state.storage.get(&key).await {
+                Ok(picture) => picture,
+                Err(StorageError::NotFound(_)) => {
+                    issues.push(Issue {
+                        sku: String::new(),
+                        store_view: DEFAULT_SCOPE.into(),
+                        problem: format!("the mirrored picture of {file} is missing"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(JobError::Transient(format!("reading {key}: {e}"))),
             };
             let name = format!("images/{}", magento_csv::import_path(&file));
             zip.start_file(name, stored).map_err(zip_err)?;
-            std::io::copy(&mut picture, &mut zip).map_err(io)?;
+            zip.write_all(&picture).map_err(io)?;
         }
         after = Some(last);
     }

@@ -122,6 +122,8 @@ pub struct TestApp {
     pub db_name: String,
     pub client: reqwest::Client,
     pub data_dir: std::path::PathBuf,
+    /// The application's object storage, to look at what jobs stored.
+    pub storage: catalogd::storage::Storage,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -170,6 +172,7 @@ impl TestApp {
             .expect("application builds");
         let addr = app.local_addr();
         let db = app.state().db.clone();
+        let storage = app.state().storage.clone();
         let state = app.state().clone();
         let server = tokio::spawn(async move {
             let scheduler = tokio::spawn(catalogd::schedules::run_scheduler(
@@ -197,8 +200,21 @@ impl TestApp {
                 .build()
                 .unwrap(),
             data_dir,
+            storage,
             _server: server,
         }
+    }
+
+    /// The application with its object storage on `s3` (plus `overrides`).
+    pub async fn spawn_with_s3(
+        s3: &crate::s3_server::S3Server,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
+        let env = s3.env();
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(overrides);
+        Self::spawn_with(&all).await
     }
 
     pub fn url(&self, path: &str) -> String {

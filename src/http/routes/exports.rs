@@ -21,7 +21,7 @@ use crate::exports::{self, Export, ExportParams, Source};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::jobs::{self, JobKind, JobStatus, NewJob};
-use crate::objects::{self, ObjectError};
+use crate::storage::{ObjectKey, StorageError};
 use crate::stores::{self, Store};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -193,8 +193,22 @@ async fn get_export(
     let job = jobs::get_in(&state.db, access.workspace_id, export.job_id).await?;
     let (download_url, expires_at) = match (&export.object_key, job.status) {
         (Some(key), JobStatus::Succeeded) => {
-            let (url, expires) = objects::signed_url(&state, key, objects::DEFAULT_TTL_SECS);
-            (Some(url), Some(expires))
+            let key = ObjectKey::parse(key).map_err(anyhow::Error::from)?;
+            let link = state
+                .storage
+                .download_link(&key)
+                .await
+                .map_err(anyhow::Error::from)?;
+            if state.storage.local.is_none() {
+                // S3 serves the download itself; handing out the link is what the daemon sees.
+                audit_log::record(
+                    &state.db,
+                    Entry::by(&access.caller, access.workspace_id, "file.link_issued")
+                        .target("file", key.as_str()),
+                )
+                .await?;
+            }
+            (Some(link.url), Some(link.expires_at))
         }
         _ => (None, None),
     };
@@ -221,38 +235,42 @@ pub struct Signed {
     signature: String,
 }
 
-/// `GET /api/v1/files/{key}?expires=&signature=`: a file of the object store, for whoever
-/// holds an unexpired link the daemon signed. Downloads are in the workspace's audit log.
+/// `GET /api/v1/files/{key}?expires=&signature=`: a file of the local object store, for
+/// whoever holds an unexpired link the daemon signed. With S3 storage links point at the S3
+/// server, so this route has nothing to serve. Downloads are in the workspace's audit log.
 pub async fn download_file(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(signed): Query<Signed>,
 ) -> Result<Response, ApiError> {
-    objects::verify(&state, &key, signed.expires, &signed.signature).map_err(|e| match e {
-        ObjectError::Expired => ApiError::Forbidden("the download link has expired"),
-        _ => ApiError::Forbidden("the download link is invalid"),
+    let local = state
+        .storage
+        .local
+        .as_ref()
+        .ok_or(ApiError::NotFound("file"))?;
+    let key = local
+        .verify(&key, signed.expires, &signed.signature)
+        .map_err(|e| match e {
+            StorageError::Expired => ApiError::Forbidden("the download link has expired"),
+            _ => ApiError::Forbidden("the download link is invalid"),
+        })?;
+    let (file, length) = local.open(&key).await.map_err(|e| match e {
+        StorageError::NotFound(_) => ApiError::NotFound("file"),
+        other => ApiError::Internal(other.into()),
     })?;
-    let path = objects::path_of(&state.settings.data_dir, &key)
-        .map_err(|_| ApiError::Forbidden("the download link is invalid"))?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError::NotFound("file"))?;
-    let length = file.metadata().await.map(|m| m.len()).ok();
-    if let Some(workspace) = objects::workspace_of(&key) {
-        let recorded = audit_log::record(
-            &state.db,
-            Entry {
-                workspace_id: Some(workspace),
-                ..Entry::new("file.downloaded")
-            }
-            .target("file", &key),
-        )
-        .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "could not record a download");
+    let recorded = audit_log::record(
+        &state.db,
+        Entry {
+            workspace_id: Some(key.workspace_id()),
+            ..Entry::new("file.downloaded")
         }
+        .target("file", key.as_str()),
+    )
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "could not record a download");
     }
-    let name = key.rsplit('/').next().unwrap_or("download");
+    let name = key.file_name();
     let content_type = if name.ends_with(".csv") {
         "text/csv; charset=utf-8"
     } else if name.ends_with(".zip") {
@@ -262,16 +280,14 @@ pub async fn download_file(
     } else {
         "application/octet-stream"
     };
-    let mut response = Response::builder()
+    let response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
         .header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
-        );
-    if let Some(length) = length {
-        response = response.header(header::CONTENT_LENGTH, length);
-    }
+        )
+        .header(header::CONTENT_LENGTH, length);
     let stream = tokio_util::io::ReaderStream::new(file);
     response
         .body(Body::from_stream(stream))

@@ -23,7 +23,9 @@ use crate::catalog::versions::{
 };
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
+use crate::media;
 use crate::pagination::{Page, PageParams};
+use crate::storage::ObjectKey;
 use crate::stores::{self, Store};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -72,6 +74,57 @@ pub struct ProductDetail {
     pub removed_at: Option<DateTime<Utc>>,
     /// `all` first, then the store's views, then any other scope that has versions.
     pub scopes: Vec<ScopeDetail>,
+    /// Pictures mirrored from the store by the media step, by gallery entry.
+    pub media: Vec<MirroredMedia>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MirroredMedia {
+    pub entry_id: i64,
+    /// The file as the gallery entry names it.
+    pub file: String,
+    pub bytes: i64,
+    pub mime: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// A time-limited link to a PNG thumbnail (at most 256 px), when one could be made.
+    pub thumbnail_url: Option<String>,
+    pub thumbnail_expires_at: Option<DateTime<Utc>>,
+    /// Why there is no thumbnail (a picture that does not decode).
+    pub thumbnail_error: Option<String>,
+}
+
+/// The mirrored pictures of a product with fresh links to their thumbnails.
+async fn mirrored_media(
+    state: &AppState,
+    workspace_id: Uuid,
+    product_id: Uuid,
+) -> ApiResult<Vec<MirroredMedia>> {
+    let mut out = Vec::new();
+    for m in media::of_product(&state.db, workspace_id, product_id).await? {
+        let link = match m.thumbnail_key.as_deref().map(ObjectKey::parse) {
+            Some(Ok(key)) => Some(
+                state
+                    .storage
+                    .download_link(&key)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+            ),
+            _ => None,
+        };
+        out.push(MirroredMedia {
+            entry_id: m.entry_id,
+            file: m.file,
+            bytes: m.bytes,
+            mime: m.mime,
+            width: m.width,
+            height: m.height,
+            thumbnail_expires_at: link.as_ref().map(|l| l.expires_at),
+            thumbnail_url: link.map(|l| l.url),
+            thumbnail_error: m.thumbnail_error,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,6 +183,7 @@ async fn get_product(
             store_view: scope,
         })
         .collect();
+    let media = mirrored_media(&state, access.workspace_id, product.id).await?;
     Ok(Json(ProductDetail {
         id: product.id,
         store_id: product.store_id,
@@ -143,6 +197,7 @@ async fn get_product(
         first_seen_at: product.first_seen_at,
         removed_at: product.removed_at,
         scopes,
+        media,
     }))
 }
 
