@@ -1,5 +1,6 @@
 //! People, their workspaces and their logins.
 
+pub mod account_archive;
 pub mod deletion;
 pub mod email;
 pub mod sessions;

@@ -3,6 +3,7 @@
 //! `<data dir>/tmp`, then streams that file into object storage (in parts, for S3), so memory
 //! does not grow with the catalog; `GET /exports/{id}` hands out a presigned download URL.
 
+pub mod archive;
 pub mod google_feed;
 pub mod magento_csv;
 
@@ -90,7 +91,8 @@ pub struct ExportParams {
 pub struct Export {
     pub id: Uuid,
     pub workspace_id: Uuid,
-    pub store_id: Uuid,
+    /// None for a workspace archive.
+    pub store_id: Option<Uuid>,
     pub job_id: Uuid,
     pub format: String,
     pub source: String,
@@ -134,7 +136,13 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let export = get(db, params.export_id)
         .await?
         .ok_or_else(|| JobError::Fatal("the export no longer exists".into()))?;
-    let store = stores::get(db, export.store_id)
+    if export.format == "workspace_archive" {
+        return archive::run(ctx, &export).await;
+    }
+    let store_id = export
+        .store_id
+        .ok_or_else(|| JobError::Fatal("a store export without its store".into()))?;
+    let store = stores::get(db, store_id)
         .await?
         .ok_or_else(|| JobError::Fatal("the store no longer exists".into()))?;
     let source = serde_json::from_value::<Source>(serde_json::json!(export.source))

@@ -24,10 +24,35 @@ where
             .get::<BodyLimit>()
             .map(|l| l.0)
             .unwrap_or_default();
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(map_rejection(rejection, limit)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(map_rejection(rejection, limit)),
+        };
+        // PostgreSQL text cannot hold NUL: refused here, named, rather than failing a query.
+        if contains_nul(&value) {
+            return Err(ApiError::Invalid {
+                field: None,
+                message: "invalid request body: text must not contain NUL (\\u0000) characters"
+                    .into(),
+            });
         }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::Invalid {
+                field: None,
+                message: format!("invalid request body: {e}"),
+            })
+    }
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
+        _ => false,
     }
 }
 
@@ -66,6 +91,13 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if query.to_ascii_lowercase().contains("%00") {
+            return Err(ApiError::Invalid {
+                field: None,
+                message: "query parameters must not contain NUL (%00) characters".into(),
+            });
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))

@@ -96,3 +96,32 @@ async fn unknown_routes_and_methods_use_the_error_shape() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn nul_characters_in_text_are_refused_by_name_not_a_server_error() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("nul@example.com").await;
+    // In a JSON body, at any depth, in a value or a key.
+    for body in [
+        json!({"name": "a\u{0}b"}),
+        json!({"name": "ok", "nested": {"deep": ["x\u{0}"]}}),
+        json!({"na\u{0}me": "ok"}),
+    ] {
+        let (status, answer) = app
+            .post("/workspaces", Some(&owner.access_token), body)
+            .await;
+        assert_eq!((status, error_code(&answer)), (422, "invalid_request"));
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{answer}"
+        );
+    }
+    // In a query string.
+    let (status, answer) = app
+        .get(
+            &format!("/workspaces/{}/jobs?cursor=%00", owner.workspace_id),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!((status, error_code(&answer)), (422, "invalid_request"));
+}

@@ -866,3 +866,209 @@ async fn every_response_carries_the_security_headers() {
             .starts_with("max-age=31536000")
     );
 }
+
+fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut archive
+            .by_name(name)
+            .unwrap_or_else(|_| panic!("{name} is in the archive")),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes
+}
+
+#[tokio::test]
+async fn users_can_export_all_their_data_as_json_and_media() {
+    use sha2::Digest;
+
+    let app = TestApp::spawn().await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 9,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("portable@example.com").await;
+    let admin = app
+        .member(&owner, "admin-portable@example.com", "admin")
+        .await;
+    let ws = owner.workspace_id;
+    let token = owner.access_token.as_str();
+    let store_id = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store_id, "full").await;
+    let (_, media) = app
+        .post(&format!("/stores/{store_id}/media"), Some(token), json!({}))
+        .await;
+    let job = app
+        .wait_for_job(
+            token,
+            media["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (_, listed) = app
+        .get(&format!("/stores/{store_id}/products?limit=1"), token)
+        .await;
+    let product_id = listed["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .post(
+            &format!("/products/{product_id}/versions"),
+            Some(token),
+            json!({"store_view": "all", "fields": {"meta_title": "Edited for the archive"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Only an owner makes (and downloads) the workspace archive.
+    let path = format!("/workspaces/{ws}/exports");
+    let (status, _) = app
+        .post(
+            &path,
+            Some(&admin.access_token),
+            json!({"format": "workspace_archive"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .post(&path, Some(token), json!({"format": "magento_csv"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid_request"));
+    let (status, started) = app
+        .post(&path, Some(token), json!({"format": "workspace_archive"}))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job = app
+        .wait_for_job(
+            token,
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let export_path = format!("/exports/{}", started["export_id"].as_str().unwrap());
+    let (status, _) = app.get(&export_path, &admin.access_token).await;
+    assert_eq!(status, 403);
+    let (status, record) = app.get(&export_path, token).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["format"], "workspace_archive");
+    assert_eq!(record["rows"], 9);
+    let bytes = reqwest::get(record["download_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert_eq!(record["bytes"], bytes.len());
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+    for (name, _) in catalogd::exports::archive::FILES {
+        if !name.contains('<') {
+            read_entry(&mut archive, name);
+        }
+    }
+
+    // Every product with every version, as JSON lines.
+    let products = String::from_utf8(read_entry(&mut archive, "products.jsonl")).unwrap();
+    let products: Vec<Value> = products
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(products.len(), 9);
+    let versions_in_db: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM product_versions WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let versions_in_archive: usize = products
+        .iter()
+        .map(|p| p["versions"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(versions_in_archive as i64, versions_in_db);
+    let edited = products
+        .iter()
+        .find(|p| p["id"] == product_id.as_str())
+        .unwrap();
+    assert!(
+        edited["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["content"]["fields"]["meta_title"] == "Edited for the archive")
+    );
+
+    // Stores without their secrets.
+    let stores = String::from_utf8(read_entry(&mut archive, "stores.json")).unwrap();
+    let credentials = sim.credentials();
+    for secret in [
+        &credentials.consumer_secret,
+        &credentials.access_token_secret,
+    ] {
+        assert!(!stores.contains(secret.as_str()));
+    }
+    let stores: Value = serde_json::from_str(&stores).unwrap();
+    assert_eq!(stores[0]["id"], store_id.as_str());
+    assert!(stores[0].get("credentials").is_none() && stores[0].get("link_token").is_none());
+    let workspace: Value =
+        serde_json::from_slice(&read_entry(&mut archive, "workspace.json")).unwrap();
+    assert_eq!(workspace["members"].as_array().unwrap().len(), 2);
+
+    // Each mirrored picture once, named by its content hash.
+    let shas: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT encode(sha256, 'hex') FROM media WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(!shas.is_empty());
+    for sha in &shas {
+        let picture = read_entry(&mut archive, &format!("media/{sha}"));
+        assert_eq!(hex::encode(sha2::Sha256::digest(&picture)), *sha);
+    }
+    assert_no_password_hash(&mut archive);
+
+    // The account's own export: personal data and a link to the workspace's archive.
+    let response = app
+        .client
+        .get(app.url("/me/export"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let account_zip = response.bytes().await.unwrap().to_vec();
+    let mut account = zip::ZipArchive::new(std::io::Cursor::new(account_zip.clone())).unwrap();
+    let me: Value = serde_json::from_slice(&read_entry(&mut account, "account.json")).unwrap();
+    assert_eq!(me["email"], "portable@example.com");
+    let memberships: Value =
+        serde_json::from_slice(&read_entry(&mut account, "memberships.json")).unwrap();
+    assert_eq!(memberships[0]["role"], "owner");
+    let sessions: Value =
+        serde_json::from_slice(&read_entry(&mut account, "sessions.json")).unwrap();
+    assert!(!sessions.as_array().unwrap().is_empty());
+    let owned: Value =
+        serde_json::from_slice(&read_entry(&mut account, "owned_workspaces.json")).unwrap();
+    let link = owned[0]["archive"]["link"]["download_url"]
+        .as_str()
+        .unwrap();
+    let again = reqwest::get(link).await.unwrap().bytes().await.unwrap();
+    assert_eq!(again.to_vec(), bytes);
+    assert_no_password_hash(&mut account);
+}
+
+/// No file of the archive, decompressed, holds a bcrypt hash.
+fn assert_no_password_hash(archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>) {
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    for name in names {
+        let text = String::from_utf8_lossy(&read_entry(archive, &name)).into_owned();
+        assert!(!text.contains("$2b$") && !text.contains("$2y$"), "{name}");
+    }
+}

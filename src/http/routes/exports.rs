@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
-use crate::auth::{Access, CanEdit, CanRead};
+use crate::auth::caller::Workspace;
+use crate::auth::{Access, CanEdit, CanOwn, CanRead, Role};
 use crate::catalog::content::DEFAULT_SCOPE;
 use crate::catalog::products::check_scope;
 use crate::exports::{self, Export, ExportParams, Source};
@@ -27,6 +28,7 @@ use crate::stores::{self, Store};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_export))
+        .routes(routes!(start_workspace_export))
         .routes(routes!(get_export))
 }
 
@@ -157,6 +159,82 @@ async fn start_export(
     ))
 }
 
+pub const WORKSPACE_ARCHIVE: &str = "workspace_archive";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceExportRequest {
+    /// `workspace_archive`: everything of the workspace as a ZIP of JSON files plus media.
+    pub format: String,
+}
+
+/// Starts a workspace archive (data portability): a ZIP of JSON files — the workspace and its
+/// members, stores without secrets, products with all their versions, audit runs and
+/// findings, jobs, usage, exports, the audit log — plus the mirrored pictures. Owners only;
+/// `GET /exports/{id}` hands out the download link.
+#[utoipa::path(post, path = "/workspaces/{ws}/exports", tag = "exports", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id")), request_body = WorkspaceExportRequest,
+    responses((status = 202, body = ExportStarted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn start_workspace_export(
+    State(state): State<AppState>,
+    access: Access<Workspace, CanOwn>,
+    ApiJson(request): ApiJson<WorkspaceExportRequest>,
+) -> ApiResult<(StatusCode, Json<ExportStarted>)> {
+    if request.format != WORKSPACE_ARCHIVE {
+        return Err(ApiError::invalid(
+            "format",
+            format!(
+                "format {:?} is not a workspace export; formats: workspace_archive (store exports are POST /stores/{{id}}/exports)",
+                request.format
+            ),
+        ));
+    }
+    let export_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO exports (id, workspace_id, store_id, job_id, format, source, store_views)
+         VALUES ($1, $2, NULL, $3, $4, 'live', '{}')",
+    )
+    .bind(export_id)
+    .bind(access.workspace_id)
+    .bind(job_id)
+    .bind(WORKSPACE_ARCHIVE)
+    .execute(&mut *tx)
+    .await?;
+    jobs::enqueue_as(
+        &mut tx,
+        job_id,
+        NewJob {
+            workspace_id: access.workspace_id,
+            store_id: None,
+            kind: JobKind::Export,
+            params: serde_json::to_value(ExportParams { export_id })
+                .map_err(anyhow::Error::from)?,
+            created_by: access.caller.user_id(),
+            created_by_api_key: access.caller.api_key_id(),
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    audit_log::record(
+        &mut *tx,
+        Entry::by(
+            &access.caller,
+            access.workspace_id,
+            "workspace.export_started",
+        )
+        .target("export", export_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ExportStarted { job_id, export_id }),
+    ))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportResponse {
     pub id: Uuid,
@@ -190,6 +268,12 @@ async fn get_export(
         .await?
         .filter(|e| e.workspace_id == access.workspace_id)
         .ok_or(ApiError::NotFound("export"))?;
+    if export.format == WORKSPACE_ARCHIVE && access.role != Role::Owner {
+        // It holds the members, the audit log and everything else of the workspace.
+        return Err(ApiError::Forbidden(
+            "only an owner can download the workspace archive",
+        ));
+    }
     let job = jobs::get_in(&state.db, access.workspace_id, export.job_id).await?;
     let (download_url, expires_at) = match (&export.object_key, job.status) {
         (Some(key), JobStatus::Succeeded) => {

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -10,6 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{TokenResponse, start_session};
+use crate::accounts::account_archive;
 use crate::accounts::deletion::{self, DeletionReport};
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::{sessions, two_factor, users, workspaces};
@@ -25,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me, update_me, delete_me))
         .routes(routes!(start_totp, stop_totp))
         .routes(routes!(confirm_totp))
+        .routes(routes!(export_me))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -292,4 +295,38 @@ async fn stop_totp(
         audit_log::record_for_member(&state.db, user_id, entry).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account's own data as a ZIP of JSON files (portability): the account, memberships,
+/// sessions, the API keys it created and its entries in the audit logs, plus, for each
+/// workspace it owns, the latest workspace archive with a fresh download link (an owner makes
+/// one with `POST /workspaces/{ws}/exports {"format": "workspace_archive"}`).
+#[utoipa::path(get, path = "/me/export", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = ErrorBody)))]
+async fn export_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::response::Response> {
+    let user_id = caller.require_user()?;
+    let files = account_archive::files(&state, user_id).await?;
+    let zip = tokio::task::spawn_blocking(move || account_archive::zip(&files))
+        .await
+        .map_err(anyhow::Error::from)??;
+    let mut entry = Entry::new("account.exported").target("user", user_id);
+    entry.client_addr = caller.client_addr;
+    audit_log::record_for_member(&state.db, user_id, entry).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"catalogd-account-{user_id}.zip\""),
+            ),
+        ],
+        zip,
+    )
+        .into_response())
 }
