@@ -10,6 +10,7 @@ pub mod magento_csv;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -170,78 +171,64 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let (csv, file) = Scratch::create(&ctx.state.settings.data_dir)?;
     let mut writer = magento_csv::Writer::new(BufWriter::new(file))
         .map_err(|e| JobError::Transient(e.to_string()))?;
-    let mut after: Option<Uuid> = None;
-    let mut done = 0;
+    // One streamed query in product order: live content per scope, or the newest approved
+    // proposal where the source wants it. Rows arrive as PostgreSQL reads them, so memory holds
+    // one product at a time.
+    let mut rows = sqlx::query_as::<_, Row>(
+        "SELECT p.id, p.sku, s.scope, coalesce(a.content, CASE WHEN $3 THEN lv.content END)
+         FROM products p
+         CROSS JOIN unnest($2::text[]) AS s(scope)
+         LEFT JOIN product_live l ON l.product_id = p.id AND l.store_view = s.scope
+         LEFT JOIN product_versions lv ON lv.id = l.version_id
+         LEFT JOIN LATERAL (
+            SELECT content FROM product_versions v
+            WHERE $4 AND v.product_id = p.id AND v.store_view = s.scope AND v.state = 'approved'
+            ORDER BY v.id DESC LIMIT 1
+         ) a ON true
+         WHERE p.store_id = $1 AND p.removed_at IS NULL
+           AND coalesce(a.content, CASE WHEN $3 THEN lv.content END) IS NOT NULL
+         ORDER BY p.id, s.scope <> 'all', s.scope",
+    )
+    .bind(store.id)
+    .bind(&export.store_views)
+    .bind(source != Source::Approved)
+    .bind(source != Source::Live)
+    .persistent(false)
+    .fetch(db);
+    let mut done = 0i64;
+    let mut current: Option<(Uuid, String, Content, Vec<(String, Content)>)> = None;
     loop {
-        if let Some(stop) = ctx.should_stop().await {
-            return Ok(Outcome::Stopped(stop));
+        let row = rows.try_next().await?;
+        let next = row.as_ref().map(|r| r.0);
+        if current.as_ref().map(|c| c.0) != next {
+            if let Some((_, sku, default, views)) = current.take() {
+                writer
+                    .product(&sku, &default, &views)
+                    .map_err(|e| JobError::Transient(e.to_string()))?;
+                done += 1;
+                if done % BATCH == 0 {
+                    ctx.set_done(done);
+                    if let Some(stop) = ctx.should_stop().await {
+                        return Ok(Outcome::Stopped(stop));
+                    }
+                    ctx.flush().await?;
+                }
+            }
         }
-        // Live content per scope, or the newest approved proposal where the source wants it.
-        let rows: Vec<Row> = sqlx::query_as(
-            "WITH batch AS (
-                SELECT id, sku FROM products
-                WHERE store_id = $1 AND removed_at IS NULL AND ($2::uuid IS NULL OR id > $2)
-                ORDER BY id LIMIT $3
-             ), scopes AS (
-                SELECT b.id, b.sku, s.scope FROM batch b CROSS JOIN unnest($4::text[]) AS s(scope)
-             )
-             SELECT s.id, s.sku, s.scope, coalesce(a.content, CASE WHEN $5 THEN lv.content END)
-             FROM scopes s
-             LEFT JOIN product_live l ON l.product_id = s.id AND l.store_view = s.scope
-             LEFT JOIN product_versions lv ON lv.id = l.version_id
-             LEFT JOIN LATERAL (
-                SELECT content FROM product_versions v
-                WHERE v.product_id = s.id AND v.store_view = s.scope AND v.state = 'approved' AND $6
-                ORDER BY v.id DESC LIMIT 1
-             ) a ON true
-             WHERE coalesce(a.content, CASE WHEN $5 THEN lv.content END) IS NOT NULL
-             ORDER BY s.id, s.scope <> 'all', s.scope",
-        )
-        .bind(store.id)
-        .bind(after)
-        .bind(BATCH)
-        .bind(&export.store_views)
-        .bind(source != Source::Approved)
-        .bind(source != Source::Live)
-        .fetch_all(db)
-        .await?;
-        let batch_ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM products WHERE store_id = $1 AND removed_at IS NULL
-               AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-        )
-        .bind(store.id)
-        .bind(after)
-        .bind(BATCH)
-        .fetch_all(db)
-        .await?;
-        let Some(last) = batch_ids.last().copied() else {
+        let Some((product, sku, scope, content)) = row else {
             break;
         };
-        let mut i = 0;
-        while i < rows.len() {
-            let product = rows[i].0;
-            let sku = rows[i].1.clone();
-            let mut default = Content::default();
-            let mut views = Vec::new();
-            while i < rows.len() && rows[i].0 == product {
-                let (_, _, scope, content) = &rows[i];
-                check_values(&sku, scope, &content.0, &mut issues);
-                if scope == DEFAULT_SCOPE {
-                    default = content.0.clone();
-                } else {
-                    views.push((scope.clone(), content.0.clone()));
-                }
-                i += 1;
-            }
-            writer
-                .product(&sku, &default, &views)
-                .map_err(|e| JobError::Transient(e.to_string()))?;
+        let content = content.0;
+        check_values(&sku, &scope, &content, &mut issues);
+        let entry = current.get_or_insert_with(|| (product, sku, Content::default(), Vec::new()));
+        if scope == DEFAULT_SCOPE {
+            entry.2 = content;
+        } else {
+            entry.3.push((scope, content));
         }
-        done += batch_ids.len() as i64;
-        ctx.set_done(done);
-        ctx.flush().await?;
-        after = Some(last);
     }
+    drop(rows);
+    ctx.set_done(done);
     let rows_written = writer.rows;
     issues.append(&mut writer.issues);
     let mut out = writer

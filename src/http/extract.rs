@@ -29,11 +29,13 @@ where
             Err(rejection) => return Err(map_rejection(rejection, limit)),
         };
         // PostgreSQL text cannot hold NUL: refused here, named, rather than failing a query.
-        if contains_nul(&value) {
+        if let Some(path) = nul_at(&value, String::new()) {
             return Err(ApiError::Invalid {
-                field: None,
-                message: "invalid request body: text must not contain NUL (\\u0000) characters"
-                    .into(),
+                message: format!(
+                    "invalid request body: {} must not contain NUL (\\u0000) characters",
+                    if path.is_empty() { "text" } else { &path }
+                ),
+                field: Some(path).filter(|p| !p.is_empty()),
             });
         }
         serde_json::from_value(value)
@@ -45,14 +47,29 @@ where
     }
 }
 
-fn contains_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(map) => {
-            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+/// Where the first NUL character is: the dotted path of the value (or key) holding it.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
         }
-        _ => false,
+    };
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then_some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_at(v, join(k))
+            }
+        }),
+        _ => None,
     }
 }
 
