@@ -130,6 +130,8 @@ pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Export>, sqlx::Error> {
 }
 
 type Row = (Uuid, String, String, sqlx::types::Json<Content>);
+/// One product's rows gathered: id, SKU, default content, store-view overrides.
+type Gathered = (Uuid, String, Content, Vec<(String, Content)>);
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let params: ExportParams = ctx.params()?;
@@ -196,23 +198,23 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     .persistent(false)
     .fetch(db);
     let mut done = 0i64;
-    let mut current: Option<(Uuid, String, Content, Vec<(String, Content)>)> = None;
+    let mut current: Option<Gathered> = None;
     loop {
         let row = rows.try_next().await?;
         let next = row.as_ref().map(|r| r.0);
-        if current.as_ref().map(|c| c.0) != next {
-            if let Some((_, sku, default, views)) = current.take() {
-                writer
-                    .product(&sku, &default, &views)
-                    .map_err(|e| JobError::Transient(e.to_string()))?;
-                done += 1;
-                if done % BATCH == 0 {
-                    ctx.set_done(done);
-                    if let Some(stop) = ctx.should_stop().await {
-                        return Ok(Outcome::Stopped(stop));
-                    }
-                    ctx.flush().await?;
+        if current.as_ref().map(|c| c.0) != next
+            && let Some((_, sku, default, views)) = current.take()
+        {
+            writer
+                .product(&sku, &default, &views)
+                .map_err(|e| JobError::Transient(e.to_string()))?;
+            done += 1;
+            if done % BATCH == 0 {
+                ctx.set_done(done);
+                if let Some(stop) = ctx.should_stop().await {
+                    return Ok(Outcome::Stopped(stop));
                 }
+                ctx.flush().await?;
             }
         }
         let Some((product, sku, scope, content)) = row else {
