@@ -198,6 +198,12 @@ async fn run_attempts(runtime: &Runtime, mut job: JobRun) -> Result<Outcome, Job
             job.progress_total = latest.progress_total;
         }
         let ctx = JobContext::new(runtime.state.clone(), job.clone(), runtime.stop.clone());
+        // Which process ran which attempt: what an operator reads when workers are scaled out.
+        ctx.log(
+            "info",
+            format!("attempt {} on worker {}", job.attempts, runtime.worker_id),
+        )
+        .await;
         let result = dispatch(&ctx).await;
         if let Err(e) = ctx.flush().await {
             tracing::warn!(job_id = %job.id, error = %e, "could not record job progress");

@@ -16,6 +16,7 @@ mod privacy;
 mod products;
 mod review;
 mod s3_server;
+mod scale_out;
 mod schedules;
 mod schema_conformance;
 mod secrets;
