@@ -4,6 +4,8 @@
 //! The simulator runs as its own process (the `magento-sim` binary next to this one), so the
 //! peak RSS reported is catalogd's alone.
 
+mod api_load;
+
 use std::io::{BufRead, BufReader};
 use std::num::NonZeroUsize;
 use std::process::{Command, Stdio};
@@ -29,6 +31,10 @@ pub struct BenchOptions {
     pub concurrency: u32,
     pub requests_per_second: u32,
     pub keep_database: bool,
+    /// After the export, load the product API: `api_load_rate` requests per second for
+    /// `api_load_secs`, then `wrk` at full speed.
+    pub api_load_secs: u32,
+    pub api_load_rate: u32,
 }
 
 struct SimProcess(std::process::Child);
@@ -161,6 +167,35 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     let (audit, audit_run) = timed_audit(&state, workspace_id, store_id).await?;
     let (export, export_rows, export_bytes) = timed_export(&state, workspace_id, store_id).await?;
     let (copy, copy_bytes) = timed_copy(&state, store_id).await?;
+    let mut api_report = String::new();
+    if options.api_load_secs > 0 {
+        let (base, token) = api_load::serve(&state, workspace_id).await?;
+        let urls = api_load::targets(&state, &base, store_id).await?;
+        let load = api_load::fixed_rate(
+            &urls,
+            &token,
+            options.api_load_rate,
+            Duration::from_secs(u64::from(options.api_load_secs)),
+        )
+        .await?;
+        api_report.push_str(&format!(
+            "product API at {} requests/s for {} s: {} requests ({} errors), {:.1}/s achieved; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            options.api_load_rate,
+            options.api_load_secs,
+            load.requests,
+            load.errors,
+            load.achieved_per_sec,
+            load.p50_ms,
+            load.p95_ms,
+            load.p99_ms,
+            load.max_ms
+        ));
+        let seconds = options.api_load_secs.min(20);
+        api_report.push_str(&format!("wrk -t2 -c16, product list ({seconds} s):\n"));
+        api_report.push_str(&api_load::wrk(&urls[1], &token, seconds));
+        api_report.push_str(&format!("wrk -t2 -c16, product detail ({seconds} s):\n"));
+        api_report.push_str(&api_load::wrk(&urls[0], &token, seconds));
+    }
     let _ = stop_tx.send(true);
     let _ = workers.await;
     drop(sim);
@@ -215,6 +250,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
         copy_bytes as f64 / 1e6,
         export.as_secs_f64() / copy.as_secs_f64()
     );
+    print!("{api_report}");
     match peak_rss_mb {
         Some(mb) => println!("peak RSS (catalogd): {mb:.0} MB"),
         None => println!("peak RSS: not available on this platform"),

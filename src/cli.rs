@@ -116,6 +116,12 @@ enum BenchCommand {
         /// Keep the benchmark's database afterwards.
         #[arg(long)]
         keep_database: bool,
+        /// Then load the product API for this many seconds (0: skip).
+        #[arg(long, default_value_t = 0)]
+        api_load_secs: u32,
+        /// Requests per second of that load.
+        #[arg(long, default_value_t = 200)]
+        api_load_rate: u32,
     },
 }
 
@@ -224,6 +230,8 @@ pub async fn run() -> anyhow::Result<()> {
                     concurrency,
                     requests_per_second,
                     keep_database,
+                    api_load_secs,
+                    api_load_rate,
                 },
         } => {
             bench::sync(
@@ -233,6 +241,8 @@ pub async fn run() -> anyhow::Result<()> {
                     concurrency,
                     requests_per_second,
                     keep_database,
+                    api_load_secs,
+                    api_load_rate,
                 },
             )
             .await?;
