@@ -10,6 +10,7 @@ mod cli;
 mod enrich;
 mod errors;
 mod exports;
+mod faults;
 mod isolation;
 mod ops;
 mod privacy;
