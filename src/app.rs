@@ -12,6 +12,7 @@ use crate::auth::login_limit::LoginLimiter;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Settings;
 use crate::crypto::Keyring;
+use crate::enrich::providers::Providers;
 use crate::secrets::KeyMaterial;
 use crate::{db, http};
 
@@ -28,6 +29,8 @@ pub struct Inner {
     pub jwt: JwtKeys,
     pub login_limiter: LoginLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The configured AI providers (each with its own limiter).
+    pub ai: Providers,
 }
 
 impl std::ops::Deref for AppState {
@@ -45,6 +48,8 @@ impl AppState {
             settings.auth.login_attempts_per_minute_per_account,
             settings.auth.login_attempts_per_minute_per_client,
         );
+        let ai = Providers::from_settings(&settings.ai)
+            .expect("the AI settings were checked when they were loaded");
         AppState(Arc::new(Inner {
             db,
             settings,
@@ -53,6 +58,7 @@ impl AppState {
             jwt,
             login_limiter,
             metrics: http::metrics::handle(),
+            ai,
         }))
     }
 }
