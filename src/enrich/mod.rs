@@ -600,7 +600,9 @@ pub(crate) fn estimate(job: &Job<'_>, request: &ai::Request) -> u64 {
         .iter()
         .map(|t| ai::text::estimate_tokens(t.max_chars()))
         .sum();
-    request.estimate_input_tokens(rendered.system.len() + rendered.user.len()) + output
+    // The schema and the message framing count as input too.
+    let framing = request.schema().to_string().len() + 400;
+    request.estimate_input_tokens(rendered.system.len() + rendered.user.len() + framing) + output
 }
 
 /// A product's plan with each request's result.
