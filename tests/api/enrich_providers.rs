@@ -551,3 +551,90 @@ async fn scheduled_enrichment_goes_through_the_batch_api_and_keeps_the_handle() 
         .unwrap();
     assert!(checkpoint.get("batch").is_none(), "{checkpoint}");
 }
+
+/// A daemon restarted while a batch runs finds the batch's handle in the job's checkpoint and
+/// polls that batch instead of submitting another: here the "previous process" is this test,
+/// which submitted the batch and recorded the checkpoint the job would have saved.
+#[tokio::test]
+async fn a_resumed_job_polls_the_batch_in_its_checkpoint_instead_of_submitting_again() {
+    let fake = FakeServer::start().await;
+    let app = app_with_fake(
+        &fake,
+        &[
+            ("CATALOGD_AI__PROVIDERS__OPENAI__BATCH", "true"),
+            ("CATALOGD_AI__PROVIDERS__OPENAI__BATCH_POLL_SECS", "1"),
+        ],
+    )
+    .await;
+    let (_sim, owner, store_id) = store(&app, 5, json!({})).await;
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM products WHERE store_id = $1 ORDER BY id")
+            .bind(store_id.parse::<uuid::Uuid>().unwrap())
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let mut config = ai::ProviderConfig::new(ai::ProviderKind::Openai);
+    config.base_url = Some(fake.base_url());
+    config.api_key = Some("sk-fake-key".into());
+    config.model = Some("gpt-fake".into());
+    let provider = ai::build(
+        "openai",
+        config,
+        std::sync::Arc::new(ai::Prompts::builtin()),
+    )
+    .unwrap();
+    let items: Vec<(String, ai::Request)> = ids
+        .iter()
+        .map(|id| {
+            (
+                format!("{}_0_t", id.simple()),
+                ai::RequestBuilder::text("en", &[ai::Task::MetaTitle])
+                    .name("x")
+                    .build(),
+            )
+        })
+        .collect();
+    let handle = provider.submit_batch(&items).await.unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let job_id = catalogd::jobs::enqueue(
+        &mut tx,
+        catalogd::jobs::NewJob {
+            workspace_id: owner.workspace_id,
+            store_id: Some(store_id.parse().unwrap()),
+            kind: catalogd::jobs::JobKind::Enrich,
+            params: json!({"fields": ["meta_title"], "store_views": ["all"], "provider": "openai",
+                           "scheduled": true}),
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: None,
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE job_runs SET checkpoint = $2 WHERE id = $1")
+        .bind(job_id)
+        .bind(
+            json!({"after": null, "batch": {"handle": handle, "last": ids.last().unwrap(),
+                                              "products": ids.len()}}),
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let job = app
+        .wait_for_job(
+            &owner.access_token,
+            &job_id.to_string(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["counters"]["proposals"], 5, "{job}");
+    assert_eq!(job["progress"]["done"], 5, "{job}");
+    let submitted = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/batches")
+        .count();
+    assert_eq!(submitted, 1, "the resumed job submitted nothing new");
+}
