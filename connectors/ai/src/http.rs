@@ -144,7 +144,7 @@ impl HttpProvider {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = self.limiter.acquire(estimate).await;
+            let mut permit = Some(self.limiter.acquire(estimate).await);
             let result = self.authorise(send()).send().await;
             let failure = match result {
                 Err(e) if e.is_timeout() => Failure::Retry(format!("timed out: {e}"), None),
@@ -154,7 +154,7 @@ impl HttpProvider {
                     let status = response.status();
                     let headers = response.headers().clone();
                     let text = response.text().await.unwrap_or_default();
-                    drop(permit);
+                    permit.take();
                     if status.is_success() {
                         let value: Value = serde_json::from_str(&text).map_err(|e| {
                             AiError::Unavailable(format!("the provider's answer is not JSON: {e}"))
@@ -167,6 +167,8 @@ impl HttpProvider {
                     classify(status, &headers, &text)
                 }
             };
+            // No slot is held through a backoff.
+            drop(permit);
             match failure {
                 Failure::Final(error) => return Err(error),
                 Failure::Retry(message, wait) => {
