@@ -12,6 +12,7 @@ use crate::auth::login_limit::LoginLimiter;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Settings;
 use crate::crypto::Keyring;
+use crate::enrich::providers::Providers;
 use crate::secrets::KeyMaterial;
 use crate::storage::{self, Storage, StorageError};
 use crate::{db, http};
@@ -31,6 +32,8 @@ pub struct Inner {
     /// Media and export files.
     pub storage: Storage,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The configured AI providers (each with its own limiter).
+    pub ai: Providers,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,6 +62,8 @@ impl AppState {
             settings.auth.login_attempts_per_minute_per_account,
             settings.auth.login_attempts_per_minute_per_client,
         );
+        let ai = Providers::from_settings(&settings.ai)
+            .expect("the AI settings were checked when they were loaded");
         Ok(AppState(Arc::new(Inner {
             db,
             settings,
@@ -68,6 +73,7 @@ impl AppState {
             login_limiter,
             storage,
             metrics: http::metrics::handle(),
+            ai,
         })))
     }
 }

@@ -46,7 +46,8 @@ impl Drop for SimProcess {
     }
 }
 
-pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
+/// Starts the `magento-sim` binary next to this one with `products` products.
+fn start_simulator(products: usize) -> anyhow::Result<(SimProcess, String, StoreCredentials)> {
     let sim_bin = std::env::current_exe()?.with_file_name("magento-sim");
     if !sim_bin.exists() {
         bail!(
@@ -54,9 +55,9 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
             sim_bin.display()
         );
     }
-    println!("generating {} products in the simulator…", options.products);
+    println!("generating {products} products in the simulator…");
     let mut child = Command::new(&sim_bin)
-        .args(["--products", &options.products.to_string(), "--port", "0"])
+        .args(["--products", &products.to_string(), "--port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -76,6 +77,62 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
             .context("token secret")?
             .into(),
     };
+    Ok((sim, base_url, credentials))
+}
+
+/// Points `settings` at a fresh database of its own; returns its name.
+fn own_database(settings: &mut Settings) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(settings.database.url.expose_secret())?;
+    let database = format!("catalogd_bench_{}", Uuid::new_v4().simple());
+    url.set_path(&database);
+    settings.database.url = url.to_string().into();
+    Ok(database)
+}
+
+/// Inserts the simulator as an active store of a new workspace; returns (workspace, store).
+async fn insert_store(
+    state: &AppState,
+    base_url: &str,
+    credentials: &StoreCredentials,
+    views: Vec<stores::StoreView>,
+    rate: RateLimit,
+) -> anyhow::Result<(Uuid, Uuid)> {
+    let store_id = Uuid::now_v7();
+    let workspace_id = create_workspace(state).await?;
+    let (_, token_hash) = stores::new_link_token();
+    let mut tx = state.db.begin().await?;
+    stores::insert(
+        &mut tx,
+        NewStore {
+            id: store_id,
+            workspace_id,
+            name: "bench",
+            base_url,
+            status: StoreStatus::Active,
+            signature_method: SignatureMethod::HmacSha256,
+            credentials: Some(
+                state
+                    .keyring
+                    .seal_json(credentials, &stores::credentials_context(store_id)),
+            ),
+            link_token_hash: token_hash,
+            link_token: state
+                .keyring
+                .seal(b"bench", &stores::link_token_context(store_id)),
+            callback_armed: false,
+            store_views: views,
+            rate_limit: rate,
+            content_attributes: Vec::new(),
+            created_by: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((workspace_id, store_id))
+}
+
+pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
+    let (sim, base_url, credentials) = start_simulator(options.products)?;
     let rate = RateLimit {
         requests_per_second: options.requests_per_second,
         max_concurrency: options.concurrency,
@@ -83,11 +140,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     .validate()
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    // A database of its own.
-    let mut url = url::Url::parse(settings.database.url.expose_secret())?;
-    let database = format!("catalogd_bench_{}", Uuid::new_v4().simple());
-    url.set_path(&database);
-    settings.database.url = url.to_string().into();
+    let database = own_database(&mut settings)?;
     settings.jobs.concurrency.sync = 1;
     let keys = KeyMaterial::load_or_generate(&settings)?;
     let pool = db::connect_and_migrate(&settings.database).await?;
@@ -126,37 +179,8 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     let raw = started.elapsed();
 
     // 2. The full sync, through the job queue like any other.
-    let store_id = Uuid::now_v7();
-    let workspace_id = create_workspace(&state).await?;
-    let (_, token_hash) = stores::new_link_token();
-    let mut tx = pool.begin().await?;
-    stores::insert(
-        &mut tx,
-        NewStore {
-            id: store_id,
-            workspace_id,
-            name: "bench",
-            base_url: &base_url,
-            status: StoreStatus::Active,
-            signature_method: SignatureMethod::HmacSha256,
-            credentials: Some(
-                state
-                    .keyring
-                    .seal_json(&credentials, &stores::credentials_context(store_id)),
-            ),
-            link_token_hash: token_hash,
-            link_token: state
-                .keyring
-                .seal(b"bench", &stores::link_token_context(store_id)),
-            callback_armed: false,
-            store_views: views,
-            rate_limit: rate,
-            content_attributes: Vec::new(),
-            created_by: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let (workspace_id, store_id) =
+        insert_store(&state, &base_url, &credentials, views, rate).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(runner::run(state.clone(), async move {
         let mut rx = stop_rx;
@@ -437,4 +461,151 @@ pub fn peak_rss_kb() -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+pub struct EnrichBenchOptions {
+    pub products: usize,
+    /// The provider's requests-per-minute limit (the fake enforces it, catalogd is told it).
+    pub rpm: u32,
+    pub concurrency: u32,
+    /// The fake provider's answer time.
+    pub latency_ms: u64,
+    pub keep_database: bool,
+}
+
+/// `catalogd bench enrich`: enrichment of a synced catalog through an OpenAI provider that is
+/// the loopback fake, enforcing `rpm` per 60-second window like a real provider. Reports the
+/// requests per minute achieved (the target is ≥ 90 % of the limit), the most requests in any
+/// 60-second window (never above the limit) and the wall time.
+pub async fn enrich(mut settings: Settings, options: EnrichBenchOptions) -> anyhow::Result<()> {
+    let (sim, base_url, credentials) = start_simulator(options.products)?;
+    let window = Duration::from_secs(60);
+    let fake = ai::fake::FakeServer::start_with(ai::fake::FakeConfig {
+        rpm_limit: Some((options.rpm, window)),
+        latency: Duration::from_millis(options.latency_ms),
+        ..ai::fake::FakeConfig::default()
+    })
+    .await;
+    settings.ai.providers.insert(
+        "bench".into(),
+        crate::config::ProviderSettings {
+            kind: ai::ProviderKind::Openai,
+            base_url: Some(fake.base_url()),
+            api_key: Some("sk-bench".into()),
+            model: Some("bench-model".into()),
+            rpm: options.rpm,
+            tpm: None,
+            max_concurrency: options.concurrency,
+            timeout_secs: 60,
+            max_attempts: 5,
+            max_retry_after_secs: 60,
+            max_output_tokens: 256,
+            api: ai::OpenAiApi::Chat,
+            batch: false,
+            batch_poll_secs: 60,
+        },
+    );
+    let database = own_database(&mut settings)?;
+    let keys = KeyMaterial::load_or_generate(&settings)?;
+    let pool = db::connect_and_migrate(&settings.database).await?;
+    let state = AppState::new(pool.clone(), settings, keys)?;
+    let rate = RateLimit {
+        requests_per_second: 1000,
+        max_concurrency: 8,
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let views =
+        stores::magento::discover(&base_url, &credentials, SignatureMethod::HmacSha256, rate)
+            .await?;
+    let (workspace_id, store_id) =
+        insert_store(&state, &base_url, &credentials, views, rate).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(runner::run(state.clone(), async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+    drop(sim);
+
+    println!(
+        "enriching {} products at {} requests/minute, {} in flight, {} ms per answer…",
+        options.products, options.rpm, options.concurrency, options.latency_ms
+    );
+    let started = Instant::now();
+    let mut tx = state.db.begin().await?;
+    let params = crate::enrich::EnrichParams {
+        fields: vec!["meta_title".into(), "meta_description".into()],
+        store_views: vec!["all".into()],
+        provider: "bench".into(),
+        ..Default::default()
+    };
+    let job_id = jobs::enqueue(
+        &mut tx,
+        NewJob {
+            workspace_id,
+            store_id: Some(store_id),
+            kind: JobKind::Enrich,
+            params: serde_json::to_value(params)?,
+            created_by: None,
+            created_by_api_key: None,
+            schedule_tick: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let job = loop {
+        let job = jobs::get(&state.db, job_id)
+            .await?
+            .context("job vanished")?;
+        if job.status.is_finished() {
+            if job.status != jobs::JobStatus::Succeeded {
+                bail!("enrich {:?}: {:?}", job.status, job.error);
+            }
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wall = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+
+    let mut times: Vec<std::time::Instant> =
+        fake.generation_requests().iter().map(|r| r.at).collect();
+    times.sort();
+    let requests = times.len();
+    let span = match (times.first(), times.last()) {
+        (Some(first), Some(last)) => last.duration_since(*first),
+        _ => Duration::ZERO,
+    };
+    let achieved = if span.is_zero() {
+        0.0
+    } else {
+        (requests.saturating_sub(1)) as f64 / span.as_secs_f64() * 60.0
+    };
+    let busiest = ai::fake::max_in_window(&times, window);
+    println!();
+    println!(
+        "requests:        {requests} ({} proposals, {} failed)",
+        job.counters["proposals"], job.counters["failed"]
+    );
+    println!("wall time:       {:>8.2} s", wall.as_secs_f64());
+    println!(
+        "achieved:        {achieved:>8.1} requests/minute ({:.1} % of {})",
+        achieved / f64::from(options.rpm) * 100.0,
+        options.rpm
+    );
+    println!(
+        "busiest 60 s:    {busiest:>8} requests (limit {}); refused by the provider for going over: {}",
+        options.rpm,
+        fake.over_limit()
+    );
+    if let Some(kb) = peak_rss_kb() {
+        println!("peak RSS:        {:>8.0} MB", kb as f64 / 1024.0);
+    }
+    pool.close().await;
+    if !options.keep_database {
+        db::drop_database(&state.settings.database, &database).await?;
+    }
+    Ok(())
 }

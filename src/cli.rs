@@ -74,7 +74,8 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
-    /// Benchmarks (release builds): `catalogd bench sync --products 100000`.
+    /// Benchmarks (release builds): `catalogd bench sync --products 100000`,
+    /// `catalogd bench enrich --products 1000 --rpm 600`.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -104,6 +105,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Enrichment of a synced catalog through a provider fake enforcing a requests/minute limit.
+    Enrich {
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
+        /// The provider's limit, requests per minute.
+        #[arg(long, default_value_t = 600)]
+        rpm: u32,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: u32,
+        /// The fake provider's answer time, milliseconds.
+        #[arg(long, default_value_t = 300)]
+        latency_ms: u64,
+        /// Keep the benchmark's database afterwards.
+        #[arg(long)]
+        keep_database: bool,
+    },
     /// Full sync of a simulated catalog against a raw download of the same pages.
     Sync {
         #[arg(long, default_value_t = 100_000)]
@@ -219,6 +237,28 @@ pub async fn run() -> anyhow::Result<()> {
                     products,
                     seed,
                     exit,
+                },
+            )
+            .await?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Enrich {
+                    products,
+                    rpm,
+                    concurrency,
+                    latency_ms,
+                    keep_database,
+                },
+        } => {
+            bench::enrich(
+                settings,
+                bench::EnrichBenchOptions {
+                    products,
+                    rpm,
+                    concurrency,
+                    latency_ms,
+                    keep_database,
                 },
             )
             .await?;

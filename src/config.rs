@@ -1,5 +1,6 @@
 //! Layered configuration: built-in defaults, an optional file, then the environment.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub retention: RetentionSettings,
     pub storage: StorageSettings,
+    pub ai: AiSettings,
 }
 
 /// Where media and export files are kept (see `storage`).
@@ -96,6 +98,87 @@ pub struct RetentionSettings {
     /// `serve` processes run the sweep on schedule; false leaves it to `catalogd retention`
     /// (from cron, say).
     pub sweep_in_serve: bool,
+}
+
+/// `[ai]`: the providers enrichment can use, by name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiSettings {
+    /// The provider an enrichment uses when the request names none.
+    pub default_provider: String,
+    /// A directory of prompt templates (`<task>.v<N>.txt`) replacing the built-in ones of the
+    /// same name; empty: the built-in templates only.
+    pub prompts_dir: String,
+    /// `[ai.providers.<name>]`; a `rules` provider named `rules` always exists.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// `[ai.providers.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub kind: ai::ProviderKind,
+    /// API base including the version (`https://api.openai.com/v1`); required for
+    /// `openai_compatible`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Never printed: `Debug` shows it redacted and no API answer carries it.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Requests per minute.
+    #[serde(default = "defaults::rpm")]
+    pub rpm: u32,
+    /// Tokens (input + output) per minute; none: not limited.
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    #[serde(default = "defaults::max_concurrency")]
+    pub max_concurrency: u32,
+    #[serde(default = "defaults::timeout_secs")]
+    pub timeout_secs: u64,
+    /// Attempts per request (429s, 5xx and timeouts are retried).
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
+    /// The longest wait a provider's `retry-after` can impose.
+    #[serde(default = "defaults::max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
+    #[serde(default = "defaults::max_output_tokens")]
+    pub max_output_tokens: u32,
+    /// `chat` (Chat Completions) or `responses`, for `openai`.
+    #[serde(default)]
+    pub api: ai::OpenAiApi,
+    /// Scheduled enrichments use the provider's batch API.
+    #[serde(default)]
+    pub batch: bool,
+    /// How often a running batch is polled.
+    #[serde(default = "defaults::batch_poll_secs")]
+    pub batch_poll_secs: u64,
+}
+
+mod defaults {
+    pub fn rpm() -> u32 {
+        60
+    }
+    pub fn max_concurrency() -> u32 {
+        4
+    }
+    pub fn timeout_secs() -> u64 {
+        60
+    }
+    pub fn max_attempts() -> u32 {
+        5
+    }
+    pub fn max_retry_after_secs() -> u64 {
+        60
+    }
+    pub fn max_output_tokens() -> u32 {
+        1024
+    }
+    pub fn batch_poll_secs() -> u64 {
+        60
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,7 +273,9 @@ impl Settings {
             .collect();
         for (key, value) in vars {
             let path = key.to_ascii_lowercase().replace("__", ".");
-            let value = if STRING_KEYS.contains(&path.as_str()) {
+            let value = if STRING_KEYS.contains(&path.as_str())
+                || STRING_KEY_ENDINGS.iter().any(|e| path.ends_with(e))
+            {
                 figment::value::Value::from(value)
             } else if LIST_KEYS.contains(&path.as_str()) {
                 let items: Vec<String> = value
@@ -255,6 +340,8 @@ impl Settings {
             ));
         }
         self.validate_storage()?;
+        crate::enrich::providers::Providers::from_settings(&self.ai)
+            .map_err(|e| ConfigError::Invalid(format!("ai: {e}")))?;
         if !self.public_url.is_empty() {
             url::Url::parse(&self.public_url)
                 .map_err(|e| ConfigError::Invalid(format!("public_url is not a URL ({e})")))?;
@@ -334,6 +421,14 @@ const MAX_PRESIGN_TTL_SECS: u64 = 7 * 24 * 3600;
 /// S3's bounds on a multipart part (the last part may be smaller).
 const MIN_PART_SIZE: usize = crate::storage::MIN_PART_SIZE;
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+/// Keys (under `ai.providers.<name>`) that stay strings, by their last part.
+const STRING_KEY_ENDINGS: &[&str] = &[
+    ".api_key",
+    ".model",
+    ".base_url",
+    ".default_provider",
+    ".prompts_dir",
+];
 
 /// Keys holding lists, given in the environment as comma-separated values.
 const LIST_KEYS: &[&str] = &["previous_master_keys", "previous_jwt_secrets"];
@@ -467,6 +562,40 @@ mod tests {
             let err = Settings::load_from(None, env(&pairs)).unwrap_err();
             assert!(err.to_string().contains(named), "{named}: {err}");
         }
+    }
+
+    #[test]
+    fn ai_providers_come_from_the_environment_and_keys_stay_secret() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CATALOGD_AI__DEFAULT_PROVIDER", "openai"),
+                ("CATALOGD_AI__PROVIDERS__OPENAI__KIND", "openai"),
+                ("CATALOGD_AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
+                ("CATALOGD_AI__PROVIDERS__OPENAI__API_KEY", "123456789"),
+                ("CATALOGD_AI__PROVIDERS__OPENAI__RPM", "500"),
+            ]),
+        )
+        .unwrap();
+        let openai = &s.ai.providers["openai"];
+        assert_eq!(openai.rpm, 500);
+        assert_eq!(openai.max_concurrency, 4);
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(openai.api_key.as_ref().unwrap()),
+            "123456789"
+        );
+        assert!(!format!("{s:?}").contains("123456789"));
+        assert_eq!(s.ai.default_provider, "openai");
+
+        let err = Settings::load_from(None, env(&[("CATALOGD_AI__DEFAULT_PROVIDER", "nope")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("default_provider"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("CATALOGD_AI__PROVIDERS__LOCAL__KIND", "openai_compatible")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("local"), "{err}");
     }
 
     #[test]

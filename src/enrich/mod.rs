@@ -1,25 +1,40 @@
 //! Enrichment: generated content for weak fields, stored as proposals (origin `ai`) a
 //! reviewer approves before anything reaches the store.
 //!
-//! A job walks the selected products in id order (the checkpoint is the last one done). For
-//! each scope it builds a [`GenerationInput`] — the one type a provider ever sees, holding only
-//! what may leave the daemon: the name, the description text, the language and image
-//! positions, never prices, stock or anything else — generates the requested fields, records
-//! the usage, and proposes the result on top of the scope's live version when it changes
-//! anything. A workspace with `ai_processing` off refuses every enrichment; a daily token
-//! budget stops a job cleanly when the next product would exceed it.
+//! A job walks the selected products in id order, a page at a time. For each product and
+//! scope it *plans* requests from the live content — one text request for the asked fields
+//! and one vision request per picture without alt text — through `ai::RequestBuilder`, the
+//! only way to make a request, which takes nothing but the allow-listed inputs (name,
+//! description text, descriptive attributes, the picture). Products are generated
+//! concurrently (the provider's limiter paces the requests), then *written* in id order, each
+//! in its own transaction with the checkpoint: usage rows, then a proposal on top of the
+//! scope's live version when the sanitised result changes anything and the live versions are
+//! still those the requests were made from.
+//!
+//! A workspace with `ai_processing` off sends nothing. The daily token budget is reserved
+//! product by product, in order, before anything is sent; a product that would exceed it
+//! ends the job (succeeded, `budget_reached`). A spend-limit answer from the provider fails
+//! the job with the provider's message; any other failed request is counted (`failed`) and
+//! the job goes on. Scheduled runs of a provider configured with `batch = true` go through
+//! its batch API instead ([`batch`]).
 
-pub mod rules_provider;
+pub mod batch;
+pub mod providers;
+pub mod sanitize;
 pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
+use ai::{AiError, Generation, Image, Provider, RequestBuilder, Task, Usage};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::settings;
+use crate::app::AppState;
 use crate::audits::engine::StoreScopes;
 use crate::audits::rules::RuleId;
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
@@ -48,35 +63,6 @@ pub const SCHEDULED_FIELDS: &[&str] = &[
     "alt_text",
 ];
 
-/// Providers this daemon can call.
-pub const PROVIDERS: &[&str] = &[rules_provider::PROVIDER];
-
-/// Everything a provider is given: an allow-list by construction.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerationInput {
-    /// `en`, `fr`… of the scope being written.
-    pub language: String,
-    pub name: String,
-    /// The scope's description (HTML); providers read its text.
-    pub description: Option<String>,
-    pub fields: Vec<String>,
-    /// (entry id, position) of images without alt text.
-    pub images: Vec<(i64, i64)>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Generated {
-    pub fields: BTreeMap<String, String>,
-    pub alt_texts: Vec<(i64, String)>,
-    pub usage: Usage,
-}
-
 /// What to enrich, fixed when the job is asked for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct EnrichParams {
@@ -95,7 +81,11 @@ pub struct EnrichParams {
     pub fields: Vec<String>,
     /// Scopes to write (`all` and store view codes).
     pub store_views: Vec<String>,
+    /// A configured provider's name; empty: `[ai] default_provider` when the job runs.
     pub provider: String,
+    /// A pipeline step: may use the provider's batch API.
+    #[serde(default)]
+    pub scheduled: bool,
 }
 
 impl EnrichParams {
@@ -106,14 +96,29 @@ impl EnrichParams {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Checkpoint {
+pub(crate) struct Checkpoint {
     after: Option<Uuid>,
+    /// A submitted batch not yet written (batch mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch: Option<batch::PendingBatch>,
 }
 
-const BATCH: i64 = 100;
+const PAGE: i64 = 100;
+
+/// The job's fixed surroundings.
+pub(crate) struct Job<'a> {
+    pub ctx: &'a JobContext,
+    pub store: Store,
+    pub scopes: StoreScopes,
+    pub params: EnrichParams,
+    pub provider: Arc<dyn Provider>,
+}
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
-    let params: EnrichParams = ctx.params()?;
+    let mut params: EnrichParams = ctx.params()?;
+    if params.provider.is_empty() {
+        params.provider = ctx.state.ai.default_name().to_string();
+    }
     let db = &ctx.state.db;
     let store_id = ctx
         .job
@@ -130,12 +135,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
             "AI processing is switched off for this workspace; nothing was sent".into(),
         ));
     }
-    if !PROVIDERS.contains(&params.provider.as_str()) {
-        return Err(JobError::Fatal(format!(
-            "provider {:?} is not configured",
-            params.provider
-        )));
-    }
+    let provider = ctx.state.ai.get(&params.provider).cloned().ok_or_else(|| {
+        JobError::Fatal(format!("provider {:?} is not configured", params.provider))
+    })?;
     if params.needs_findings() && params.finding_run.is_none() {
         ctx.log("info", "no audit to take findings from: nothing to enrich")
             .await;
@@ -153,71 +155,229 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         .fetch_one(db)
         .await?;
     ctx.set_total(Some(total));
-    for counter in ["proposals", "unchanged", "input_tokens", "output_tokens"] {
+    for counter in [
+        "proposals",
+        "unchanged",
+        "failed",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+    ] {
         ctx.add(counter, 0);
     }
-    let scopes = StoreScopes::new(&store.store_views.0);
-    let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
-    loop {
-        let ids: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(selection_sql("p.id", true)))
-            .bind(store.id)
+    let job = Job {
+        ctx,
+        scopes: StoreScopes::new(&store.store_views.0),
+        store,
+        params,
+        provider,
+    };
+    let checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
+    let outcome = match ctx.state.ai.batch(&job.params.provider) {
+        Some(poll_every) if job.params.scheduled => {
+            batch::run(&job, checkpoint, workspace.daily_token_budget, poll_every).await?
+        }
+        _ => run_direct(&job, checkpoint, workspace.daily_token_budget).await?,
+    };
+    if outcome == Outcome::Done {
+        ctx.log(
+            "info",
+            format!(
+                "{} proposals written, {} scopes unchanged, {} requests failed",
+                ctx.counter("proposals"),
+                ctx.counter("unchanged"),
+                ctx.counter("failed")
+            ),
+        )
+        .await;
+    }
+    Ok(outcome)
+}
+
+/// The next page of selected product ids after `after`.
+pub(crate) async fn next_page(
+    job: &Job<'_>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Uuid>, JobError> {
+    let params = &job.params;
+    Ok(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(selection_sql("p.id", true)))
+            .bind(job.store.id)
             .bind(&params.products)
             .bind(params.q.as_deref().map(like_pattern))
-            .bind(finding_rules(&params))
+            .bind(finding_rules(params))
             .bind(params.finding_run)
-            .bind(checkpoint.after)
-            .bind(BATCH)
+            .bind(after)
+            .bind(limit)
             .persistent(false)
-            .fetch_all(db)
-            .await?;
-        if ids.is_empty() {
-            break;
-        }
-        for id in ids {
-            if let Some(stop) = ctx.should_stop().await {
-                return Ok(Outcome::Stopped(stop));
-            }
-            let flagged = flagged_fields(ctx, &params, id).await?;
-            let mut tx = db.begin().await?;
-            let budget_left =
-                usage::budget_left(&mut tx, store.workspace_id, workspace.daily_token_budget)
-                    .await?;
-            let done = enrich_product(
-                ctx,
-                &mut tx,
-                &store,
-                &scopes,
-                &params,
-                id,
-                &flagged,
-                budget_left,
+            .fetch_all(&job.ctx.state.db)
+            .await?,
+    )
+}
+
+/// Why a job stops before the end of its selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Budget,
+    SpendLimit(String),
+}
+
+/// Ends the job for `halt`.
+pub(crate) async fn halted(ctx: &JobContext, halt: Halt) -> Result<Outcome, JobError> {
+    match halt {
+        Halt::Budget => {
+            ctx.add("budget_reached", 1);
+            ctx.log(
+                "warn",
+                "the workspace's daily token budget is reached; enrichment stopped",
             )
-            .await?;
-            checkpoint.after = Some(id);
-            ctx.advance(1);
-            ctx.save(&mut tx, &checkpoint).await?;
-            tx.commit().await?;
-            if done == ProductOutcome::BudgetReached {
-                ctx.add("budget_reached", 1);
-                ctx.log(
-                    "warn",
-                    "the workspace's daily token budget is reached; enrichment stopped",
-                )
-                .await;
-                return Ok(Outcome::Done);
-            }
+            .await;
+            Ok(Outcome::Done)
+        }
+        Halt::SpendLimit(message) => Err(JobError::Fatal(format!(
+            "the provider's spend limit is reached ({message}); enrichment stopped"
+        ))),
+    }
+}
+
+/// Tokens the workspace may still use, shared by the products generated at once.
+/// Products reserve their estimate in id order (a product waits for the one before it),
+/// so the budget goes to the products in the order they are written.
+pub(crate) struct Budget {
+    left: Mutex<Option<i64>>,
+    turn: tokio::sync::watch::Sender<usize>,
+}
+
+impl Budget {
+    pub fn new(left: Option<u64>) -> Budget {
+        Budget {
+            left: Mutex::new(left.map(|l| l.min(i64::MAX as u64) as i64)),
+            turn: tokio::sync::watch::Sender::new(0),
         }
     }
-    ctx.log(
-        "info",
-        format!(
-            "{} proposals written, {} scopes unchanged",
-            ctx.counter("proposals"),
-            ctx.counter("unchanged")
-        ),
-    )
-    .await;
-    Ok(Outcome::Done)
+
+    /// Product number `index` (0-based in the page) reserves `tokens`; false if they do not fit.
+    pub async fn reserve_in_turn(&self, index: usize, tokens: u64) -> bool {
+        let mut rx = self.turn.subscribe();
+        let _ = rx.wait_for(|turn| *turn >= index).await;
+        let fits = {
+            let mut left = self.left.lock().expect("budget lock");
+            match left.as_mut() {
+                None => true,
+                Some(l) if (tokens as i64) <= *l => {
+                    *l -= tokens as i64;
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        self.turn.send_modify(|turn| *turn = (*turn).max(index + 1));
+        fits
+    }
+
+    /// Gives a product's turn away without reserving (it had nothing to send).
+    pub fn pass(&self, index: usize) {
+        self.turn.send_modify(|turn| *turn = (*turn).max(index + 1));
+    }
+
+    /// Replaces an estimate by what was used.
+    pub fn settle(&self, estimated: u64, used: u64) {
+        if let Some(l) = self.left.lock().expect("budget lock").as_mut() {
+            *l += estimated as i64 - used as i64;
+        }
+    }
+}
+
+async fn run_direct(
+    job: &Job<'_>,
+    mut checkpoint: Checkpoint,
+    daily_budget: Option<u64>,
+) -> Result<Outcome, JobError> {
+    let ctx = job.ctx;
+    let db = &ctx.state.db;
+    let parallelism = ctx.state.ai.parallelism(&job.params.provider);
+    let stops = Stops::default();
+    loop {
+        let ids = next_page(job, checkpoint.after, PAGE).await?;
+        if ids.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let budget_left = {
+            let mut conn = db.acquire().await?;
+            usage::budget_left(&mut conn, job.store.workspace_id, daily_budget).await?
+        };
+        let budget = Budget::new(budget_left);
+        let budget = &budget;
+        let stops = &stops;
+        let count = ids.len();
+        // The producer keeps polling the generation stream while the consumer writes: a
+        // stream left unpolled would sit on pool connections the writer is waiting for.
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let producer = async move {
+            let mut results = futures::stream::iter(ids.into_iter().enumerate())
+                .map(|(index, id)| async move {
+                    let flagged = flagged_fields(ctx, &job.params, id).await;
+                    let plan = match flagged {
+                        Ok(flagged) => plan_product(job, id, &flagged).await,
+                        Err(e) => Err(e),
+                    };
+                    match plan {
+                        Ok(plan) => Ok(generate_product(job, plan, index, budget, stops).await),
+                        Err(e) => {
+                            budget.pass(index);
+                            Err(e)
+                        }
+                    }
+                })
+                .buffered(parallelism);
+            while let Some(result) = results.next().await {
+                if sender.send(result).is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        let consumer = async {
+            let mut halt: Option<Halt> = None;
+            for _ in 0..count {
+                let Some(result) = receiver.recv().await else {
+                    break;
+                };
+                let generated = result?;
+                if halt.is_some() {
+                    // After a halt only the usage of what was already sent is kept.
+                    let mut tx = db.begin().await?;
+                    record_usage(job, &mut tx, &generated).await?;
+                    tx.commit().await?;
+                    continue;
+                }
+                if let Some(stop) = ctx.should_stop().await {
+                    return Ok(Some(Outcome::Stopped(stop)));
+                }
+                let mut tx = db.begin().await?;
+                write_product(job, &mut tx, &generated).await?;
+                if generated.halt.is_none() {
+                    checkpoint.after = Some(generated.plan.product_id);
+                    ctx.advance(1);
+                }
+                ctx.save(&mut tx, &checkpoint).await?;
+                tx.commit().await?;
+                halt = generated.halt;
+            }
+            match halt {
+                Some(halt) => halted(ctx, halt).await.map(Some),
+                None => Ok::<_, JobError>(None),
+            }
+        };
+        let finished = tokio::select! {
+            finished = consumer => finished?,
+            () = producer => None,
+        };
+        if let Some(outcome) = finished {
+            return Ok(outcome);
+        }
+    }
 }
 
 fn finding_rules(params: &EnrichParams) -> Option<Vec<String>> {
@@ -246,7 +406,7 @@ pub fn selection_sql(what: &'static str, paged: bool) -> String {
 }
 
 /// For `only_flagged`: the fields each scope's findings point at (`media.*` → `alt_text`).
-async fn flagged_fields(
+pub(crate) async fn flagged_fields(
     ctx: &JobContext,
     params: &EnrichParams,
     product_id: Uuid,
@@ -273,38 +433,58 @@ async fn flagged_fields(
     Ok(Some(out))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum ProductOutcome {
-    Done,
-    BudgetReached,
+/// What one request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ItemKey {
+    /// The scope's text fields.
+    Text,
+    /// The alt text of one gallery entry.
+    Alt(i64),
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn enrich_product(
-    ctx: &JobContext,
-    tx: &mut sqlx::PgConnection,
-    store: &Store,
-    scopes: &StoreScopes,
-    params: &EnrichParams,
+/// One scope's requests and the content they were made from.
+pub(crate) struct ScopePlan {
+    pub scope: String,
+    /// The scope's position in the job's `store_views` (batch custom ids carry it).
+    pub scope_index: usize,
+    /// The live versions read: a proposal is made only while they are still live.
+    pub parent_id: Option<Uuid>,
+    pub default_id: Uuid,
+    pub default: Content,
+    pub shown: Content,
+    pub requests: Vec<(ItemKey, ai::Request)>,
+}
+
+pub(crate) struct ProductPlan {
+    pub product_id: Uuid,
+    pub scopes: Vec<ScopePlan>,
+}
+
+/// Reads the product's live content and makes its requests, scope by scope.
+pub(crate) async fn plan_product(
+    job: &Job<'_>,
     product_id: Uuid,
     flagged: &Option<BTreeMap<String, BTreeSet<String>>>,
-    mut budget_left: Option<u64>,
-) -> Result<ProductOutcome, JobError> {
-    versions::lock_for_proposal(tx, product_id).await?;
-    let live = versions::live(&mut *tx, product_id).await?;
+) -> Result<ProductPlan, JobError> {
+    let ctx = job.ctx;
+    let live = versions::live(&ctx.state.db, product_id).await?;
+    let mut plan = ProductPlan {
+        product_id,
+        scopes: Vec::new(),
+    };
     let Some(default_version) = live.get(DEFAULT_SCOPE) else {
-        return Ok(ProductOutcome::Done);
+        return Ok(plan);
     };
     let default = default_version.content.clone();
-    for scope in &params.store_views {
-        let fields: Vec<String> = params
+    for (scope_index, scope) in job.params.store_views.iter().enumerate() {
+        let fields: Vec<&String> = job
+            .params
             .fields
             .iter()
             .filter(|f| match flagged {
                 Some(map) => map.get(scope).is_some_and(|set| set.contains(*f)),
                 None => true,
             })
-            .cloned()
             .collect();
         if fields.is_empty() {
             continue;
@@ -312,78 +492,332 @@ async fn enrich_product(
         let current = live.get(scope);
         let stored = current.map(|v| v.content.clone()).unwrap_or_default();
         let shown = effective(scope, &default, &stored);
-        let input = GenerationInput {
-            language: scopes.language_or_default(scope),
-            name: shown.fields.get("name").cloned().unwrap_or_default(),
-            description: shown.fields.get("description").cloned(),
-            fields,
-            images: shown
+        let language = job.scopes.language_or_default(scope);
+        let name = shown.fields.get("name").cloned().unwrap_or_default();
+        let mut requests = Vec::new();
+        let tasks: Vec<Task> = fields
+            .iter()
+            .filter_map(|f| Task::parse(f))
+            .filter(|t| *t != Task::AltText)
+            .collect();
+        if !tasks.is_empty() {
+            let mut builder = RequestBuilder::text(&language, &tasks).name(&name);
+            if let Some(description) = shown.fields.get("description") {
+                builder = builder.description(description);
+            }
+            for attribute in &job.store.content_attributes {
+                if let Some(value) = shown.fields.get(attribute) {
+                    builder = builder.descriptive_attribute(attribute, value);
+                }
+            }
+            requests.push((ItemKey::Text, builder.build()));
+        }
+        if fields.iter().any(|f| *f == "alt_text") {
+            let unlabeled = shown
                 .media
                 .iter()
-                .filter(|m| !m.disabled && m.label.as_deref().is_none_or(|l| l.trim().is_empty()))
-                .map(|m| (m.entry_id, m.position.unwrap_or(0)))
-                .collect(),
-        };
-        let estimate = rules_provider::estimate_tokens(
-            input.name.len() + input.description.as_ref().map_or(0, String::len),
-        ) * 2;
-        if budget_left.is_some_and(|left| estimate > left) {
-            return Ok(ProductOutcome::BudgetReached);
-        }
-        let generated = rules_provider::generate(&input);
-        let used = generated.usage.input_tokens + generated.usage.output_tokens;
-        budget_left = budget_left.map(|left| left.saturating_sub(used));
-        usage::record(
-            tx,
-            store.workspace_id,
-            rules_provider::PROVIDER,
-            rules_provider::MODEL,
-            generated.usage,
-        )
-        .await?;
-        ctx.add("input_tokens", generated.usage.input_tokens as i64);
-        ctx.add("output_tokens", generated.usage.output_tokens as i64);
-        let mut next = shown.clone();
-        for (field, value) in &generated.fields {
-            next.fields.insert(field.clone(), value.clone());
-        }
-        for (entry_id, text) in &generated.alt_texts {
-            if let Some(m) = next.media.iter_mut().find(|m| m.entry_id == *entry_id) {
-                m.label = Some(text.clone());
+                .filter(|m| !m.disabled && m.label.as_deref().is_none_or(|l| l.trim().is_empty()));
+            for media in unlabeled {
+                let position = media.position.unwrap_or(0);
+                let image = if job.provider.is_remote() {
+                    match read_mirrored_image(&ctx.state, product_id, media.entry_id).await? {
+                        Some((bytes, mime)) => Image {
+                            bytes,
+                            mime,
+                            position,
+                        },
+                        None => {
+                            ctx.add("alt_text_without_picture", 1);
+                            continue;
+                        }
+                    }
+                } else {
+                    // The offline templates need no picture.
+                    Image {
+                        bytes: Vec::new(),
+                        mime: String::new(),
+                        position,
+                    }
+                };
+                let request = RequestBuilder::alt_text(&language)
+                    .name(&name)
+                    .image(image)
+                    .build();
+                requests.push((ItemKey::Alt(media.entry_id), request));
             }
         }
-        if next == shown {
+        plan.scopes.push(ScopePlan {
+            scope: scope.clone(),
+            scope_index,
+            parent_id: current.map(|v| v.id),
+            default_id: default_version.id,
+            default: default.clone(),
+            shown,
+            requests,
+        });
+    }
+    Ok(plan)
+}
+
+/// A mirrored picture's bytes and MIME type, read from the object store where media
+/// mirroring put it; `None` when the entry has not been mirrored.
+pub(crate) async fn read_mirrored_image(
+    state: &AppState,
+    product_id: Uuid,
+    entry_id: i64,
+) -> Result<Option<(Vec<u8>, String)>, JobError> {
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT object_key, mime FROM media WHERE product_id = $1 AND entry_id = $2",
+    )
+    .bind(product_id)
+    .bind(entry_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some((key, mime)) = row else {
+        return Ok(None);
+    };
+    let key = crate::storage::ObjectKey::parse(&key)
+        .map_err(|e| JobError::Fatal(format!("media object {key}: {e}")))?;
+    match state.storage.get(&key).await {
+        Ok(bytes) => Ok(Some((
+            bytes.to_vec(),
+            format!("image/{}", mime.as_deref().unwrap_or("jpeg")),
+        ))),
+        Err(crate::storage::StorageError::NotFound(_)) => Ok(None),
+        Err(e) => Err(JobError::Transient(format!("reading {key}: {e}"))),
+    }
+}
+
+/// The tokens a request is expected to use: its input, and the longest answers its tasks
+/// allow (the offline templates answer about as long as their input).
+pub(crate) fn estimate(job: &Job<'_>, request: &ai::Request) -> u64 {
+    if !job.provider.is_remote() {
+        return request.estimate_input_tokens(0) * 2;
+    }
+    let rendered = job.ctx.state.ai.prompts().render(request);
+    let output: u64 = request
+        .tasks()
+        .iter()
+        .map(|t| ai::text::estimate_tokens(t.max_chars()))
+        .sum();
+    // The schema and the message framing count as input too.
+    let framing = request.schema().to_string().len() + 400;
+    request.estimate_input_tokens(rendered.system.len() + rendered.user.len() + framing) + output
+}
+
+/// A product's plan with each request's result.
+pub(crate) struct Generated {
+    pub plan: ProductPlan,
+    /// Per scope of the plan, the results of the requests that were sent.
+    pub results: Vec<Vec<(ItemKey, Result<Generation, AiError>)>>,
+    /// Set when this product stopped the job.
+    pub halt: Option<Halt>,
+}
+
+/// What stops the products generated at once: the budget (for every later product) and a
+/// spend limit (for every request not yet sent).
+#[derive(Default)]
+struct Stops {
+    budget: std::sync::atomic::AtomicBool,
+    spend: Mutex<Option<String>>,
+}
+
+impl Stops {
+    fn spend_limit(&self) -> Option<String> {
+        self.spend.lock().expect("stops lock").clone()
+    }
+}
+
+async fn generate_product(
+    job: &Job<'_>,
+    plan: ProductPlan,
+    index: usize,
+    budget: &Budget,
+    stops: &Stops,
+) -> Generated {
+    use std::sync::atomic::Ordering;
+    let estimates: Vec<Vec<u64>> = plan
+        .scopes
+        .iter()
+        .map(|s| s.requests.iter().map(|(_, r)| estimate(job, r)).collect())
+        .collect();
+    let total: u64 = estimates.iter().flatten().sum();
+    let mut generated = Generated {
+        results: plan.scopes.iter().map(|_| Vec::new()).collect(),
+        plan,
+        halt: None,
+    };
+    if total == 0 {
+        budget.pass(index);
+        return generated;
+    }
+    // Reserving in turn even after the budget ran out keeps the turns moving.
+    let fits = budget.reserve_in_turn(index, total).await;
+    if stops.budget.load(Ordering::Relaxed) || !fits {
+        stops.budget.store(true, Ordering::Relaxed);
+        generated.halt = Some(Halt::Budget);
+        return generated;
+    }
+    'scopes: for (i, scope) in generated.plan.scopes.iter().enumerate() {
+        for ((key, request), estimated) in scope.requests.iter().zip(&estimates[i]) {
+            if let Some(message) = stops.spend_limit() {
+                generated.halt = Some(Halt::SpendLimit(message));
+                break 'scopes;
+            }
+            let result = job.provider.generate(request).await;
+            let used = match &result {
+                Ok(g) => g.usage.total(),
+                Err(e) => e.usage().total(),
+            };
+            budget.settle(*estimated, used);
+            if let Err(AiError::SpendLimit(message)) = &result {
+                *stops.spend.lock().expect("stops lock") = Some(message.clone());
+                generated.halt = Some(Halt::SpendLimit(message.clone()));
+                break 'scopes;
+            }
+            generated.results[i].push((*key, result));
+        }
+    }
+    generated
+}
+
+fn usage_of(job: &Job<'_>, result: &Result<Generation, AiError>) -> (Usage, String) {
+    match result {
+        Ok(g) => (g.usage, g.model.clone()),
+        Err(e) => (e.usage(), job.provider.model().to_string()),
+    }
+}
+
+/// Records every request's usage (after a halt, this is all that is kept).
+async fn record_usage(
+    job: &Job<'_>,
+    tx: &mut sqlx::PgConnection,
+    generated: &Generated,
+) -> Result<(), JobError> {
+    for (_, result) in generated.results.iter().flatten() {
+        let (usage, model) = usage_of(job, result);
+        usage::record(
+            tx,
+            job.store.workspace_id,
+            &job.params.provider,
+            &model,
+            usage,
+        )
+        .await?;
+        job.ctx.add("requests", 1);
+        job.ctx.add("input_tokens", usage.input_tokens as i64);
+        job.ctx.add("output_tokens", usage.output_tokens as i64);
+    }
+    Ok(())
+}
+
+/// Records usage and proposes each scope's sanitised result, in the caller's transaction.
+pub(crate) async fn write_product(
+    job: &Job<'_>,
+    tx: &mut sqlx::PgConnection,
+    generated: &Generated,
+) -> Result<(), JobError> {
+    let ctx = job.ctx;
+    let product_id = generated.plan.product_id;
+    record_usage(job, tx, generated).await?;
+    versions::lock_for_proposal(tx, product_id).await?;
+    let live = versions::live(&mut *tx, product_id).await?;
+    for (scope, results) in generated.plan.scopes.iter().zip(&generated.results) {
+        if results.is_empty() {
+            continue;
+        }
+        let mut next = scope.shown.clone();
+        let mut fields: BTreeSet<String> = BTreeSet::new();
+        let mut prompt_versions: BTreeSet<String> = BTreeSet::new();
+        let mut models: BTreeSet<String> = BTreeSet::new();
+        let mut usage = Usage::default();
+        for (key, result) in results {
+            let generation = match result {
+                Ok(g) => g,
+                Err(e) => {
+                    usage = usage + e.usage();
+                    ctx.add("failed", 1);
+                    if ctx.counter("failed") <= 20 {
+                        ctx.log(
+                            "warn",
+                            format!("product {product_id}, {}: {e}", scope.scope),
+                        )
+                        .await;
+                    }
+                    continue;
+                }
+            };
+            usage = usage + generation.usage;
+            prompt_versions.insert(generation.prompt_version.clone());
+            models.insert(generation.model.clone());
+            match key {
+                ItemKey::Text => {
+                    for (field, value) in &generation.fields {
+                        let value = sanitize::clean(field, value);
+                        if !value.is_empty() {
+                            next.fields.insert(field.clone(), value);
+                            fields.insert(field.clone());
+                        }
+                    }
+                }
+                ItemKey::Alt(entry_id) => {
+                    let text = generation
+                        .fields
+                        .get("alt_text")
+                        .map(|t| sanitize::clean("alt_text", t))
+                        .unwrap_or_default();
+                    if let Some(m) = next.media.iter_mut().find(|m| m.entry_id == *entry_id)
+                        && !text.is_empty()
+                    {
+                        m.label = Some(text);
+                        fields.insert("alt_text".into());
+                    }
+                }
+            }
+        }
+        if fields.is_empty() && results.iter().all(|(_, r)| r.is_err()) {
+            continue;
+        }
+        let still_live = live.get(&scope.scope).map(|v| v.id) == scope.parent_id
+            && live.get(DEFAULT_SCOPE).map(|v| v.id) == Some(scope.default_id);
+        if !still_live {
+            // Someone changed the product while it was being generated: propose nothing
+            // on top of content the generation did not see.
+            ctx.add("stale", 1);
+            continue;
+        }
+        if next == scope.shown {
             ctx.add("unchanged", 1);
             continue;
         }
-        let content: Content = if scope == DEFAULT_SCOPE {
+        let content: Content = if scope.scope == DEFAULT_SCOPE {
             next
         } else {
-            next.overrides_of(&default)
+            next.overrides_of(&scope.default)
         };
         versions::propose(
             tx,
             NewProposal {
                 product_id,
-                workspace_id: store.workspace_id,
-                store_view: scope,
+                workspace_id: job.store.workspace_id,
+                store_view: &scope.scope,
                 content: &content,
-                parent_id: current.map(|v| v.id),
+                parent_id: scope.parent_id,
                 origin: VersionOrigin::Ai,
                 author_user_id: None,
                 note: None,
                 meta: json!({
-                    "provider": rules_provider::PROVIDER,
-                    "model": rules_provider::MODEL,
-                    "prompt_version": rules_provider::PROMPT_VERSION,
-                    "usage": generated.usage,
+                    "provider": job.params.provider,
+                    "model": models.into_iter().collect::<Vec<_>>().join(","),
+                    "prompt_version": prompt_versions.into_iter().collect::<Vec<_>>().join(";"),
+                    "usage": usage,
                     "job_id": ctx.job.id,
-                    "fields": generated.fields.keys().collect::<Vec<_>>(),
+                    "fields": fields,
                 }),
             },
         )
         .await?;
         ctx.add("proposals", 1);
     }
-    Ok(ProductOutcome::Done)
+    Ok(())
 }

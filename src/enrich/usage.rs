@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Usage;
+use ai::Usage;
 
 /// Adds one request's usage to today's row.
 pub async fn record(

@@ -373,7 +373,9 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
                 store_views: std::iter::once(crate::catalog::content::DEFAULT_SCOPE.to_string())
                     .chain(views.0.iter().map(|v| v.code.clone()))
                     .collect(),
-                provider: crate::enrich::rules_provider::PROVIDER.to_string(),
+                // Resolved to `[ai] default_provider` when the step runs.
+                provider: String::new(),
+                scheduled: true,
                 ..Default::default()
             };
             (

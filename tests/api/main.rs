@@ -8,6 +8,7 @@ mod audits;
 mod catalog_fixtures;
 mod cli;
 mod enrich;
+mod enrich_providers;
 mod errors;
 mod exports;
 mod faults;

@@ -18,7 +18,7 @@ use crate::auth::{Access, CanEdit, CanRead};
 use crate::catalog::content::DEFAULT_SCOPE;
 use crate::catalog::products::{check_scope, like_pattern};
 use crate::enrich::usage::{self, UsageRow};
-use crate::enrich::{self, ENRICHABLE, EnrichParams, PROVIDERS, rules_provider};
+use crate::enrich::{self, ENRICHABLE, EnrichParams};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, NewJob};
@@ -45,7 +45,7 @@ pub struct EnrichRequest {
     pub fields: Option<Vec<String>>,
     /// `all` and store view codes to write (default `["all"]`); a view gets text in its locale.
     pub store_views: Option<Vec<String>>,
-    /// Default `rules`.
+    /// A provider configured under `[ai.providers.<name>]` (default: `[ai] default_provider`).
     pub provider: Option<String>,
     /// Count the work and estimate the tokens; generate nothing.
     #[serde(default)]
@@ -131,7 +131,7 @@ async fn start_enrich(
         .await?;
         let scopes = params.store_views.len() as i64;
         // Input plus about as much output, for each scope.
-        let estimated = rules_provider::estimate_tokens(chars.max(0) as usize) as i64 * 2 * scopes;
+        let estimated = ai::text::estimate_tokens(chars.max(0) as usize) as i64 * 2 * scopes;
         return Ok(Json(EnrichEstimate {
             dry_run: true,
             products,
@@ -213,13 +213,13 @@ async fn check_request(
     }
     let provider = request
         .provider
-        .unwrap_or_else(|| rules_provider::PROVIDER.to_string());
-    if !PROVIDERS.contains(&provider.as_str()) {
+        .unwrap_or_else(|| state.ai.default_name().to_string());
+    if state.ai.get(&provider).is_none() {
         return Err(ApiError::invalid(
             "provider",
             format!(
                 "provider {provider:?} is not configured; configured: {}",
-                PROVIDERS.join(", ")
+                state.ai.names().join(", ")
             ),
         ));
     }

@@ -1,26 +1,26 @@
-//! The `rules` provider: offline and deterministic, built from templates over the product's
-//! allowed attributes. The zero-config default: good enough for meta titles, meta
-//! descriptions, keywords, short descriptions and alt texts, in the store view's language.
+//! The `rules` provider: offline and deterministic, built from templates over the request's
+//! allowed inputs. The zero-config default: good enough for meta titles, meta descriptions,
+//! keywords, short descriptions and alt texts, in the store view's language. Nothing leaves
+//! the machine.
 
-use super::{Generated, GenerationInput, Usage};
-use crate::audits::html;
+use crate::error::AiError;
+use crate::provider::{Generation, Provider, ProviderKind, Usage};
+use crate::request::{Request, Task};
+use crate::text::{estimate_tokens, truncate_words};
 
-pub const PROVIDER: &str = "rules";
 pub const MODEL: &str = "templates";
 /// Bumped whenever a template changes, so proposals say which templates made them.
 pub const PROMPT_VERSION: &str = "rules-2026-11";
 
-const META_TITLE_MAX: usize = 60;
 const META_DESCRIPTION_MIN: usize = 50;
-const META_DESCRIPTION_MAX: usize = 160;
 
 /// Words in each language the templates need.
 struct Phrases {
     /// Appended to a meta description that would be too short.
     pitch: &'static str,
-    /// Opens a description: "{name}: {pitch}".
+    /// Opens a description: "{discover} {name}. {pitch}".
     discover: &'static str,
-    /// Alt text: "{name}, image {n}".
+    /// Alt text: "{name}, {image} {n}".
     image: &'static str,
 }
 
@@ -59,64 +59,86 @@ fn phrases(language: &str) -> Phrases {
     }
 }
 
+#[derive(Debug, Clone)]
+pub struct RulesProvider {
+    name: String,
+}
+
+impl RulesProvider {
+    pub fn new(name: &str) -> RulesProvider {
+        RulesProvider {
+            name: name.to_string(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for RulesProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Rules
+    }
+
+    fn model(&self) -> &str {
+        MODEL
+    }
+
+    async fn generate(&self, request: &Request) -> Result<Generation, AiError> {
+        Ok(generate(request))
+    }
+}
+
 /// Generates the requested fields; a field the input cannot support is left out.
-pub fn generate(input: &GenerationInput) -> Generated {
-    let p = phrases(&input.language);
-    let name = input.name.trim();
-    let text = input
-        .description
-        .as_deref()
-        .map(|d| html::scan(d).text)
-        .unwrap_or_default();
-    let first_sentence = first_sentence(&text);
-    let mut out = Generated::default();
-    for field in &input.fields {
-        let value = match field.as_str() {
-            "meta_title" if !name.is_empty() => Some(truncate_words(name, META_TITLE_MAX)),
-            "meta_description" if !name.is_empty() => {
-                Some(meta_description(name, &first_sentence, &p))
-            }
-            "meta_keyword" if !name.is_empty() => Some(keywords(name)),
-            "short_description" if !name.is_empty() => {
-                Some(if first_sentence.chars().count() >= 20 {
-                    truncate_words(&first_sentence, 255)
-                } else {
-                    format!("{name}. {}", p.pitch)
-                })
-            }
-            "description" if !name.is_empty() && text.chars().count() < 80 => Some(format!(
+pub fn generate(request: &Request) -> Generation {
+    let p = phrases(request.language());
+    let name = request.name().unwrap_or_default();
+    let text = request.description().unwrap_or_default();
+    let first_sentence = first_sentence(text);
+    let mut out = Generation {
+        model: MODEL.into(),
+        prompt_version: PROMPT_VERSION.into(),
+        ..Generation::default()
+    };
+    if name.is_empty() {
+        return out;
+    }
+    for task in request.tasks() {
+        let value = match task {
+            Task::MetaTitle => Some(truncate_words(name, task.max_chars())),
+            Task::MetaDescription => Some(meta_description(name, &first_sentence, &p)),
+            Task::MetaKeyword => Some(keywords(name)),
+            Task::ShortDescription => Some(if first_sentence.chars().count() >= 20 {
+                truncate_words(&first_sentence, task.max_chars())
+            } else {
+                format!("{name}. {}", p.pitch)
+            }),
+            Task::Description if text.chars().count() < 80 => Some(format!(
                 "<p>{} {}. {}</p>",
                 p.discover,
                 escape(name),
                 escape(p.pitch)
             )),
-            _ => None,
+            Task::Description => None,
+            Task::AltText => request.image().map(|image| {
+                truncate_words(
+                    &format!("{name}, {} {}", p.image, image.position),
+                    task.max_chars(),
+                )
+            }),
         };
         if let Some(value) = value {
-            out.fields.insert(field.clone(), value);
+            out.fields.insert(task.field().to_string(), value);
         }
     }
-    if input.fields.iter().any(|f| f == "alt_text") && !name.is_empty() {
-        for (entry_id, position) in &input.images {
-            out.alt_texts.push((
-                *entry_id,
-                truncate_words(&format!("{name}, {} {position}", p.image), 255),
-            ));
-        }
-    }
-    let input_chars = name.len() + text.len();
-    let output_chars: usize = out.fields.values().map(String::len).sum::<usize>()
-        + out.alt_texts.iter().map(|(_, t)| t.len()).sum::<usize>();
+    let output_chars: usize = out.fields.values().map(String::len).sum();
     out.usage = Usage {
-        input_tokens: estimate_tokens(input_chars),
+        input_tokens: estimate_tokens(name.len() + text.len()),
         output_tokens: estimate_tokens(output_chars),
     };
     out
-}
-
-/// About four characters per token, as providers count English text.
-pub fn estimate_tokens(chars: usize) -> u64 {
-    chars.div_ceil(4) as u64
 }
 
 fn meta_description(name: &str, sentence: &str, p: &Phrases) -> String {
@@ -128,7 +150,7 @@ fn meta_description(name: &str, sentence: &str, p: &Phrases) -> String {
     if text.chars().count() < META_DESCRIPTION_MIN {
         text = format!("{text} {}", p.pitch);
     }
-    truncate_words(&text, META_DESCRIPTION_MAX)
+    truncate_words(&text, Task::MetaDescription.max_chars())
 }
 
 fn keywords(name: &str) -> String {
@@ -153,21 +175,6 @@ fn first_sentence(text: &str) -> String {
     text[..end].trim().to_string()
 }
 
-/// At most `max` characters, cut at a word boundary (or hard, for one long word).
-fn truncate_words(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
-    match cut.rfind(' ') {
-        Some(space) if space > 0 => cut[..space]
-            .trim_end_matches([',', ';', ':', '-', '–'])
-            .trim_end()
-            .to_string(),
-        _ => cut,
-    }
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -177,35 +184,40 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::{Image, RequestBuilder};
 
-    fn input(
-        language: &str,
-        name: &str,
-        description: Option<&str>,
-        fields: &[&str],
-    ) -> GenerationInput {
-        GenerationInput {
-            language: language.into(),
-            name: name.into(),
-            description: description.map(String::from),
-            fields: fields.iter().map(|f| f.to_string()).collect(),
-            images: vec![(7, 1), (8, 2)],
+    fn text(language: &str, name: &str, description: Option<&str>, tasks: &[Task]) -> Request {
+        let mut b = RequestBuilder::text(language, tasks).name(name);
+        if let Some(d) = description {
+            b = b.description(d);
         }
+        b.build()
+    }
+
+    fn alt(language: &str, name: &str, position: i64) -> Request {
+        RequestBuilder::alt_text(language)
+            .name(name)
+            .image(Image {
+                bytes: Vec::new(),
+                mime: String::new(),
+                position,
+            })
+            .build()
     }
 
     #[test]
     fn meta_fields_keep_search_engine_limits() {
         let long =
             "Premium Organic Cotton Relaxed Fit Crew Neck T-Shirt With Reinforced Seams In Navy";
-        let out = generate(&input(
+        let out = generate(&text(
             "en",
             long,
             Some("<p>Soft organic cotton that keeps its shape. Machine washable.</p>"),
             &[
-                "meta_title",
-                "meta_description",
-                "meta_keyword",
-                "short_description",
+                Task::MetaTitle,
+                Task::MetaDescription,
+                Task::MetaKeyword,
+                Task::ShortDescription,
             ],
         ));
         let title = &out.fields["meta_title"];
@@ -221,60 +233,51 @@ mod tests {
             "Soft organic cotton that keeps its shape."
         );
         assert!(out.usage.input_tokens > 0 && out.usage.output_tokens > 0);
+        assert_eq!(out.prompt_version, PROMPT_VERSION);
     }
 
     #[test]
     fn store_views_get_their_language_and_output_is_deterministic() {
-        let fr = input("fr", "Tasse rouge", None, &["meta_description", "alt_text"]);
+        let fr = text("fr", "Tasse rouge", None, &[Task::MetaDescription]);
         let out = generate(&fr);
         assert!(
             out.fields["meta_description"].contains("Livraison rapide"),
             "{out:?}"
         );
-        assert_eq!(
-            out.alt_texts,
-            [
-                (7, "Tasse rouge, image 1".to_string()),
-                (8, "Tasse rouge, image 2".to_string())
-            ]
-        );
         assert_eq!(generate(&fr), out);
-        let de = generate(&input("de", "Rote Tasse", None, &["alt_text"]));
-        assert_eq!(de.alt_texts[0].1, "Rote Tasse, Bild 1");
+        assert_eq!(
+            generate(&alt("fr", "Tasse rouge", 2)).fields["alt_text"],
+            "Tasse rouge, image 2"
+        );
+        assert_eq!(
+            generate(&alt("de", "Rote Tasse", 1)).fields["alt_text"],
+            "Rote Tasse, Bild 1"
+        );
     }
 
     #[test]
-    fn descriptions_are_written_only_when_thin_and_stay_safe_html() {
-        let thin = generate(&input(
+    fn descriptions_are_written_only_when_thin_and_stay_escaped() {
+        let thin = generate(&text(
             "en",
             "Mug <Special> & Co",
             Some("Nice."),
-            &["description"],
+            &[Task::Description],
         ));
-        let html = &thin.fields["description"];
         assert_eq!(
-            html,
+            thin.fields["description"],
             "<p>Discover Mug &lt;Special&gt; &amp; Co. Fast delivery and free returns.</p>"
         );
-        assert!(crate::audits::html::scan(html).broken_parts.is_empty());
         let rich = "<p>A long and careful description of this mug, written by someone who knows it well.</p>";
         assert!(
-            generate(&input("en", "Mug", Some(rich), &["description"]))
+            generate(&text("en", "Mug", Some(rich), &[Task::Description]))
                 .fields
                 .is_empty()
         );
         assert!(
-            generate(&input("en", " ", None, &["meta_title"]))
+            generate(&text("en", " ", None, &[Task::MetaTitle]))
                 .fields
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn truncation_respects_characters_and_words() {
-        assert_eq!(truncate_words("short", 60), "short");
-        assert_eq!(truncate_words("one two three", 9), "one two");
-        assert_eq!(truncate_words("ééééééééééé", 5), "ééééé");
         assert_eq!(first_sentence("Hi there. Next one."), "Hi there.");
         assert_eq!(first_sentence("v1.5 is out"), "v1.5 is out");
     }
