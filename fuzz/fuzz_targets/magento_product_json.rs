@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use magento::models::{Product, ProductPage};
+use magento::models::{FromMagento, Product, ProductPage};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(page) = ProductPage::parse(data, 1) {

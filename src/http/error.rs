@@ -113,7 +113,15 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(err))
+        match err {
+            // Every connection busy for the whole acquire timeout: an overload to retry, not a
+            // fault of the request.
+            sqlx::Error::PoolTimedOut => {
+                tracing::warn!("no database connection free within the acquire timeout");
+                ApiError::Unavailable("the database is busy; retry shortly")
+            }
+            err => ApiError::Internal(anyhow::Error::new(err)),
+        }
     }
 }
 
@@ -135,11 +143,19 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        match self {
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
         }
         response
     }

@@ -16,6 +16,7 @@ mod isolation;
 mod ops;
 mod privacy;
 mod products;
+mod promises;
 mod review;
 mod s3_server;
 mod scale_out;
