@@ -22,3 +22,4 @@ mod secrets;
 mod storage;
 mod stores;
 mod sync;
+mod web;
