@@ -4,6 +4,10 @@
 //! (signature, expiry, live session) and, when it has expired, rotates the refresh token and
 //! sets fresh cookies on the answer. Pages then take a [`WebUser`].
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
@@ -92,35 +96,24 @@ pub async fn resolve(State(state): State<AppState>, request: Request, next: Next
         }
     }
     if !signed_in && let Some(refresh) = cookie(&parts.headers, REFRESH_COOKIE) {
-        let ttl = state.settings.auth.refresh_token_ttl_secs;
-        match sessions::rotate(&state.db, &refresh, ttl).await {
-            Ok((user_id, session)) => {
-                let access_ttl = state.settings.auth.access_token_ttl_secs;
-                match state.jwt.issue(user_id, session.session_id, access_ttl) {
-                    Ok(access) => {
-                        set_cookies.push(set_cookie(&state, ACCESS_COOKIE, &access, ttl));
-                        set_cookies.push(set_cookie(
-                            &state,
-                            REFRESH_COOKIE,
-                            &session.refresh_token,
-                            ttl,
-                        ));
-                        let client_addr = parts
-                            .extensions
-                            .get::<ConnectInfo<std::net::SocketAddr>>()
-                            .map(|c| c.0.ip());
-                        parts.extensions.insert(Caller {
-                            principal: Principal::User {
-                                user_id,
-                                session_id: session.session_id,
-                            },
-                            client_addr,
-                        });
-                    }
-                    Err(e) => tracing::error!(error = ?e, "could not issue an access token"),
-                }
+        match refresh_session(&state, &refresh).await {
+            Some(rotated) => {
+                let ttl = state.settings.auth.refresh_token_ttl_secs;
+                set_cookies.push(set_cookie(&state, ACCESS_COOKIE, &rotated.access, ttl));
+                set_cookies.push(set_cookie(&state, REFRESH_COOKIE, &rotated.refresh, ttl));
+                let client_addr = parts
+                    .extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip());
+                parts.extensions.insert(Caller {
+                    principal: Principal::User {
+                        user_id: rotated.user_id,
+                        session_id: rotated.session_id,
+                    },
+                    client_addr,
+                });
             }
-            Err(_) => {
+            None => {
                 set_cookies.push(clear_cookie(&state, ACCESS_COOKIE));
                 set_cookies.push(clear_cookie(&state, REFRESH_COOKIE));
             }
@@ -131,6 +124,57 @@ pub async fn resolve(State(state): State<AppState>, request: Request, next: Next
         response.headers_mut().append(SET_COOKIE, value);
     }
     response
+}
+
+/// A refresh done for one request, kept briefly for the others that arrive with the same
+/// refresh token.
+#[derive(Clone)]
+struct Rotated {
+    at: Instant,
+    user_id: Uuid,
+    session_id: Uuid,
+    access: String,
+    refresh: String,
+}
+
+/// How long a rotation is shared with concurrent requests that carried the same cookie.
+const SHARED_ROTATION: Duration = Duration::from_secs(10);
+
+/// Recent rotations by the SHA-256 of the refresh token they used.
+static RECENT_ROTATIONS: LazyLock<tokio::sync::Mutex<HashMap<Vec<u8>, Rotated>>> =
+    LazyLock::new(Default::default);
+
+/// Rotates the refresh token into new tokens. A browser sends several requests at once (a page
+/// and its htmx polls) with the same expired cookie; rotating for each would look like refresh
+/// token reuse and end the session, so a rotation is shared for a few seconds with the
+/// requests of this process that carried the same token. A token presented again later is
+/// still reuse, and revokes the session.
+async fn refresh_session(state: &AppState, refresh: &str) -> Option<Rotated> {
+    let key = crate::auth::tokens::hash_token(refresh);
+    let mut recent = RECENT_ROTATIONS.lock().await;
+    recent.retain(|_, r| r.at.elapsed() < SHARED_ROTATION);
+    if let Some(rotated) = recent.get(&key) {
+        return Some(rotated.clone());
+    }
+    let ttl = state.settings.auth.refresh_token_ttl_secs;
+    let (user_id, session) = sessions::rotate(&state.db, refresh, ttl).await.ok()?;
+    let access_ttl = state.settings.auth.access_token_ttl_secs;
+    let access = match state.jwt.issue(user_id, session.session_id, access_ttl) {
+        Ok(access) => access,
+        Err(e) => {
+            tracing::error!(error = ?e, "could not issue an access token");
+            return None;
+        }
+    };
+    let rotated = Rotated {
+        at: Instant::now(),
+        user_id,
+        session_id: session.session_id,
+        access,
+        refresh: session.refresh_token,
+    };
+    recent.insert(key, rotated.clone());
+    Some(rotated)
 }
 
 /// A signed-in person. Pages that need one redirect to the login page otherwise.

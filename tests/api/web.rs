@@ -88,8 +88,35 @@ async fn browser(driver: &Driver) -> Client {
         .expect("chromium session starts")
 }
 
-/// Saves a screenshot as a test artifact under `<target>/screenshots/`.
+/// Every form control has a label, every picture an alt attribute, and nothing is wider than
+/// the window (the pages work at a phone's width as well as at 1280 px).
+const ACCESSIBILITY_CHECK: &str = r#"
+const problems = [];
+document.querySelectorAll('input:not([type=hidden]), select, textarea').forEach((el) => {
+  if (el.labels.length === 0 && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.outerHTML);
+});
+document.querySelectorAll('img').forEach((el) => {
+  if (!el.hasAttribute('alt')) problems.push('no alt ' + el.outerHTML);
+});
+document.querySelectorAll('button').forEach((el) => {
+  if (el.textContent.trim() === '' && !el.getAttribute('aria-label')) problems.push('unnamed ' + el.outerHTML);
+});
+if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+  problems.push('wider than the window: ' + document.documentElement.scrollWidth + ' > ' + window.innerWidth);
+}
+return problems;
+"#;
+
+/// Checks the page's accessibility basics and saves a screenshot as a test artifact under
+/// `<target>/screenshots/`.
 async fn screenshot(client: &Client, name: &str) {
+    let problems = client.execute(ACCESSIBILITY_CHECK, vec![]).await.unwrap();
+    assert_eq!(
+        problems,
+        json!([]),
+        "accessibility problems on the {name} page"
+    );
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -924,5 +951,113 @@ async fn login_asks_for_the_two_factor_code_when_the_account_has_one() {
     assert_eq!(
         headers["location"],
         format!("/w/{}/stores", who.workspace_id)
+    );
+}
+
+#[tokio::test]
+async fn the_review_queue_shows_a_conflict_with_base_magento_now_and_the_proposal() {
+    let app = TestApp::spawn().await;
+    let sim = sim(4).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store, "full").await;
+    let (sku, product): (String, uuid::Uuid) =
+        sqlx::query_as("SELECT sku, id FROM products ORDER BY sku LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let (status, version) = app
+        .post(
+            &format!("/products/{product}/versions"),
+            Some(&owner.access_token),
+            json!({"store_view": "all", "fields": {"meta_title": "Our better title"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{version}");
+    let proposal = version["id"].as_str().unwrap().to_string();
+
+    // The reviewer approves in the browser's way: the form post.
+    let mut session = web_login(&app, "owner@example.com").await;
+    let review = format!("/w/{}/stores/{store}/review", owner.workspace_id);
+    let (_, _, page) = session.get(&app, &review).await;
+    assert!(page.contains(&proposal));
+    let token = csrf_token(&page);
+    let approve = format!(
+        "/w/{}/stores/{store}/proposals/{proposal}/approve",
+        owner.workspace_id
+    );
+    let (status, _, _) = session
+        .post(&app, &approve, Some(&app.base), &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 303);
+
+    // Magento changes the same field meanwhile; the push finds the conflict.
+    assert!(sim.update_product(&sku, None, json!({"meta_title": "Edited in Magento"})));
+    run_job(
+        &app,
+        &owner,
+        &format!("/stores/{store}/push"),
+        json!({"all_approved": true}),
+    )
+    .await;
+    assert_eq!(version_state(&app, &proposal).await, "conflict");
+
+    let (status, _, page) = session.get(&app, &format!("{review}?state=conflict")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Magento now"), "{page}");
+    assert!(
+        page.contains("Edited in Magento"),
+        "the store's value: {page}"
+    );
+    assert!(page.contains("Our better title"), "the proposal: {page}");
+    assert!(
+        page.contains("class=\"reject\""),
+        "a conflict can be rejected"
+    );
+    assert!(
+        !page.contains("class=\"approve\""),
+        "but not approved as it is"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_an_expired_access_token_share_one_refresh() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let session = web_login(&app, "owner@example.com").await;
+    let refresh = session
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "catalogd_refresh")
+        .unwrap()
+        .1
+        .clone();
+    let path = format!("/w/{}/jobs", owner.workspace_id);
+    // A page and its polls arrive together, each with only the refresh token.
+    let requests = (0..4).map(|_| {
+        app.client
+            .get(format!("{}{path}", app.base))
+            .header("cookie", format!("catalogd_refresh={refresh}"))
+            .send()
+    });
+    let answers = futures::future::join_all(requests).await;
+    let mut access = Vec::new();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200);
+        access.push(set_cookie_for(answer.headers(), "catalogd_session").to_string());
+    }
+    assert!(
+        access.windows(2).all(|w| w[0] == w[1]),
+        "one rotation, shared"
+    );
+    let revoked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        revoked, 0,
+        "sharing the rotation is not refresh-token reuse"
     );
 }

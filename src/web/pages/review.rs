@@ -99,7 +99,12 @@ fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &st
     let id = text(&p["id"]);
     let action = |decision: &str| format!("/w/{ws}/stores/{store}/proposals/{id}/{decision}");
     let changes = p["changes"].as_array().cloned().unwrap_or_default();
-    let decidable = matches!(text(&p["state"]), "proposed" | "conflict");
+    // What the API lets a reviewer do in each state.
+    let approvable = text(&p["state"]) == "proposed";
+    let rejectable = matches!(
+        text(&p["state"]),
+        "proposed" | "approved" | "conflict" | "failed"
+    );
     html! {
         article.proposal tabindex="0" data-id=(id) aria-labelledby=(format!("p-{id}")) {
             h3 #(format!("p-{id}")) { (text(&p["sku"])) " · " (text(&p["store_view"])) " " (badge(text(&p["state"]))) }
@@ -110,17 +115,23 @@ fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &st
                 }
             }
             (conflict(&p["meta"]))
-            @if can_review && decidable {
+            @if can_review && (approvable || rejectable) {
                 div.buttons {
-                    form.inline method="post" action=(action("approve")) {
-                        (csrf_field(csrf))
-                        button.approve type="submit" { "Approve" kbd { "a" } }
+                    @if approvable {
+                        form.inline method="post" action=(action("approve")) {
+                            (csrf_field(csrf))
+                            button.approve type="submit" { "Approve" kbd { "a" } }
+                        }
                     }
-                    form.inline method="post" action=(action("reject")) {
-                        (csrf_field(csrf))
-                        button.reject type="submit" { "Reject" kbd { "r" } }
+                    @if rejectable {
+                        form.inline method="post" action=(action("reject")) {
+                            (csrf_field(csrf))
+                            button.reject type="submit" { "Reject" kbd { "r" } }
+                        }
                     }
                 }
+            }
+            @if can_review && approvable {
                 details.edit {
                     summary { "Edit and approve " kbd { "e" } }
                     form method="post" action=(action("approve")) {
