@@ -58,6 +58,7 @@ pub fn page(title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
                                 @for (id, name) in nav.workspaces {
                                     li { a href=(format!("/w/{id}/stores")) aria-current=[(id == &nav.workspace_id).then_some("true")] { (name) } }
                                 }
+                                li { a href="/workspaces/new" { "New workspace…" } }
                             }
                         }
                         form.logout method="post" action="/logout" {

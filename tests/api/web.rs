@@ -407,6 +407,25 @@ async fn a_store_owner_goes_from_sign_up_to_a_downloaded_export_in_the_browser()
         .unwrap();
     assert_eq!(focused.to_lowercase(), "textarea");
 
+    // The reviewer's edit is approved as a new version of their own.
+    let area = client.active_element().await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys("edited-by-the-reviewer").await.unwrap();
+    click(
+        &client,
+        &format!("article[data-id='{third_id}'] details.edit button[type=submit]"),
+    )
+    .await;
+    wait_gone(&client, &format!("article[data-id='{third_id}']")).await;
+    assert_eq!(version_state(&app, &third_id).await, "superseded");
+    let edited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM product_versions WHERE origin = 'human' AND state = 'approved'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(edited, 1);
+
     // Bulk approval of everything left, at phone width.
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&format!("{store_url}/review")).await.unwrap();
@@ -444,6 +463,16 @@ async fn a_store_owner_goes_from_sign_up_to_a_downloaded_export_in_the_browser()
         "{diff}"
     );
     screenshot(&client, "diff").await;
+
+    // The jobs list has every job started from the store page.
+    click(&client, "header nav a[href$='/jobs']").await;
+    wait_for(&client, "main table").await;
+    let jobs = client
+        .find_all(Locator::Css("main tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 5, "sync, media, audit, enrich and push");
+    screenshot(&client, "jobs").await;
 
     // Export and download the file.
     client.goto(&store_url).await.unwrap();
@@ -1059,5 +1088,44 @@ async fn concurrent_requests_with_an_expired_access_token_share_one_refresh() {
     assert_eq!(
         revoked, 0,
         "sharing the rotation is not refresh-token reuse"
+    );
+}
+
+#[tokio::test]
+async fn the_workspace_switcher_lists_every_workspace_and_creates_new_ones() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let mut session = web_login(&app, "owner@example.com").await;
+    let (_, _, page) = session.get(&app, "/workspaces/new").await;
+    let token = csrf_token(&page);
+    let (status, headers, body) = session
+        .post(
+            &app,
+            "/workspaces/new",
+            Some(&app.base),
+            &[("csrf", &token), ("name", "Second shop")],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let second = headers["location"].to_str().unwrap().to_string();
+    assert!(
+        second.starts_with("/w/") && second.ends_with("/stores"),
+        "{second}"
+    );
+    assert!(!second.contains(&owner.workspace_id.to_string()));
+
+    let (status, _, page) = session.get(&app, &second).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Second shop (owner)"), "{page}");
+    let first = format!("/w/{}/stores", owner.workspace_id);
+    assert!(
+        page.contains(&format!("href=\"{first}\"")),
+        "the switcher links the first workspace"
+    );
+    let (status, _, page) = session.get(&app, &first).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("href=\"{second}\"")),
+        "and the first links the second"
     );
 }

@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/signup", get(signup_page).post(signup))
         .route("/logout", post(logout))
+        .route(
+            "/workspaces/new",
+            get(new_workspace_page).post(create_workspace),
+        )
 }
 
 /// The first workspace's stores for a signed-in person, the login page otherwise.
@@ -246,4 +250,47 @@ async fn logout(State(state): State<AppState>, user: Result<WebUser, ToLogin>) -
             .append(SET_COOKIE, session::clear_cookie(&state, name));
     }
     response
+}
+
+async fn new_workspace_page(user: WebUser) -> Response {
+    layout::render(page(
+        "New workspace",
+        None,
+        html! {
+            form.card method="post" action="/workspaces/new" {
+                (csrf_field(&user.csrf))
+                label for="workspace-name" { "Name" }
+                input #workspace-name type="text" name="name" required;
+                button type="submit" { "Create workspace" }
+            }
+            p { a href="/" { "Back" } }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct WorkspaceForm {
+    name: String,
+}
+
+/// Creates a workspace owned by the person and opens it.
+async fn create_workspace(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Form(form): Form<WorkspaceForm>,
+) -> Response {
+    match super::call(
+        &api,
+        &user,
+        Method::POST,
+        "/workspaces",
+        Some(json!({"name": form.name})),
+    )
+    .await
+    {
+        Ok(created) => {
+            layout::see_other(&format!("/w/{}/stores", layout::text(&created.body["id"])))
+        }
+        Err(response) => response,
+    }
 }
