@@ -1129,3 +1129,106 @@ async fn the_workspace_switcher_lists_every_workspace_and_creates_new_ones() {
         "and the first links the second"
     );
 }
+
+#[tokio::test]
+async fn settings_add_members_show_a_new_key_once_revoke_it_and_are_for_admins_only() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    app.register("editor@example.com").await;
+    let mut session = web_login(&app, "owner@example.com").await;
+    let settings = format!("/w/{}/settings", owner.workspace_id);
+    let (status, _, page) = session.get(&app, &settings).await;
+    assert_eq!(status, 200, "{page}");
+    let token = csrf_token(&page);
+
+    let (status, _, body) = session
+        .post(
+            &app,
+            &format!("{settings}/members"),
+            Some(&app.base),
+            &[
+                ("csrf", &token),
+                ("email", "editor@example.com"),
+                ("role", "editor"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = session.get(&app, &settings).await;
+    assert!(page.contains("editor@example.com"), "{page}");
+
+    let (status, _, page) = session
+        .post(
+            &app,
+            &format!("{settings}/api-keys"),
+            Some(&app.base),
+            &[("csrf", &token), ("name", "Feed"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let marker = "id=\"new-key\" type=\"text\" readonly value=\"";
+    let start = page.find(marker).expect("the new key is shown") + marker.len();
+    let key = &page[start..start + page[start..].find('"').unwrap()];
+    assert!(key.starts_with("cmk_"), "{key}");
+    let (status, _) = app
+        .get(&format!("/workspaces/{}/stores", owner.workspace_id), key)
+        .await;
+    assert_eq!(status, 200, "the shown key works");
+    let (_, _, page) = session.get(&app, &settings).await;
+    assert!(!page.contains(key), "and is never shown again");
+
+    let key_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'Feed'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (status, _, _) = session
+        .post(
+            &app,
+            &format!("{settings}/api-keys/{key_id}/revoke"),
+            Some(&app.base),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _) = app
+        .get(&format!("/workspaces/{}/stores", owner.workspace_id), key)
+        .await;
+    assert_eq!(status, 401, "a revoked key is refused");
+
+    let (status, _, body) = session
+        .post(
+            &app,
+            &settings,
+            Some(&app.base),
+            &[("csrf", &token), ("daily_token_budget", "5000")],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, current) = app
+        .get(
+            &format!("/workspaces/{}/settings", owner.workspace_id),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(
+        current["ai_processing"], false,
+        "an unticked box switches AI off"
+    );
+    assert_eq!(current["daily_token_budget"], 5000);
+
+    let mut editor = web_login(&app, "editor@example.com").await;
+    let (status, _, page) = editor.get(&app, &settings).await;
+    assert_eq!(status, 403);
+    assert!(!page.contains("Create API key"));
+    let (status, _, _) = editor
+        .get(&app, &format!("/w/{}/audit-log", owner.workspace_id))
+        .await;
+    assert_eq!(status, 403);
+    let (_, _, stores) = editor
+        .get(&app, &format!("/w/{}/stores", owner.workspace_id))
+        .await;
+    assert!(
+        !stores.contains("/settings\""),
+        "no settings link for an editor"
+    );
+}
