@@ -1232,3 +1232,115 @@ async fn settings_add_members_show_a_new_key_once_revoke_it_and_are_for_admins_o
         "no settings link for an editor"
     );
 }
+
+#[tokio::test]
+async fn a_job_page_polls_while_the_job_is_open_and_an_editor_can_cancel_it() {
+    // No workers: the job stays queued until cancelled.
+    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
+    let sim = sim(2).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    let (status, started) = app
+        .post(
+            &format!("/stores/{store}/sync"),
+            Some(&owner.access_token),
+            json!({"mode": "full"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job = started["job_id"].as_str().unwrap();
+    app.member(&owner, "viewer@example.com", "viewer").await;
+
+    let page_path = format!("/w/{}/jobs/{job}", owner.workspace_id);
+    let mut viewer = web_login(&app, "viewer@example.com").await;
+    let (status, _, page) = viewer.get(&app, &page_path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-status=\"queued\""), "{page}");
+    assert!(!page.contains("Cancel job"), "a viewer cannot cancel");
+
+    let mut session = web_login(&app, "owner@example.com").await;
+    let (_, _, page) = session.get(&app, &page_path).await;
+    assert!(
+        page.contains("hx-trigger=\"every 1s\""),
+        "an open job polls"
+    );
+    assert!(page.contains("Cancel job"));
+    let token = csrf_token(&page);
+    let (status, headers, _) = session
+        .post(
+            &app,
+            &format!("{page_path}/cancel"),
+            Some(&app.base),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], page_path.as_str());
+    let (status, _, fragment) = session.get(&app, &format!("{page_path}/progress")).await;
+    assert_eq!(status, 200);
+    assert!(fragment.contains("data-status=\"cancelled\""), "{fragment}");
+    assert!(
+        !fragment.contains("hx-trigger"),
+        "a finished job stops polling"
+    );
+    assert!(!fragment.contains("Cancel job"));
+}
+
+#[tokio::test]
+async fn the_product_list_shows_what_the_api_lists_for_each_filter() {
+    let app = TestApp::spawn().await;
+    let sim = sim(12).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store, "full").await;
+    run_job(&app, &owner, &format!("/stores/{store}/audits"), json!({})).await;
+    let rule: String = sqlx::query_scalar("SELECT rule FROM audit_findings ORDER BY rule LIMIT 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let mut session = web_login(&app, "owner@example.com").await;
+    let ws = owner.workspace_id;
+    let finding = format!("finding={rule}");
+    for query in [
+        "",
+        "q=000003",
+        "missing=meta_description",
+        "missing=name&store_view=fr",
+        finding.as_str(),
+        "state=proposed",
+        "sort=score",
+    ] {
+        let (status, _, page) = session
+            .get(&app, &format!("/w/{ws}/stores/{store}/products?{query}"))
+            .await;
+        assert_eq!(status, 200, "{query}: {page}");
+        let (_, listed) = app
+            .get(
+                &format!("/stores/{store}/products?limit=50&{query}"),
+                &owner.access_token,
+            )
+            .await;
+        let skus: Vec<&str> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap())
+            .collect();
+        let shown: Vec<&str> = page
+            .match_indices(&format!("/w/{ws}/products/"))
+            .map(|(at, _)| {
+                let rest = &page[at..];
+                let text = &rest[rest.find('>').unwrap() + 1..];
+                &text[..text.find('<').unwrap()]
+            })
+            .collect();
+        assert_eq!(shown, skus, "{query}");
+    }
+    let (_, _, page) = session
+        .get(
+            &app,
+            &format!("/w/{ws}/stores/{store}/products?q=no-such-product"),
+        )
+        .await;
+    assert!(page.contains("No products match."));
+}

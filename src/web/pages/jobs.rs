@@ -1,9 +1,10 @@
 //! Jobs: the workspace's list and one job with a live progress bar and its log.
 
 use axum::extract::Path;
+use axum::extract::State;
 use axum::http::Method;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -11,8 +12,9 @@ use uuid::Uuid;
 
 use super::{Workspace, call};
 use crate::app::AppState;
+use crate::auth::roles::Capability;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, page, render, text, when};
+use crate::web::layout::{badge, button_form, page, render, see_other, text, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -20,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/w/{ws}/jobs", get(list))
         .route("/w/{ws}/jobs/{id}", get(show))
         .route("/w/{ws}/jobs/{id}/progress", get(progress_fragment))
+        .route("/w/{ws}/jobs/{id}/cancel", post(cancel))
 }
 
 async fn list(
@@ -80,7 +83,8 @@ fn progress_text(job: &Value) -> String {
 }
 
 /// Status, progress bar, counters and log; polls itself every second until the job finishes.
-fn progress_markup(ws: Uuid, job: &Value) -> Markup {
+/// `cancel` is the CSRF token when the person may stop the job.
+fn progress_markup(ws: Uuid, job: &Value, cancel: Option<&str>) -> Markup {
     let id = text(&job["id"]);
     let running = !finished(job);
     let done = job["progress"]["done"].as_i64().unwrap_or(0);
@@ -95,6 +99,10 @@ fn progress_markup(ws: Uuid, job: &Value) -> Markup {
             p aria-live="polite" { "Status: " span #job-status data-status=(text(&job["status"])) { (badge(text(&job["status"]))) } }
             label for="job-bar" { "Progress: " (progress_text(job)) }
             progress #job-bar max=(max) value=(shown_done) { (progress_text(job)) }
+            @if let (true, Some(csrf)) = (running && job["cancel_requested"] != true, cancel) {
+                (button_form(&format!("/w/{ws}/jobs/{id}/cancel"), csrf, "Cancel job", "reject"))
+            }
+            @if job["cancel_requested"] == true && running { p { "Stopping at the next checkpoint…" } }
             @if let Some(error) = job["error"].as_str() { p.error role="alert" { (error) } }
             @if let Some(counters) = job["counters"].as_object().filter(|c| !c.is_empty()) {
                 dl.facts {
@@ -127,7 +135,7 @@ async fn show(
         @if let Some(store) = job.body["store_id"].as_str() {
             p { a href=(format!("/w/{ws}/stores/{store}")) { "Back to the store" } }
         }
-        (progress_markup(ws, &job.body))
+        (progress_markup(ws, &job.body, workspace.can_edit().then_some(user.csrf.as_str())))
     };
     Ok(render(page(
         &title,
@@ -137,10 +145,36 @@ async fn show(
 }
 
 async fn progress_fragment(
+    State(state): State<AppState>,
     Extension(api): Extension<InternalApi>,
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let job = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
-    Ok(render(progress_markup(ws, &job.body)))
+    // One query rather than the whole workspace: this answers a poll every second.
+    let can_edit = matches!(
+        user.caller.role_in(&state.db, ws).await,
+        Ok(Some(role)) if role.allows(Capability::Edit)
+    );
+    Ok(render(progress_markup(
+        ws,
+        &job.body,
+        can_edit.then_some(user.csrf.as_str()),
+    )))
+}
+
+async fn cancel(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/jobs/{id}/cancel"),
+        None,
+    )
+    .await?;
+    Ok(see_other(&format!("/w/{ws}/jobs/{id}")))
 }
