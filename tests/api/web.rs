@@ -1344,3 +1344,49 @@ async fn the_product_list_shows_what_the_api_lists_for_each_filter() {
         .await;
     assert!(page.contains("No products match."));
 }
+
+#[tokio::test]
+async fn an_admin_disconnects_a_store_after_confirming_and_an_editor_cannot() {
+    let app = TestApp::spawn().await;
+    let sim = sim(2).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    app.member(&owner, "editor@example.com", "editor").await;
+    let store_page = format!("/w/{}/stores/{store}", owner.workspace_id);
+    let confirm = format!("{store_page}/disconnect");
+
+    let mut editor = web_login(&app, "editor@example.com").await;
+    let (_, _, page) = editor.get(&app, &store_page).await;
+    assert!(
+        !page.contains("/disconnect"),
+        "no disconnect link for an editor"
+    );
+    let token = csrf_token(&page);
+    let (status, _, _) = editor
+        .post(&app, &confirm, Some(&app.base), &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 403);
+
+    let mut session = web_login(&app, "owner@example.com").await;
+    let (_, _, page) = session.get(&app, &store_page).await;
+    assert!(page.contains(&format!("href=\"{confirm}\"")));
+    let (status, _, page) = session.get(&app, &confirm).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("deletes the store's access tokens"), "{page}");
+    let (_, current) = app
+        .get(&format!("/stores/{store}"), &owner.access_token)
+        .await;
+    assert_eq!(
+        current["status"], "active",
+        "showing the question changes nothing"
+    );
+    let token = csrf_token(&page);
+    let (status, headers, _) = session
+        .post(&app, &confirm, Some(&app.base), &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], store_page.as_str());
+    let (_, _, page) = session.get(&app, &store_page).await;
+    assert!(page.contains("badge-disconnected"), "{page}");
+    assert!(!page.contains("/disconnect\""));
+}

@@ -26,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/w/{ws}/stores/{id}/schedule", post(set_schedule))
         .route("/w/{ws}/schedule-preview", get(schedule_preview))
         .route("/w/{ws}/stores/{id}/run/{action}", post(run))
+        .route(
+            "/w/{ws}/stores/{id}/disconnect",
+            get(disconnect_page).post(disconnect),
+        )
 }
 
 async fn workspace_home(Path(ws): Path<Uuid>) -> Response {
@@ -295,6 +299,15 @@ async fn show(
             }
         }
     };
+    let body = html! {
+        (body)
+        @if workspace.can_administer() && text(&store["status"]) != "disconnected" {
+            section aria-labelledby="disconnect-heading" {
+                h2 #disconnect-heading { "Disconnect" }
+                p { a href=(format!("/w/{ws}/stores/{id}/disconnect")) { "Disconnect this store…" } }
+            }
+        }
+    };
     let title = text(&store["name"]).to_string();
     Ok(render(page(
         &title,
@@ -397,4 +410,35 @@ async fn schedule_preview(
         Err(e) => html! { p.error { (e.to_string()) } },
     };
     render(markup)
+}
+
+/// Asks before disconnecting: the store's tokens are deleted at once.
+async fn disconnect_page(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let store = load_store(&api, &user, ws, id).await?;
+    let body = html! {
+        p { "Disconnecting deletes the store's access tokens at once; catalogd stops syncing and pushing. Its connection details are purged 30 days later. Products, versions and exports stay." }
+        (button_form(&format!("/w/{ws}/stores/{id}/disconnect"), &user.csrf, "Disconnect the store", "reject"))
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Keep it connected" } }
+    };
+    let title = format!("Disconnect {}?", text(&store["name"]));
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+async fn disconnect(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    load_store(&api, &user, ws, id).await?;
+    call(&api, &user, Method::DELETE, &format!("/stores/{id}"), None).await?;
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{id}")))
 }
