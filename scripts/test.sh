@@ -31,6 +31,12 @@ if ! command -v st >/dev/null 2>&1; then
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
+# The web UI's tests drive a headless Chromium through chromedriver.
+if [ ! -x /usr/bin/chromedriver ]; then
+    echo "installing chromium and chromium-driver"
+    apt-get update && apt-get install -y chromium chromium-driver
+fi
+
 # Databases left behind by an interrupted earlier run.
 psql "$TEST_DATABASE_URL" -Atqc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'catalogd\_test\_%'" 2>/dev/null |

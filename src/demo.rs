@@ -185,6 +185,9 @@ pub async fn run(settings: Settings, options: DemoOptions) -> anyhow::Result<()>
     println!();
     println!("catalogd is serving at {base}");
     println!(
+        "  web UI:    {base}/login  (email {DEMO_EMAIL}, password {DEMO_PASSWORD}), the store at {base}/w/{workspace}/stores/{store_id}"
+    );
+    println!(
         "  sign in:   POST {base}/api/v1/auth/login  {{\"email\": \"{DEMO_EMAIL}\", \"password\": \"{DEMO_PASSWORD}\"}}"
     );
     println!("  API docs:  {base}/api/v1/openapi.json");

@@ -31,3 +31,4 @@ pub mod storage;
 pub mod stores;
 pub mod sync;
 pub mod telemetry;
+pub mod web;

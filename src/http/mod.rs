@@ -74,9 +74,16 @@ pub fn router(state: AppState) -> Router {
         .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
 
+    let web = crate::web::router(
+        state.clone(),
+        api.clone()
+            .layer(axum::Extension(BodyLimit(body_limit)))
+            .with_state(state.clone()),
+    );
     Router::new()
         .merge(api)
         .merge(ops)
+        .merge(web)
         .route(
             "/api/v1/files/{*key}",
             axum::routing::get(routes::exports::download_file),

@@ -26,3 +26,4 @@ mod secrets;
 mod storage;
 mod stores;
 mod sync;
+mod web;

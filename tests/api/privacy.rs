@@ -48,7 +48,7 @@ async fn login(app: &TestApp, email: &str, password: &str, totp: Option<&str>) -
 }
 
 /// Enrols and confirms two-factor login; returns the secret and the recovery codes.
-async fn enable_totp(app: &TestApp, who: &Registered) -> (Vec<u8>, Vec<String>) {
+pub(crate) async fn enable_totp(app: &TestApp, who: &Registered) -> (Vec<u8>, Vec<String>) {
     let (status, enrolment) = app
         .post("/me/totp", Some(&who.access_token), json!({}))
         .await;

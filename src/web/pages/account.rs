@@ -1,0 +1,296 @@
+//! Sign up, log in (with the two-factor code when the account has one), log out.
+
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::csrf;
+use crate::web::layout::{self, csrf_field, page};
+use crate::web::session::{
+    self, ACCESS_COOKIE, PRE_SESSION_COOKIE, REFRESH_COOKIE, ToLogin, WebUser, cookie,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/signup", get(signup_page).post(signup))
+        .route("/logout", post(logout))
+        .route(
+            "/workspaces/new",
+            get(new_workspace_page).post(create_workspace),
+        )
+}
+
+/// The first workspace's stores for a signed-in person, the login page otherwise.
+async fn home(Extension(api): Extension<InternalApi>, user: Result<WebUser, ToLogin>) -> Response {
+    let Ok(user) = user else {
+        return Redirect::to("/login").into_response();
+    };
+    match super::call(&api, &user, Method::GET, "/me", None).await {
+        Ok(me) => match me.body["workspaces"][0]["id"].as_str() {
+            Some(ws) => Redirect::to(&format!("/w/{ws}/stores")).into_response(),
+            None => layout::error_page(StatusCode::NOT_FOUND, "you belong to no workspace"),
+        },
+        Err(response) => response,
+    }
+}
+
+/// The pre-session CSRF token: the cookie's value, or a new one to set.
+fn pre_session(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, PRE_SESSION_COOKIE) {
+        Some(token) => (token, false),
+        None => (csrf::new_pre_session_token(), true),
+    }
+}
+
+fn anonymous_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let (token, fresh) = pre_session(headers);
+    let mut response = (status, Html(render(&token).into_string())).into_response();
+    if fresh {
+        response.headers_mut().append(
+            SET_COOKIE,
+            session::set_cookie(state, PRE_SESSION_COOKIE, &token, 3600),
+        );
+    }
+    response
+}
+
+#[derive(Deserialize, Default)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    totp: String,
+}
+
+fn login_markup(token: &str, form: &LoginForm, error: Option<&str>, ask_totp: bool) -> Markup {
+    page(
+        "Log in",
+        None,
+        html! {
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form.card method="post" action="/login" {
+                (csrf_field(token))
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="username" required value=(form.email);
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                @if ask_totp {
+                    label for="totp" { "Two-factor code (or a recovery code)" }
+                    input #totp type="text" name="totp" inputmode="numeric" autocomplete="one-time-code" required autofocus;
+                }
+                button type="submit" { "Log in" }
+            }
+            p { "No account yet? " a href="/signup" { "Sign up" } }
+        },
+    )
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    anonymous_page(&state, &headers, StatusCode::OK, |token| {
+        login_markup(token, &LoginForm::default(), None, false)
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Extension(api): Extension<InternalApi>,
+    headers: HeaderMap,
+    parts: axum::http::request::Parts,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let origin = session::request_origin(&parts);
+    let mut body = json!({"email": form.email, "password": form.password});
+    if !form.totp.trim().is_empty() {
+        body["totp"] = json!(form.totp.trim());
+    }
+    let answer = match api
+        .call(None, &origin, Method::POST, "/auth/login", Some(body))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = ?e, "login failed");
+            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    if answer.ok() {
+        return signed_in(&state, &answer.body, "/");
+    }
+    let ask_totp = answer.code() == "totp_required";
+    let message = if ask_totp && form.totp.trim().is_empty() {
+        "Enter the code from your authenticator app.".to_string()
+    } else {
+        answer.message()
+    };
+    let status = answer.status;
+    anonymous_page(&state, &headers, status, |token| {
+        login_markup(token, &form, Some(&message), ask_totp)
+    })
+}
+
+fn signed_in(state: &AppState, tokens: &serde_json::Value, to: &str) -> Response {
+    let mut response = layout::see_other(to);
+    for cookie in session::session_cookies(state, tokens) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+        .headers_mut()
+        .append(SET_COOKIE, session::clear_cookie(state, PRE_SESSION_COOKIE));
+    response
+}
+
+#[derive(Deserialize, Default)]
+struct SignupForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    workspace_name: String,
+}
+
+fn signup_markup(token: &str, form: &SignupForm, error: Option<&str>) -> Markup {
+    page(
+        "Sign up",
+        None,
+        html! {
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form.card method="post" action="/signup" {
+                (csrf_field(token))
+                label for="name" { "Your name" }
+                input #name type="text" name="name" autocomplete="name" required value=(form.name);
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="email" required value=(form.email);
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="new-password" required minlength="10";
+                label for="workspace_name" { "Workspace name" }
+                input #workspace_name type="text" name="workspace_name" required value=(form.workspace_name);
+                button type="submit" { "Create account" }
+            }
+            p { "Already have an account? " a href="/login" { "Log in" } }
+        },
+    )
+}
+
+async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    anonymous_page(&state, &headers, StatusCode::OK, |token| {
+        signup_markup(token, &SignupForm::default(), None)
+    })
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    Extension(api): Extension<InternalApi>,
+    headers: HeaderMap,
+    parts: axum::http::request::Parts,
+    Form(form): Form<SignupForm>,
+) -> Response {
+    let origin = session::request_origin(&parts);
+    let body = json!({"email": form.email, "password": form.password, "name": form.name,
+        "workspace_name": form.workspace_name});
+    let answer = match api
+        .call(None, &origin, Method::POST, "/auth/register", Some(body))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = ?e, "sign-up failed");
+            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    if answer.ok() {
+        let to = format!(
+            "/w/{}/stores",
+            layout::text(&answer.body["workspace"]["id"])
+        );
+        return signed_in(&state, &answer.body, &to);
+    }
+    let message = answer.message();
+    anonymous_page(&state, &headers, answer.status, |token| {
+        signup_markup(token, &form, Some(&message))
+    })
+}
+
+/// Ends the session server-side (its tokens stop working at once) and clears the cookies.
+async fn logout(State(state): State<AppState>, user: Result<WebUser, ToLogin>) -> Response {
+    if let Ok(user) = user
+        && let Err(e) = sqlx::query(
+            "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.session_id)
+        .execute(&state.db)
+        .await
+    {
+        tracing::error!(error = ?e, "could not end the session");
+        return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let mut response = layout::see_other("/login");
+    for name in [ACCESS_COOKIE, REFRESH_COOKIE] {
+        response
+            .headers_mut()
+            .append(SET_COOKIE, session::clear_cookie(&state, name));
+    }
+    response
+}
+
+async fn new_workspace_page(user: WebUser) -> Response {
+    layout::render(page(
+        "New workspace",
+        None,
+        html! {
+            form.card method="post" action="/workspaces/new" {
+                (csrf_field(&user.csrf))
+                label for="workspace-name" { "Name" }
+                input #workspace-name type="text" name="name" required;
+                button type="submit" { "Create workspace" }
+            }
+            p { a href="/" { "Back" } }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct WorkspaceForm {
+    name: String,
+}
+
+/// Creates a workspace owned by the person and opens it.
+async fn create_workspace(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Form(form): Form<WorkspaceForm>,
+) -> Response {
+    match super::call(
+        &api,
+        &user,
+        Method::POST,
+        "/workspaces",
+        Some(json!({"name": form.name})),
+    )
+    .await
+    {
+        Ok(created) => {
+            layout::see_other(&format!("/w/{}/stores", layout::text(&created.body["id"])))
+        }
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,85 @@
+//! Exports: the workspace's import files with their time-limited download links.
+
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use maud::html;
+use uuid::Uuid;
+
+use super::{Workspace, call};
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::layout::{self, badge, page, render, text, when};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/w/{ws}/exports", get(list))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    // Membership is checked above; the list is scoped to this workspace.
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM exports WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 50",
+    )
+    .bind(ws)
+    .fetch_all(&state.db)
+    .await
+    .map_err(|e| {
+        tracing::error!(error = ?e, "listing exports failed");
+        layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })?;
+    let mut exports = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Each through the API, which signs a fresh download link and logs the download grant.
+        exports.push(
+            call(&api, &user, Method::GET, &format!("/exports/{id}"), None)
+                .await?
+                .body,
+        );
+    }
+    let body = html! {
+        @if exports.is_empty() {
+            p { "No exports yet. Start one from a store's page." }
+        } @else {
+            div.scroll {
+                table {
+                    caption.sr-only { "Exports, newest first" }
+                    thead { tr { th scope="col" { "Format" } th scope="col" { "Status" } th scope="col" { "Rows" } th scope="col" { "Size" } th scope="col" { "Created" } th scope="col" { "Download" } } }
+                    tbody {
+                        @for export in &exports {
+                            tr {
+                                td { (text(&export["format"])) }
+                                td { (badge(text(&export["status"]))) }
+                                td { (export["rows"].as_i64().map(|r| r.to_string()).unwrap_or_default()) }
+                                td { (export["bytes"].as_i64().map(|b| format!("{b} bytes")).unwrap_or_default()) }
+                                td { (when(&export["created_at"])) }
+                                td {
+                                    @match export["download_url"].as_str() {
+                                        Some(url) => a.download href=(url) download { "Download " (text(&export["format"])) }
+                                        None => "—",
+                                    }
+                                    @if let Some(_) = export["expires_at"].as_str() {
+                                        br; small { "link valid until " (when(&export["expires_at"])) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(page(
+        "Exports",
+        Some(&workspace.nav(&user, "exports")),
+        body,
+    )))
+}

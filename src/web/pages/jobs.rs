@@ -1,0 +1,180 @@
+//! Jobs: the workspace's list and one job with a live progress bar and its log.
+
+use axum::extract::Path;
+use axum::extract::State;
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use maud::{Markup, html};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Workspace, call};
+use crate::app::AppState;
+use crate::auth::roles::Capability;
+use crate::web::api::InternalApi;
+use crate::web::layout::{badge, button_form, page, render, see_other, text, when};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}/jobs", get(list))
+        .route("/w/{ws}/jobs/{id}", get(show))
+        .route("/w/{ws}/jobs/{id}/progress", get(progress_fragment))
+        .route("/w/{ws}/jobs/{id}/cancel", post(cancel))
+}
+
+async fn list(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let jobs = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/workspaces/{ws}/jobs?limit=50"),
+        None,
+    )
+    .await?;
+    let items = jobs.body["items"].as_array().cloned().unwrap_or_default();
+    let body = html! {
+        @if items.is_empty() {
+            p { "No jobs yet." }
+        } @else {
+            div.scroll {
+                table {
+                    caption.sr-only { "Jobs, newest first" }
+                    thead { tr { th scope="col" { "Job" } th scope="col" { "Status" } th scope="col" { "Progress" } th scope="col" { "Started" } th scope="col" { "Finished" } } }
+                    tbody {
+                        @for job in &items {
+                            tr {
+                                td { a href=(format!("/w/{ws}/jobs/{}", text(&job["id"]))) { (text(&job["kind"])) } }
+                                td { (badge(text(&job["status"]))) }
+                                td { (progress_text(job)) }
+                                td { (when(&job["started_at"])) }
+                                td { (when(&job["finished_at"])) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(page(
+        "Jobs",
+        Some(&workspace.nav(&user, "jobs")),
+        body,
+    )))
+}
+
+fn finished(job: &Value) -> bool {
+    matches!(text(&job["status"]), "succeeded" | "failed" | "cancelled")
+}
+
+fn progress_text(job: &Value) -> String {
+    let done = job["progress"]["done"].as_i64().unwrap_or(0);
+    match job["progress"]["total"].as_i64() {
+        Some(total) => format!("{done} of {total}"),
+        None => format!("{done}"),
+    }
+}
+
+/// Status, progress bar, counters and log; polls itself every second until the job finishes.
+/// `cancel` is the CSRF token when the person may stop the job.
+fn progress_markup(ws: Uuid, job: &Value, cancel: Option<&str>) -> Markup {
+    let id = text(&job["id"]);
+    let running = !finished(job);
+    let done = job["progress"]["done"].as_i64().unwrap_or(0);
+    let total = job["progress"]["total"].as_i64();
+    let max = total.unwrap_or(done.max(1)).max(1);
+    let shown_done = if running { done } else { max.max(done) };
+    html! {
+        div #job-progress
+            hx-get=[running.then(|| format!("/w/{ws}/jobs/{id}/progress"))]
+            hx-trigger=[running.then_some("every 1s")]
+            hx-swap=[running.then_some("outerHTML")] {
+            p aria-live="polite" { "Status: " span #job-status data-status=(text(&job["status"])) { (badge(text(&job["status"]))) } }
+            label for="job-bar" { "Progress: " (progress_text(job)) }
+            progress #job-bar max=(max) value=(shown_done) { (progress_text(job)) }
+            @if let (true, Some(csrf)) = (running && job["cancel_requested"] != true, cancel) {
+                (button_form(&format!("/w/{ws}/jobs/{id}/cancel"), csrf, "Cancel job", "reject"))
+            }
+            @if job["cancel_requested"] == true && running { p { "Stopping at the next checkpoint…" } }
+            @if let Some(error) = job["error"].as_str() { p.error role="alert" { (error) } }
+            @if let Some(counters) = job["counters"].as_object().filter(|c| !c.is_empty()) {
+                dl.facts {
+                    @for (name, value) in counters {
+                        dt { (name) } dd { (value.to_string()) }
+                    }
+                }
+            }
+            h2 { "Log" }
+            ol.log {
+                @for line in job["log"].as_array().into_iter().flatten() {
+                    li class=(format!("log-{}", text(&line["level"]))) {
+                        time { (when(&line["at"])) } " " (text(&line["message"]))
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn show(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let job = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    let title = format!("Job: {}", text(&job.body["kind"]));
+    let body = html! {
+        @if let Some(store) = job.body["store_id"].as_str() {
+            p { a href=(format!("/w/{ws}/stores/{store}")) { "Back to the store" } }
+        }
+        (progress_markup(ws, &job.body, workspace.can_edit().then_some(user.csrf.as_str())))
+    };
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "jobs")),
+        body,
+    )))
+}
+
+async fn progress_fragment(
+    State(state): State<AppState>,
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let job = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    // One query rather than the whole workspace: this answers a poll every second.
+    let can_edit = matches!(
+        user.caller.role_in(&state.db, ws).await,
+        Ok(Some(role)) if role.allows(Capability::Edit)
+    );
+    Ok(render(progress_markup(
+        ws,
+        &job.body,
+        can_edit.then_some(user.csrf.as_str()),
+    )))
+}
+
+async fn cancel(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/jobs/{id}/cancel"),
+        None,
+    )
+    .await?;
+    Ok(see_other(&format!("/w/{ws}/jobs/{id}")))
+}

@@ -1,0 +1,137 @@
+//! The pages, one module per area.
+
+mod account;
+mod audits;
+mod exports;
+mod jobs;
+mod products;
+mod review;
+mod settings;
+mod stores;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::api::{Answer, InternalApi};
+use super::layout::{self, Nav};
+use super::session::WebUser;
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(account::router())
+        .merge(audits::router())
+        .merge(stores::router())
+        .merge(jobs::router())
+        .merge(products::router())
+        .merge(review::router())
+        .merge(settings::router())
+        .merge(exports::router())
+}
+
+/// What a page inside a workspace knows about it and the person's place in it.
+pub struct Workspace {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub all: Vec<(Uuid, String)>,
+}
+
+impl Workspace {
+    /// The workspace from the person's memberships; another workspace is "not found".
+    pub async fn load(api: &InternalApi, user: &WebUser, id: Uuid) -> Result<Workspace, Response> {
+        let me = call(api, user, Method::GET, "/me", None).await?;
+        let items = me.body["workspaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let all: Vec<(Uuid, String)> = items
+            .iter()
+            .filter_map(|w| {
+                Some((
+                    w["id"].as_str()?.parse().ok()?,
+                    w["name"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let this = items
+            .iter()
+            .find(|w| w["id"].as_str() == Some(id.to_string().as_str()))
+            .ok_or_else(|| layout::error_page(StatusCode::NOT_FOUND, "workspace not found"))?;
+        Ok(Workspace {
+            id,
+            name: layout::text(&this["name"]).to_string(),
+            role: layout::text(&this["role"]).to_string(),
+            all,
+        })
+    }
+
+    pub fn nav<'a>(&'a self, user: &'a WebUser, current: &'a str) -> Nav<'a> {
+        Nav {
+            workspace_id: self.id,
+            workspace_name: &self.name,
+            role: &self.role,
+            workspaces: &self.all,
+            csrf: &user.csrf,
+            current,
+        }
+    }
+
+    /// Sync, audit, enrich, edit content, create exports.
+    pub fn can_edit(&self) -> bool {
+        matches!(self.role.as_str(), "owner" | "admin" | "editor")
+    }
+
+    /// Approve, reject, push.
+    pub fn can_review(&self) -> bool {
+        matches!(self.role.as_str(), "owner" | "admin" | "reviewer")
+    }
+
+    /// Store connections and schedules.
+    pub fn can_administer(&self) -> bool {
+        matches!(self.role.as_str(), "owner" | "admin")
+    }
+}
+
+/// Calls the API as `user`; an error answer becomes an error page with the API's status.
+pub async fn call(
+    api: &InternalApi,
+    user: &WebUser,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Answer, Response> {
+    let answer = api
+        .call(Some(&user.caller), &user.origin, method, path, body)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, "internal API call failed");
+            layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })?;
+    if answer.ok() {
+        Ok(answer)
+    } else {
+        Err(layout::error_page(answer.status, &answer.message()))
+    }
+}
+
+/// A resource outside the page's workspace, answered like a missing one.
+pub struct NotFound(String);
+
+impl From<NotFound> for Response {
+    fn from(NotFound(what): NotFound) -> Response {
+        layout::error_page(StatusCode::NOT_FOUND, &format!("{what} not found"))
+    }
+}
+
+/// Checks that a resource the API returned belongs to the workspace in the page's path.
+pub fn in_workspace(body: &Value, ws: Uuid, what: &str) -> Result<(), NotFound> {
+    if body["workspace_id"].as_str() == Some(ws.to_string().as_str()) {
+        Ok(())
+    } else {
+        Err(NotFound(what.to_string()))
+    }
+}

@@ -1,0 +1,361 @@
+//! Products: the store's list with search, filters and the audit score; a product's live
+//! content per store view with its pictures, its version history, and a side-by-side word
+//! diff between any two versions.
+
+use axum::extract::{Path, Query};
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Workspace, call, in_workspace};
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::layout::{badge, page, render, text, when};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}/stores/{id}/products", get(list))
+        .route("/w/{ws}/products/{id}", get(show))
+        .route("/w/{ws}/products/{id}/diff", get(diff))
+}
+
+#[derive(Deserialize, Serialize, Default, Clone)]
+struct ListFilter {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    q: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    finding: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    missing: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    store_view: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    sort: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    cursor: String,
+}
+
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "short_description",
+    "meta_title",
+    "meta_description",
+    "meta_keyword",
+    "url_key",
+];
+const STATES: &[&str] = &["proposed", "approved", "conflict", "rejected", "pushed"];
+
+fn options(values: &[&str], selected: &str, any: &str) -> Markup {
+    html! {
+        option value="" selected[selected.is_empty()] { (any) }
+        @for v in values { option value=(v) selected[*v == selected] { (v) } }
+    }
+}
+
+async fn list(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+    Query(filter): Query<ListFilter>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let store = call(&api, &user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(&store.body, ws, "store")?;
+    let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
+    let products = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/stores/{id}/products?limit=50&{query}"),
+        None,
+    )
+    .await?;
+    let items = products.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let views: Vec<String> = std::iter::once("all".to_string())
+        .chain(
+            store.body["store_views"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["code"].as_str().map(str::to_string)),
+        )
+        .collect();
+    let view_refs: Vec<&str> = views.iter().map(String::as_str).collect();
+    let next = products.body["next_cursor"].as_str().map(|cursor| {
+        let next = ListFilter {
+            cursor: cursor.to_string(),
+            ..filter.clone()
+        };
+        serde_urlencoded::to_string(&next).unwrap_or_default()
+    });
+    let body = html! {
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store.body["name"])) } }
+        form.filters method="get" action=(format!("/w/{ws}/stores/{id}/products")) role="search" {
+            div { label for="q" { "Search SKU or name" } input #q type="search" name="q" value=(filter.q); }
+            div { label for="finding" { "Audit rule" } input #finding type="text" name="finding" value=(filter.finding) placeholder="e.g. description_missing"; }
+            div { label for="missing" { "Missing field" } select #missing name="missing" { (options(FIELDS, &filter.missing, "any")) } }
+            div { label for="pstate" { "Version state" } select #pstate name="state" { (options(STATES, &filter.state, "any")) } }
+            div { label for="store_view" { "Store view" } select #store_view name="store_view" { (options(&view_refs, &filter.store_view, "any")) } }
+            div { label for="sort" { "Order" } select #sort name="sort" { (options(&["score"], &filter.sort, "sku")) } }
+            button type="submit" { "Apply" }
+        }
+        @if items.is_empty() {
+            p #no-products { "No products match." }
+        } @else {
+            div.scroll {
+                table #products {
+                    caption.sr-only { "Products" }
+                    thead { tr { th scope="col" { "SKU" } th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Audit score" } th scope="col" { "Open proposals" } } }
+                    tbody {
+                        @for p in &items {
+                            tr {
+                                td { a href=(format!("/w/{ws}/products/{}", text(&p["id"]))) { (text(&p["sku"])) } }
+                                td { (text(&p["name"])) }
+                                td { (text(&p["type_id"])) }
+                                td.score { (p["audit_score"].as_i64().map(|s| s.to_string()).unwrap_or_else(|| "—".into())) }
+                                td { (p["open_proposals"].as_i64().unwrap_or(0)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next {
+            p { a rel="next" href=(format!("/w/{ws}/stores/{id}/products?{next}")) { "Next page" } }
+        }
+    };
+    let title = format!("Products · {}", text(&store.body["name"]));
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+/// The alt text of a picture: its label in the default scope's live content.
+fn alt_text(product: &Value, entry_id: i64) -> String {
+    product["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["store_view"] == "all")
+        .filter_map(|s| s["live"]["content"]["media"].as_array())
+        .flatten()
+        .find(|m| m["entry_id"].as_i64() == Some(entry_id))
+        .and_then(|m| m["label"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn show(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let product = call(&api, &user, Method::GET, &format!("/products/{id}"), None)
+        .await?
+        .body;
+    let store_id = text(&product["store_id"]).to_string();
+    let store = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/stores/{store_id}"),
+        None,
+    )
+    .await?;
+    in_workspace(&store.body, ws, "product")?;
+    let versions = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/products/{id}/versions?limit=100"),
+        None,
+    )
+    .await?;
+    let versions = versions.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let body = html! {
+        p { a href=(format!("/w/{ws}/stores/{store_id}/products")) { "Back to the products" } }
+        @let media = product["media"].as_array().cloned().unwrap_or_default();
+        @if !media.is_empty() {
+            section aria-labelledby="media-heading" {
+                h2 #media-heading { "Pictures" }
+                ul.thumbs {
+                    @for m in &media {
+                        @let alt = alt_text(&product, m["entry_id"].as_i64().unwrap_or(-1));
+                        li {
+                            @if let Some(url) = m["thumbnail_url"].as_str() {
+                                img src=(url) alt=(alt) width="128" height="128" loading="lazy";
+                            } @else {
+                                span.hint { "no thumbnail" }
+                            }
+                            p.alt { "Alt text: " @if alt.is_empty() { em { "missing" } } @else { (alt) } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="live-heading" {
+            h2 #live-heading { "Live content per store view" }
+            @for scope in product["scopes"].as_array().into_iter().flatten() {
+                h3 { (text(&scope["store_view"])) }
+                @match scope["live"].as_object() {
+                    Some(_) => {
+                        @let content = &scope["live"]["effective"];
+                        @let content = if content.is_object() { content } else { &scope["live"]["content"] };
+                        dl.facts {
+                            @for (field, value) in content["fields"].as_object().into_iter().flatten() {
+                                dt { (field) } dd { (value.as_str().unwrap_or("")) }
+                            }
+                        }
+                    }
+                    None => p.hint { "Nothing live in this store view yet." }
+                }
+                @if let Some(open) = scope["open_proposal"]["id"].as_str() {
+                    p { "Open proposal: " (badge(text(&scope["open_proposal"]["state"]))) " "
+                        a href=(format!("/w/{ws}/products/{id}/diff?to={open}")) { "see its changes" } }
+                }
+            }
+        }
+        section aria-labelledby="history-heading" {
+            h2 #history-heading { "Version history" }
+            form method="get" action=(format!("/w/{ws}/products/{id}/diff")) {
+                div.scroll {
+                    table #versions {
+                        caption.sr-only { "Versions, newest first; pick two to compare" }
+                        thead { tr { th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Store view" } th scope="col" { "Origin" } th scope="col" { "State" } th scope="col" { "Created" } } }
+                        tbody {
+                            @for (i, v) in versions.iter().enumerate() {
+                                @let vid = text(&v["id"]);
+                                tr {
+                                    td { input type="radio" name="from" value=(vid) id=(format!("from-{vid}")) checked[i == 1] aria-label=(format!("compare from version of {}", when(&v["created_at"]))); }
+                                    td { input type="radio" name="to" value=(vid) id=(format!("to-{vid}")) checked[i == 0] aria-label=(format!("compare to version of {}", when(&v["created_at"]))); }
+                                    td { (text(&v["store_view"])) }
+                                    td { (text(&v["origin"])) }
+                                    td { (badge(text(&v["state"]))) }
+                                    td { (when(&v["created_at"])) }
+                                }
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "Compare the two versions" }
+            }
+        }
+    };
+    let title = format!("{} · {}", text(&product["sku"]), text(&product["name"]));
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    to: Uuid,
+    from: Option<Uuid>,
+}
+
+/// One field side by side: the old value with deletions marked, the new with insertions.
+fn side_by_side(change: &Value) -> Markup {
+    html! {
+        div.side-by-side {
+            div {
+                h4 { "Before" }
+                @match change["words"].as_array() {
+                    Some(segments) => p.diff {
+                        @for s in segments {
+                            @match text(&s["op"]) {
+                                "delete" => del { (text(&s["text"])) },
+                                "equal" => span { (text(&s["text"])) },
+                                _ => {},
+                            }
+                        }
+                    },
+                    None => p.diff { @if let Some(from) = change["from"].as_str() { del { (from) } } },
+                }
+            }
+            div {
+                h4 { "After" }
+                @match change["words"].as_array() {
+                    Some(segments) => p.diff {
+                        @for s in segments {
+                            @match text(&s["op"]) {
+                                "insert" => ins { (text(&s["text"])) },
+                                "equal" => span { (text(&s["text"])) },
+                                _ => {},
+                            }
+                        }
+                    },
+                    None => p.diff { @if let Some(to) = change["to"].as_str() { ins { (to) } } },
+                }
+            }
+        }
+    }
+}
+
+async fn diff(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+    Query(query): Query<DiffQuery>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let mut path = format!("/products/{id}/diff?to={}", query.to);
+    if let Some(from) = query.from {
+        path.push_str(&format!("&from={from}"));
+    }
+    let diff = call(&api, &user, Method::GET, &path, None).await?.body;
+    let describe = |v: &Value| {
+        format!(
+            "{} · {} · {} · {}",
+            text(&v["store_view"]),
+            text(&v["origin"]),
+            text(&v["state"]),
+            when(&v["created_at"])
+        )
+    };
+    let body = html! {
+        p { a href=(format!("/w/{ws}/products/{id}")) { "Back to the product" } }
+        dl #diff-versions .facts {
+            dt { "From" } dd { @if diff["from"].is_object() { (describe(&diff["from"])) } @else { "nothing (first version)" } }
+            dt { "To" } dd { (describe(&diff["to"])) }
+        }
+        @if diff["identical"] == true {
+            p #identical { "The two versions have the same content." }
+        }
+        @for change in diff["fields"].as_array().into_iter().flatten() {
+            section.change {
+                h3 { (text(&change["field"])) " " span.hint { "(" (text(&change["change"])) ")" } }
+                (side_by_side(change))
+            }
+        }
+        @for m in diff["media"].as_array().into_iter().flatten() {
+            section.change {
+                h3 { "Picture " (text(&m["file"])) " " span.hint { "(" (text(&m["change"])) ")" } }
+            }
+        }
+    };
+    Ok(render(page(
+        "Compare versions",
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}

@@ -1,0 +1,263 @@
+//! The review queue: each proposal with a word-level diff against what is live, approve,
+//! reject or edit-and-approve, bulk approval by filter, and the three sides of a conflict.
+//! Keyboard: j/k move, a approves, r rejects, e edits (static/app.js).
+
+use axum::extract::{Path, Query};
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{Workspace, call, in_workspace};
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::layout::{self, badge, csrf_field, page, render, text};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}/stores/{id}/review", get(queue))
+        .route("/w/{ws}/stores/{id}/review/approve-all", post(approve_all))
+        .route(
+            "/w/{ws}/stores/{id}/proposals/{proposal}/{decision}",
+            post(decide),
+        )
+}
+
+#[derive(Deserialize, Default)]
+struct Filter {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    field: String,
+}
+
+impl Filter {
+    fn query(&self) -> String {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if !self.state.is_empty() {
+            pairs.push(("state", &self.state));
+        }
+        if !self.field.is_empty() {
+            pairs.push(("field", &self.field));
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+const STATES: &[&str] = &[
+    "proposed", "approved", "conflict", "failed", "rejected", "pushed",
+];
+
+fn words(change: &Value) -> Markup {
+    html! {
+        @match change["words"].as_array() {
+            Some(segments) => {
+                p.diff {
+                    @for s in segments {
+                        @match text(&s["op"]) {
+                            "insert" => ins { (text(&s["text"])) },
+                            "delete" => del { (text(&s["text"])) },
+                            _ => span { (text(&s["text"])) },
+                        }
+                    }
+                }
+            }
+            None => {
+                div.side-by-side {
+                    div { h4 { "Live" } p { (text(&change["from"])) } }
+                    div { h4 { "Proposed" } p { (text(&change["to"])) } }
+                }
+            }
+        }
+    }
+}
+
+fn conflict(meta: &Value) -> Markup {
+    html! {
+        @if let Some(fields) = meta["conflict"].as_array() {
+            div.conflict role="group" aria-label="Conflict" {
+                h4 { "Conflict: the store changed since the proposal was made" }
+                table {
+                    thead { tr { th scope="col" { "Field" } th scope="col" { "Base" } th scope="col" { "Magento now" } th scope="col" { "Proposal" } } }
+                    tbody {
+                        @for f in fields {
+                            tr { td { (text(&f["field"])) } td { (text(&f["base"])) } td { (text(&f["store"])) } td { (text(&f["proposal"])) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &str) -> Markup {
+    let id = text(&p["id"]);
+    let action = |decision: &str| format!("/w/{ws}/stores/{store}/proposals/{id}/{decision}");
+    let changes = p["changes"].as_array().cloned().unwrap_or_default();
+    // What the API lets a reviewer do in each state.
+    let approvable = text(&p["state"]) == "proposed";
+    let rejectable = matches!(
+        text(&p["state"]),
+        "proposed" | "approved" | "conflict" | "failed"
+    );
+    html! {
+        article.proposal tabindex="0" data-id=(id) aria-labelledby=(format!("p-{id}")) {
+            h3 #(format!("p-{id}")) { (text(&p["sku"])) " · " (text(&p["store_view"])) " " (badge(text(&p["state"]))) }
+            @for change in &changes {
+                section.change {
+                    h4 { (text(&change["field"])) }
+                    (words(change))
+                }
+            }
+            (conflict(&p["meta"]))
+            @if can_review && (approvable || rejectable) {
+                div.buttons {
+                    @if approvable {
+                        form.inline method="post" action=(action("approve")) {
+                            (csrf_field(csrf))
+                            button.approve type="submit" { "Approve" kbd { "a" } }
+                        }
+                    }
+                    @if rejectable {
+                        form.inline method="post" action=(action("reject")) {
+                            (csrf_field(csrf))
+                            button.reject type="submit" { "Reject" kbd { "r" } }
+                        }
+                    }
+                }
+            }
+            @if can_review && approvable {
+                details.edit {
+                    summary { "Edit and approve " kbd { "e" } }
+                    form method="post" action=(action("approve")) {
+                        (csrf_field(csrf))
+                        @for change in &changes {
+                            @let name = text(&change["field"]);
+                            label for=(format!("edit-{id}-{name}")) { (name) }
+                            textarea id=(format!("edit-{id}-{name}")) name=(format!("field:{name}")) rows="3" { (text(&change["to"])) }
+                        }
+                        button type="submit" { "Approve with edits" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn queue(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+    Query(filter): Query<Filter>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let store = call(&api, &user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(&store.body, ws, "store")?;
+    let query = filter.query();
+    let proposals = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/stores/{id}/proposals?limit=50&{query}"),
+        None,
+    )
+    .await?;
+    let items = proposals.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let can_review = workspace.can_review();
+    let state = if filter.state.is_empty() {
+        "proposed"
+    } else {
+        filter.state.as_str()
+    };
+    let body = html! {
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store.body["name"])) } }
+        form.filters method="get" action=(format!("/w/{ws}/stores/{id}/review")) {
+            label for="state" { "State" }
+            select #state name="state" {
+                @for s in STATES { option value=(s) selected[*s == state] { (s) } }
+            }
+            label for="field" { "Changes field" }
+            input #field type="text" name="field" value=(filter.field) placeholder="any field";
+            button type="submit" { "Filter" }
+        }
+        @if can_review && state == "proposed" && !items.is_empty() {
+            form.inline method="post" action=(format!("/w/{ws}/stores/{id}/review/approve-all?{query}")) {
+                (csrf_field(&user.csrf))
+                button.approve-all type="submit" { "Approve all matching proposals" }
+            }
+        }
+        p.hint { "Keyboard: " kbd { "j" } " / " kbd { "k" } " move, " kbd { "a" } " approve, " kbd { "r" } " reject, " kbd { "e" } " edit." }
+        @if items.is_empty() {
+            p #queue-empty { "Nothing to review here." }
+        }
+        div #queue {
+            @for p in &items { (proposal_markup(ws, id, p, can_review, &user.csrf)) }
+        }
+    };
+    let title = format!("Review · {}", text(&store.body["name"]));
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+async fn decide(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, store, proposal, decision)): Path<(Uuid, Uuid, Uuid, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Response> {
+    let mut fields = Map::new();
+    for (name, value) in form {
+        if let Some(field) = name.strip_prefix("field:") {
+            fields.insert(field.to_string(), json!(value));
+        }
+    }
+    let body = if fields.is_empty() {
+        json!({})
+    } else {
+        json!({"fields": fields})
+    };
+    let path = match decision.as_str() {
+        "approve" => format!("/proposals/{proposal}/approve"),
+        "reject" => format!("/proposals/{proposal}/reject"),
+        _ => {
+            return Err(layout::error_page(
+                axum::http::StatusCode::NOT_FOUND,
+                "no such decision",
+            ));
+        }
+    };
+    call(&api, &user, Method::POST, &path, Some(body)).await?;
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{store}/review")))
+}
+
+async fn approve_all(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+    Query(filter): Query<Filter>,
+) -> Result<Response, Response> {
+    let mut api_filter = json!({});
+    if !filter.field.is_empty() {
+        api_filter["field"] = json!(filter.field);
+    }
+    call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/stores/{id}/proposals/approve"),
+        Some(json!({"filter": api_filter})),
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{id}/review")))
+}

@@ -1,0 +1,322 @@
+//! Workspace settings: members and roles, API keys (the key is shown once), AI processing and
+//! budgets; and the workspace's audit log.
+
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Workspace, call};
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::layout::{self, button_form, csrf_field, page, render, text, when};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}/settings", get(show).post(save))
+        .route("/w/{ws}/settings/members", post(add_member))
+        .route("/w/{ws}/settings/api-keys", post(create_key))
+        .route("/w/{ws}/settings/api-keys/{key}/revoke", post(revoke_key))
+        .route("/w/{ws}/audit-log", get(audit_log))
+}
+
+const ROLES: &[&str] = &["viewer", "reviewer", "editor", "admin", "owner"];
+
+fn role_select(id: &str) -> Markup {
+    html! {
+        select id=(id) name="role" {
+            @for r in ROLES { option value=(r) selected[*r == "viewer"] { (r) } }
+        }
+    }
+}
+
+async fn settings_page(
+    api: &InternalApi,
+    user: &WebUser,
+    workspace: &Workspace,
+    new_key: Option<&Value>,
+) -> Result<Response, Response> {
+    let ws = workspace.id;
+    if !workspace.can_administer() {
+        return Err(layout::error_page(
+            StatusCode::FORBIDDEN,
+            "your role in this workspace does not allow this",
+        ));
+    }
+    let members = call(
+        api,
+        user,
+        Method::GET,
+        &format!("/workspaces/{ws}/members?limit=100"),
+        None,
+    )
+    .await?;
+    let keys = call(
+        api,
+        user,
+        Method::GET,
+        &format!("/workspaces/{ws}/api-keys?limit=100"),
+        None,
+    )
+    .await?;
+    let settings = call(
+        api,
+        user,
+        Method::GET,
+        &format!("/workspaces/{ws}/settings"),
+        None,
+    )
+    .await?
+    .body;
+    let body = html! {
+        p { a href=(format!("/w/{ws}/audit-log")) { "Audit log" } }
+        section aria-labelledby="ai-heading" {
+            h2 #ai-heading { "AI processing and budgets" }
+            form.card method="post" action=(format!("/w/{ws}/settings")) {
+                (csrf_field(&user.csrf))
+                label.check for="ai_processing" {
+                    input #ai_processing type="checkbox" name="ai_processing" value="on" checked[settings["ai_processing"] == true];
+                    " AI processing (when off, nothing is sent to any AI provider)"
+                }
+                label.check for="four_eyes" {
+                    input #four_eyes type="checkbox" name="four_eyes" value="on" checked[settings["four_eyes"] == true];
+                    " Four eyes (nobody approves their own proposal)"
+                }
+                label for="daily_token_budget" { "Daily token budget (empty: no limit)" }
+                input #daily_token_budget type="number" min="0" name="daily_token_budget"
+                    value=(settings["daily_token_budget"].as_u64().map(|b| b.to_string()).unwrap_or_default());
+                button type="submit" { "Save settings" }
+            }
+        }
+        section aria-labelledby="members-heading" {
+            h2 #members-heading { "Members" }
+            div.scroll {
+                table {
+                    caption.sr-only { "Members and their roles" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }
+                    tbody {
+                        @for m in members.body["items"].as_array().into_iter().flatten() {
+                            tr { td { (text(&m["name"])) } td { (text(&m["email"])) } td { (text(&m["role"])) } td { (when(&m["created_at"])) } }
+                        }
+                    }
+                }
+            }
+            form.card method="post" action=(format!("/w/{ws}/settings/members")) {
+                (csrf_field(&user.csrf))
+                label for="member-email" { "Email of an existing account" }
+                input #member-email type="email" name="email" required;
+                label for="member-role" { "Role" }
+                (role_select("member-role"))
+                button type="submit" { "Add member" }
+            }
+        }
+        section aria-labelledby="keys-heading" {
+            h2 #keys-heading { "API keys" }
+            @if let Some(key) = new_key {
+                div.new-key role="status" {
+                    p { strong { "Copy this key now: it is shown only once." } }
+                    label for="new-key" { "API key " (text(&key["name"])) " (" (text(&key["role"])) ")" }
+                    input #new-key type="text" readonly value=(text(&key["key"]));
+                }
+            }
+            div.scroll {
+                table {
+                    caption.sr-only { "API keys" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Role" } th scope="col" { "Last used" } th scope="col" { "State" } } }
+                    tbody {
+                        @for k in keys.body["items"].as_array().into_iter().flatten() {
+                            tr {
+                                td { (text(&k["name"])) }
+                                td { code { (text(&k["prefix"])) } }
+                                td { (text(&k["role"])) }
+                                td { (when(&k["last_used_at"])) }
+                                td {
+                                    @if k["revoked_at"].is_string() { "revoked " (when(&k["revoked_at"])) }
+                                    @else { (button_form(&format!("/w/{ws}/settings/api-keys/{}/revoke", text(&k["id"])), &user.csrf, "Revoke", "reject")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.card method="post" action=(format!("/w/{ws}/settings/api-keys")) {
+                (csrf_field(&user.csrf))
+                label for="key-name" { "Name" }
+                input #key-name type="text" name="name" required;
+                label for="key-role" { "Role" }
+                (role_select("key-role"))
+                button type="submit" { "Create API key" }
+            }
+        }
+    };
+    Ok(render(page(
+        "Settings",
+        Some(&workspace.nav(user, "settings")),
+        body,
+    )))
+}
+
+async fn show(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    settings_page(&api, &user, &workspace, None).await
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    ai_processing: Option<String>,
+    #[serde(default)]
+    four_eyes: Option<String>,
+    #[serde(default)]
+    daily_token_budget: String,
+}
+
+async fn save(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, Response> {
+    let budget = match form.daily_token_budget.trim() {
+        "" => Value::Null,
+        raw => match raw.parse::<u64>() {
+            Ok(n) => json!(n),
+            Err(_) => {
+                return Err(layout::error_page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the daily token budget must be a whole number",
+                ));
+            }
+        },
+    };
+    let body = json!({
+        "ai_processing": form.ai_processing.is_some(),
+        "four_eyes": form.four_eyes.is_some(),
+        "daily_token_budget": budget,
+    });
+    call(
+        &api,
+        &user,
+        Method::PUT,
+        &format!("/workspaces/{ws}/settings"),
+        Some(body),
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    email: String,
+    role: String,
+}
+
+async fn add_member(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+    Form(form): Form<MemberForm>,
+) -> Result<Response, Response> {
+    let body = json!({"email": form.email.trim(), "role": form.role});
+    call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/workspaces/{ws}/members"),
+        Some(body),
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    name: String,
+    role: String,
+}
+
+/// Creates a key and shows it on the answer itself: it is never stored or shown again.
+async fn create_key(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+    Form(form): Form<KeyForm>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let body = json!({"name": form.name, "role": form.role});
+    let created = call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/workspaces/{ws}/api-keys"),
+        Some(body),
+    )
+    .await?;
+    settings_page(&api, &user, &workspace, Some(&created.body)).await
+}
+
+async fn revoke_key(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, key)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    call(
+        &api,
+        &user,
+        Method::DELETE,
+        &format!("/workspaces/{ws}/api-keys/{key}"),
+        None,
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
+async fn audit_log(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let log = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/workspaces/{ws}/audit-log?limit=200"),
+        None,
+    )
+    .await?;
+    let body = html! {
+        div.scroll {
+            table #audit-log {
+                caption.sr-only { "Security-relevant actions, newest first" }
+                thead { tr { th scope="col" { "When" } th scope="col" { "Action" } th scope="col" { "Who" } th scope="col" { "Target" } th scope="col" { "From" } } }
+                tbody {
+                    @for e in log.body["items"].as_array().into_iter().flatten() {
+                        tr {
+                            td { (when(&e["created_at"])) }
+                            td { code { (text(&e["action"])) } }
+                            td { @if let Some(email) = e["actor_email"].as_str() { (email) } @else if e["actor_api_key_id"].is_string() { "API key" } @else { "—" } }
+                            td { (text(&e["target_type"])) " " (text(&e["target_id"])) }
+                            td { (text(&e["client_addr"])) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(page(
+        "Audit log",
+        Some(&workspace.nav(&user, "settings")),
+        body,
+    )))
+}

@@ -1,0 +1,444 @@
+//! Stores: the list, connecting one (with the URLs Magento's integration form needs and the
+//! live status of the handshake), and a store's page with its schedule and actions.
+
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Workspace, call, in_workspace};
+use crate::app::AppState;
+use crate::web::api::InternalApi;
+use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
+use crate::web::session::WebUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}", get(workspace_home))
+        .route("/w/{ws}/stores", get(list).post(connect))
+        .route("/w/{ws}/stores/{id}", get(show))
+        .route("/w/{ws}/stores/{id}/status", get(status_fragment))
+        .route("/w/{ws}/stores/{id}/schedule", post(set_schedule))
+        .route("/w/{ws}/schedule-preview", get(schedule_preview))
+        .route("/w/{ws}/stores/{id}/run/{action}", post(run))
+        .route(
+            "/w/{ws}/stores/{id}/disconnect",
+            get(disconnect_page).post(disconnect),
+        )
+}
+
+async fn workspace_home(Path(ws): Path<Uuid>) -> Response {
+    layout::see_other(&format!("/w/{ws}/stores"))
+}
+
+async fn list(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let stores = call(
+        &api,
+        &user,
+        Method::GET,
+        &format!("/workspaces/{ws}/stores?limit=100"),
+        None,
+    )
+    .await?;
+    let items = stores.body["items"].as_array().cloned().unwrap_or_default();
+    let body = html! {
+        @if items.is_empty() {
+            p { "No store is connected yet." }
+        } @else {
+            div.scroll {
+                table {
+                    caption.sr-only { "Stores" }
+                    thead { tr { th scope="col" { "Store" } th scope="col" { "Status" } th scope="col" { "Base URL" } th scope="col" { "Last sync" } } }
+                    tbody {
+                        @for store in &items {
+                            tr {
+                                td { a href=(format!("/w/{ws}/stores/{}", text(&store["id"]))) { (text(&store["name"])) } }
+                                td { (badge(text(&store["status"]))) }
+                                td { (text(&store["base_url"])) }
+                                td { (when(&store["last_synced_at"])) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if workspace.can_administer() {
+            (connect_form(ws, &user.csrf))
+        }
+    };
+    Ok(render(page(
+        "Stores",
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+fn connect_form(ws: Uuid, csrf: &str) -> Markup {
+    html! {
+        section aria-labelledby="connect-heading" {
+            h2 #connect-heading { "Connect a store" }
+            form.card method="post" action=(format!("/w/{ws}/stores")) {
+                (csrf_field(csrf))
+                label for="store-name" { "Name" }
+                input #store-name type="text" name="name" required;
+                label for="base-url" { "Store base URL" }
+                input #base-url type="url" name="base_url" required placeholder="https://shop.example.com/";
+                fieldset {
+                    legend { "Integration credentials (optional)" }
+                    p.hint { "Leave these empty to connect through Magento's integration handshake: you get a Callback URL and an Identity Link URL to paste into Magento. Or paste the four values Magento shows after activating an integration." }
+                    label for="consumer-key" { "Consumer key" }
+                    input #consumer-key type="text" name="consumer_key" autocomplete="off";
+                    label for="consumer-secret" { "Consumer secret" }
+                    input #consumer-secret type="password" name="consumer_secret" autocomplete="off";
+                    label for="access-token" { "Access token" }
+                    input #access-token type="text" name="access_token" autocomplete="off";
+                    label for="access-token-secret" { "Access token secret" }
+                    input #access-token-secret type="password" name="access_token_secret" autocomplete="off";
+                }
+                button type="submit" { "Connect store" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectForm {
+    name: String,
+    base_url: String,
+    #[serde(default)]
+    consumer_key: String,
+    #[serde(default)]
+    consumer_secret: String,
+    #[serde(default)]
+    access_token: String,
+    #[serde(default)]
+    access_token_secret: String,
+}
+
+async fn connect(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path(ws): Path<Uuid>,
+    Form(form): Form<ConnectForm>,
+) -> Result<Response, Response> {
+    let mut body = json!({"name": form.name, "base_url": form.base_url});
+    let credentials = [
+        &form.consumer_key,
+        &form.consumer_secret,
+        &form.access_token,
+        &form.access_token_secret,
+    ];
+    if credentials.iter().any(|c| !c.trim().is_empty()) {
+        body["credentials"] = json!({
+            "consumer_key": form.consumer_key, "consumer_secret": form.consumer_secret,
+            "access_token": form.access_token, "access_token_secret": form.access_token_secret,
+        });
+    }
+    let store = call(
+        &api,
+        &user,
+        Method::POST,
+        &format!("/workspaces/{ws}/stores"),
+        Some(body),
+    )
+    .await?;
+    Ok(layout::see_other(&format!(
+        "/w/{ws}/stores/{}",
+        text(&store.body["id"])
+    )))
+}
+
+async fn load_store(
+    api: &InternalApi,
+    user: &WebUser,
+    ws: Uuid,
+    id: Uuid,
+) -> Result<Value, Response> {
+    let store = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(&store.body, ws, "store")?;
+    Ok(store.body)
+}
+
+/// The connection status; while Magento's handshake is pending it polls itself.
+fn status_markup(ws: Uuid, store: &Value) -> Markup {
+    let status = text(&store["status"]);
+    let pending = status == "pending";
+    let id = text(&store["id"]);
+    html! {
+        div #store-status aria-live="polite"
+            hx-get=[pending.then(|| format!("/w/{ws}/stores/{id}/status"))]
+            hx-trigger=[pending.then_some("every 2s")]
+            hx-swap=[pending.then_some("outerHTML")] {
+            p { "Connection: " (badge(status)) }
+            @if let Some(detail) = store["status_detail"].as_str() { p.hint { (detail) } }
+            @if pending {
+                p { "Waiting for Magento: in Magento's admin, open System → Integrations → Add New Integration, paste the two URLs below, save, then click Activate." }
+            }
+        }
+    }
+}
+
+async fn status_fragment(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let store = load_store(&api, &user, ws, id).await?;
+    Ok(render(status_markup(ws, &store)))
+}
+
+async fn show(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let store = load_store(&api, &user, ws, id).await?;
+    let schedule = api
+        .call(
+            Some(&user.caller),
+            &user.origin,
+            Method::GET,
+            &format!("/stores/{id}/schedule"),
+            None,
+        )
+        .await
+        .ok()
+        .filter(|a| a.ok())
+        .map(|a| a.body);
+    let run = |action: &str, label: &str| {
+        button_form(
+            &format!("/w/{ws}/stores/{id}/run/{action}"),
+            &user.csrf,
+            label,
+            "action",
+        )
+    };
+    let body = html! {
+        (status_markup(ws, &store))
+        dl.facts {
+            dt { "Base URL" } dd { (text(&store["base_url"])) }
+            dt { "Last sync" } dd #last-sync { (when(&store["last_synced_at"])) }
+            dt { "Store views" } dd {
+                @for view in store["store_views"].as_array().into_iter().flatten() {
+                    span.tag { (text(&view["code"])) }
+                }
+            }
+        }
+        @if let (Some(callback), Some(identity), true) = (store["callback_url"].as_str(), store["identity_url"].as_str(),
+            matches!(text(&store["status"]), "pending" | "needs_reauth")) {
+            section aria-labelledby="magento-heading" {
+                h2 #magento-heading { "Magento integration" }
+                label for="callback-url" { "Callback URL" }
+                input #callback-url type="text" readonly value=(callback);
+                label for="identity-url" { "Identity Link URL" }
+                input #identity-url type="text" readonly value=(identity);
+            }
+        }
+        nav.actions aria-label="Store pages" {
+            a href=(format!("/w/{ws}/stores/{id}/products")) { "Products" }
+            a href=(format!("/w/{ws}/stores/{id}/review")) { "Review queue" }
+            a href=(format!("/w/{ws}/stores/{id}/audits")) { "Audits" }
+            a href=(format!("/w/{ws}/jobs")) { "Jobs" }
+            a href=(format!("/w/{ws}/exports")) { "Exports" }
+        }
+        section aria-labelledby="actions-heading" {
+            h2 #actions-heading { "Actions" }
+            div.buttons {
+                @if workspace.can_edit() {
+                    (run("sync", "Sync now"))
+                    (run("media", "Mirror pictures"))
+                    (run("audit", "Run audit"))
+                    (run("enrich", "Enrich with AI"))
+                    (run("export", "Export Magento CSV"))
+                }
+                @if workspace.can_review() {
+                    (run("push", "Push approved"))
+                }
+                @if !workspace.can_edit() && !workspace.can_review() {
+                    p { "Your role can look but not start work." }
+                }
+            }
+        }
+        section aria-labelledby="schedule-heading" {
+            h2 #schedule-heading { "Schedule" }
+            @match &schedule {
+                Some(s) => {
+                    p #schedule-summary { "Runs " code { (text(&s["cron"])) } " (" (text(&s["timezone"])) ")" @if s["enabled"] == json!(false) { ", paused" } "." }
+                    p { "Next runs:" }
+                    ul.next-runs { @for t in s["next_runs"].as_array().into_iter().flatten() { li { (when(t)) } } }
+                }
+                None => p { "No schedule: the store syncs only when asked." }
+            }
+            @if workspace.can_administer() {
+                form.card method="post" action=(format!("/w/{ws}/stores/{id}/schedule")) {
+                    (csrf_field(&user.csrf))
+                    label for="cron" { "Cron expression (minute hour day month weekday)" }
+                    input #cron type="text" name="cron" required placeholder="0 3 * * *" aria-describedby="cron-preview"
+                        hx-get=(format!("/w/{ws}/schedule-preview")) hx-include="#timezone" hx-target="#cron-preview"
+                        hx-trigger="input changed delay:400ms"
+                        value=(schedule.as_ref().map(|s| text(&s["cron"]).to_string()).unwrap_or_default());
+                    label for="timezone" { "Time zone" }
+                    input #timezone type="text" name="timezone" placeholder="UTC"
+                        hx-get=(format!("/w/{ws}/schedule-preview")) hx-include="#cron" hx-target="#cron-preview"
+                        hx-trigger="input changed delay:400ms"
+                        value=(schedule.as_ref().map(|s| text(&s["timezone"]).to_string()).unwrap_or_else(|| "UTC".into()));
+                    div #cron-preview aria-live="polite" {}
+                    button type="submit" { "Save schedule" }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        @if workspace.can_administer() && text(&store["status"]) != "disconnected" {
+            section aria-labelledby="disconnect-heading" {
+                h2 #disconnect-heading { "Disconnect" }
+                p { a href=(format!("/w/{ws}/stores/{id}/disconnect")) { "Disconnect this store…" } }
+            }
+        }
+    };
+    let title = text(&store["name"]).to_string();
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+#[derive(Deserialize)]
+struct ScheduleForm {
+    cron: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+async fn set_schedule(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+    Form(form): Form<ScheduleForm>,
+) -> Result<Response, Response> {
+    load_store(&api, &user, ws, id).await?;
+    let mut body = json!({"cron": form.cron.trim()});
+    if !form.timezone.trim().is_empty() {
+        body["timezone"] = json!(form.timezone.trim());
+    }
+    call(
+        &api,
+        &user,
+        Method::PUT,
+        &format!("/stores/{id}/schedule"),
+        Some(body),
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{id}")))
+}
+
+/// Starts a job on the store and shows its progress.
+async fn run(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id, action)): Path<(Uuid, Uuid, String)>,
+) -> Result<Response, Response> {
+    load_store(&api, &user, ws, id).await?;
+    let (path, body) = match action.as_str() {
+        "sync" => (format!("/stores/{id}/sync"), Some(json!({"mode": "full"}))),
+        "media" => (format!("/stores/{id}/media"), None),
+        "audit" => (format!("/stores/{id}/audits"), Some(json!({}))),
+        "enrich" => (format!("/stores/{id}/enrich"), Some(json!({}))),
+        "export" => (
+            format!("/stores/{id}/exports"),
+            Some(json!({"format": "magento_csv"})),
+        ),
+        "push" => (
+            format!("/stores/{id}/push"),
+            Some(json!({"all_approved": true})),
+        ),
+        _ => return Err(layout::error_page(StatusCode::NOT_FOUND, "no such action")),
+    };
+    let started = call(&api, &user, Method::POST, &path, body).await?;
+    match started.body["job_id"].as_str() {
+        Some(job) => Ok(layout::see_other(&format!("/w/{ws}/jobs/{job}"))),
+        None => Err(layout::error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to do",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    #[serde(default)]
+    cron: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+/// The next five runs of a cron expression in its time zone, as the person types it.
+async fn schedule_preview(
+    _user: WebUser,
+    axum::extract::Query(query): axum::extract::Query<PreviewQuery>,
+) -> Response {
+    let timezone = match query.timezone.trim() {
+        "" => "UTC",
+        tz => tz,
+    };
+    let markup = match crate::schedules::CronSpec::parse(query.cron.trim(), timezone) {
+        Ok(spec) => {
+            let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
+            let runs = spec.upcoming(chrono::Utc::now(), 5);
+            html! {
+                p { "Next runs:" }
+                ul.next-runs {
+                    @for run in runs {
+                        li { (run.with_timezone(&tz).format("%A %-d %B %Y, %H:%M").to_string()) " (" (timezone) ")" }
+                    }
+                }
+            }
+        }
+        Err(e) => html! { p.error { (e.to_string()) } },
+    };
+    render(markup)
+}
+
+/// Asks before disconnecting: the store's tokens are deleted at once.
+async fn disconnect_page(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    let workspace = Workspace::load(&api, &user, ws).await?;
+    let store = load_store(&api, &user, ws, id).await?;
+    let body = html! {
+        p { "Disconnecting deletes the store's access tokens at once; catalogd stops syncing and pushing. Its connection details are purged 30 days later. Products, versions and exports stay." }
+        (button_form(&format!("/w/{ws}/stores/{id}/disconnect"), &user.csrf, "Disconnect the store", "reject"))
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Keep it connected" } }
+    };
+    let title = format!("Disconnect {}?", text(&store["name"]));
+    Ok(render(page(
+        &title,
+        Some(&workspace.nav(&user, "stores")),
+        body,
+    )))
+}
+
+async fn disconnect(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    load_store(&api, &user, ws, id).await?;
+    call(&api, &user, Method::DELETE, &format!("/stores/{id}"), None).await?;
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{id}")))
+}
