@@ -50,11 +50,20 @@ pub struct CronSpec {
 }
 
 impl CronSpec {
-    /// Accepts the usual five fields (`0 2 * * *`) or six with seconds first.
+    /// Accepts the usual five fields (`0 2 * * *`, day of week as in Unix cron: 0 or 7 is
+    /// Sunday, 1 Monday) or six with seconds first (the `cron` crate's own syntax, where 1 is
+    /// Sunday).
     pub fn parse(expression: &str, timezone: &str) -> Result<CronSpec, ApiError> {
-        let fields = expression.split_whitespace().count();
-        let full = match fields {
-            5 => format!("0 {expression}"),
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        let full = match fields.len() {
+            5 => format!(
+                "0 {} {} {} {} {}",
+                fields[0],
+                fields[1],
+                fields[2],
+                fields[3],
+                unix_days_of_week(fields[4])?
+            ),
             6 => expression.trim().to_string(),
             _ => {
                 return Err(ApiError::invalid(
@@ -92,6 +101,61 @@ impl CronSpec {
             .map(|t| t.with_timezone(&Utc))
             .collect()
     }
+}
+
+/// A Unix day-of-week field (numbers 0–7 with 0 and 7 for Sunday, or names; lists, ranges
+/// and steps) as the `cron` crate's names, which leave no doubt about where the week starts.
+fn unix_days_of_week(field: &str) -> Result<String, ApiError> {
+    const NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    if field == "*" || field == "?" {
+        return Ok(field.to_string());
+    }
+    let invalid = || {
+        ApiError::invalid(
+            "cron",
+            format!("day of week {field:?} is not valid (0-7 or SUN-SAT, lists, ranges, steps)"),
+        )
+    };
+    // A day as Unix numbers it: 0..=7, names mapped to 0..=6.
+    let day = |text: &str| -> Option<u32> {
+        match text.parse::<u32>() {
+            Ok(n) => (n <= 7).then_some(n),
+            Err(_) => NAMES
+                .iter()
+                .position(|d| d.eq_ignore_ascii_case(text))
+                .map(|p| p as u32),
+        }
+    };
+    let mut days = std::collections::BTreeSet::new();
+    for token in field.split(',') {
+        let (range, step) = match token.split_once('/') {
+            Some((range, step)) => (
+                range,
+                step.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(invalid)?,
+            ),
+            None => (token, 1),
+        };
+        let (start, end) = if range == "*" {
+            (0, 6)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (day(a).ok_or_else(invalid)?, day(b).ok_or_else(invalid)?)
+        } else {
+            let start = day(range).ok_or_else(invalid)?;
+            (start, if token.contains('/') { 6 } else { start })
+        };
+        if start > end {
+            return Err(invalid());
+        }
+        days.extend((start..=end).step_by(step as usize).map(|d| d % 7));
+    }
+    Ok(days
+        .into_iter()
+        .map(|d| NAMES[d as usize])
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
@@ -451,6 +515,33 @@ pub async fn continue_pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_of_week_count_as_in_unix_cron() {
+        for (unix, names) in [
+            ("1", "MON"),
+            ("0", "SUN"),
+            ("7", "SUN"),
+            ("1-5", "MON,TUE,WED,THU,FRI"),
+            ("5-7", "SUN,FRI,SAT"),
+            ("*/2", "SUN,TUE,THU,SAT"),
+            ("mon,wed", "MON,WED"),
+            ("1/3", "MON,THU"),
+            ("*", "*"),
+        ] {
+            assert_eq!(unix_days_of_week(unix).unwrap(), names, "{unix}");
+        }
+        for bad in ["8", "5-1", "x", "1/0", ""] {
+            assert!(unix_days_of_week(bad).is_err(), "{bad}");
+        }
+        // 2026-11-29 is a Sunday: `* * 1` next runs on Monday the 30th.
+        let spec = CronSpec::parse("30 3 * * 1", "UTC").unwrap();
+        let sunday: DateTime<Utc> = "2026-11-29T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            spec.next_after(sunday).unwrap(),
+            "2026-11-30T03:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
     use chrono::TimeZone;
 
     #[test]
