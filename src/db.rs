@@ -145,3 +145,24 @@ fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbEr
     }
     Ok(options)
 }
+
+/// Rows written before the planner's statistics are refreshed. A first sync of a large
+/// catalog writes hundreds of thousands of rows in minutes; until autovacuum analyzes the
+/// tables the planner believes they are nearly empty, and list queries walk the whole catalog
+/// instead of an index (hundreds of milliseconds instead of one).
+pub const ANALYZE_AFTER_ROWS: i64 = 10_000;
+
+/// Refreshes the planner's statistics of `tables` when a job wrote at least
+/// [`ANALYZE_AFTER_ROWS`] rows. Failing to is logged, not fatal: the data is written.
+pub async fn analyze_after_bulk_write(pool: &PgPool, rows: i64, tables: &[&str]) {
+    if rows < ANALYZE_AFTER_ROWS {
+        return;
+    }
+    let statement = format!("ANALYZE {}", tables.join(", "));
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, "refreshing planner statistics failed");
+    }
+}

@@ -206,6 +206,12 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     runs::complete(&mut tx, &run, started).await?;
     tx.commit().await?;
     if let Some(done) = runs::get(db, run.id).await? {
+        crate::db::analyze_after_bulk_write(
+            db,
+            done.products + done.findings,
+            &["audit_scores", "audit_findings"],
+        )
+        .await;
         ctx.add("products", done.products);
         ctx.add("findings", done.findings);
         ctx.log(

@@ -160,6 +160,12 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     }
 
     pages::finish(&ctx.state.db, store.id, ctx.job.id, checkpoint.max_updated).await?;
+    crate::db::analyze_after_bulk_write(
+        &ctx.state.db,
+        ctx.counter("versions_created"),
+        &["products", "product_versions", "product_live"],
+    )
+    .await;
     ctx.log(
         "info",
         format!(
