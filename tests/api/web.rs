@@ -334,17 +334,26 @@ async fn a_store_owner_goes_from_sign_up_to_a_downloaded_export_in_the_browser()
         thumb.attr("alt").await.unwrap().is_some(),
         "every picture has an alt attribute"
     );
-    let loaded = client
-        .execute(
-            "return document.querySelector('ul.thumbs img').naturalWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        loaded.as_u64().unwrap_or(0) > 0,
-        "the thumbnail loads under the CSP: {loaded}"
-    );
+    // The element appears before its picture has arrived: wait (bounded) for it to decode.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let loaded = client
+            .execute(
+                "const img = document.querySelector('ul.thumbs img'); \
+                 return img.complete ? img.naturalWidth : 0",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if loaded.as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the thumbnail loads under the CSP: {loaded}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     wait_for(&client, "#live-heading").await;
     screenshot(&client, "product").await;
 
