@@ -4,14 +4,14 @@
 //! the same writes to the store, no picture uploaded.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use ai::fake::{FakeServer, Scripted};
 use magento_sim::{Faults, MagentoSim, SimConfig};
 use serde_json::{Value, json};
 
-use crate::helpers::{Registered, TestApp, test_env};
+use crate::helpers::{Registered, TestApp};
 
 const PRODUCTS: usize = 400;
 
@@ -24,17 +24,6 @@ fn faults(latency: Duration) -> Faults {
         retry_after_secs: Some(0),
         malformed_rate: 0.0,
     }
-}
-
-fn start_worker(app: &TestApp, extra: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_catalogd"))
-        .arg("worker")
-        .envs(test_env(&app.db_name, &app.data_dir))
-        .envs(extra.iter().cloned())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("worker starts")
 }
 
 struct Run {
@@ -104,7 +93,7 @@ impl Run {
                 ])
             }));
         }
-        let worker = Some(start_worker(&app, &env));
+        let worker = Some(app.start_worker(&env));
         Run {
             app,
             sim,
@@ -133,7 +122,7 @@ impl Run {
         let mut worker = self.worker.take().unwrap();
         worker.kill().unwrap();
         worker.wait().unwrap();
-        self.worker = Some(start_worker(&self.app, &self.env));
+        self.worker = Some(self.app.start_worker(&self.env));
     }
 
     async fn finish(&self, job_id: &str) -> Value {

@@ -429,3 +429,18 @@ impl TestApp {
         job
     }
 }
+
+impl TestApp {
+    /// A `catalogd worker` process on this app's database, with `extra` environment on top of
+    /// the test settings (its output discarded). The caller kills it.
+    pub fn start_worker(&self, extra: &[(String, String)]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_catalogd"))
+            .arg("worker")
+            .envs(test_env(&self.db_name, &self.data_dir))
+            .envs(extra.iter().cloned())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("worker starts")
+    }
+}

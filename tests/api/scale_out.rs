@@ -2,13 +2,12 @@
 //! runs once, on one of them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use magento_sim::{MagentoSim, SimConfig};
 use serde_json::json;
 
-use crate::helpers::{TestApp, test_env};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn two_workers_and_a_serve_share_the_queue_without_running_any_job_twice() {
@@ -24,17 +23,7 @@ async fn two_workers_and_a_serve_share_the_queue_without_running_any_job_twice()
     let store_id = app.connect_store(&owner, &sim).await;
     app.sync(&owner, &store_id, "full").await;
 
-    let mut workers: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_catalogd"))
-                .arg("worker")
-                .envs(test_env(&app.db_name, &app.data_dir))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("worker starts")
-        })
-        .collect();
+    let mut workers: Vec<_> = (0..2).map(|_| app.start_worker(&[])).collect();
 
     let mut jobs = Vec::new();
     for i in 0..18 {

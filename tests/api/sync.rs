@@ -1,13 +1,13 @@
 //! Syncing the simulator's catalog: full and incremental pulls, versions, removals,
 //! cancellation, and a worker killed mid-sync.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use magento_sim::{Faults, MagentoSim, SimConfig};
 use serde_json::json;
 
-use crate::helpers::{TestApp, test_env};
+use crate::helpers::TestApp;
 
 async fn sim(products: usize) -> MagentoSim {
     MagentoSim::start(SimConfig {
@@ -251,16 +251,6 @@ async fn a_second_sync_of_the_same_store_is_refused_while_one_runs_and_cancel_st
     assert_eq!(listed["items"][0]["id"], job_id);
 }
 
-fn start_worker(app: &TestApp) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_catalogd"))
-        .arg("worker")
-        .envs(test_env(&app.db_name, &app.data_dir))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("worker starts")
-}
-
 /// A sync of 1,500 products from a slow store, queued with no worker running yet.
 async fn queued_slow_sync() -> (TestApp, MagentoSim, crate::helpers::Registered, String) {
     let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
@@ -286,13 +276,13 @@ async fn queued_slow_sync() -> (TestApp, MagentoSim, crate::helpers::Registered,
 async fn a_worker_killed_mid_sync_is_taken_over_and_the_sync_completes_without_duplicates() {
     let (app, _sim, owner, job_id) = queued_slow_sync().await;
 
-    let mut first = start_worker(&app);
+    let mut first = app.start_worker(&[]);
     app.wait_for_progress(&owner.access_token, &job_id, 900)
         .await;
     first.kill().expect("kill -9 the worker");
     first.wait().unwrap();
 
-    let mut second = start_worker(&app);
+    let mut second = app.start_worker(&[]);
     let job = app
         .wait_for_job(&owner.access_token, &job_id, Duration::from_secs(90))
         .await;
@@ -412,7 +402,7 @@ async fn a_store_that_refuses_our_signature_needs_reauthorisation_and_is_not_ret
 async fn sigterm_hands_a_running_sync_back_to_the_queue_at_its_checkpoint() {
     let (app, _sim, owner, job_id) = queued_slow_sync().await;
 
-    let mut first = start_worker(&app);
+    let mut first = app.start_worker(&[]);
     app.wait_for_progress(&owner.access_token, &job_id, 600)
         .await;
     let term = Command::new("kill")
@@ -436,7 +426,7 @@ async fn sigterm_hands_a_running_sync_back_to_the_queue_at_its_checkpoint() {
     let done_at_stop = job["progress"]["done"].as_i64().unwrap();
     assert!((600..6000).contains(&done_at_stop), "{job}");
 
-    let mut second = start_worker(&app);
+    let mut second = app.start_worker(&[]);
     let job = app
         .wait_for_job(&owner.access_token, &job_id, Duration::from_secs(90))
         .await;
