@@ -218,8 +218,10 @@ pub async fn write_batch(
     let scores: Vec<i16> = batch.iter().map(|a| a.score).collect();
     let counts: Vec<i32> = batch.iter().map(|a| a.findings.len() as i32).collect();
     sqlx::query(
-        "INSERT INTO audit_scores (run_id, product_id, score, findings)
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::int2[], $4::int4[])",
+        "INSERT INTO audit_scores (run_id, product_id, sku, score, findings)
+         SELECT $1, u.id, p.sku, u.score, u.findings
+         FROM UNNEST($2::uuid[], $3::int2[], $4::int4[]) AS u(id, score, findings)
+         JOIN products p ON p.id = u.id",
     )
     .bind(run_id)
     .bind(&ids)

@@ -247,7 +247,21 @@ enum Branch {
     ViewBlanks,
 }
 
-/// A store's products in SKU order.
+/// Which products one query of the list reads, in which order. The score order is two
+/// queries in turn: the scored products walk the `(run, score, sku)` index, and only a page
+/// that reaches past the last scored product reads the unscored ones (added after the audit)
+/// in SKU order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    /// Every product, by SKU; scores joined where there are any.
+    All,
+    /// Products with a score in the run, by (score, SKU).
+    Scored,
+    /// Products without a score in the run, by SKU.
+    Unscored,
+}
+
+/// A store's products in SKU order, or worst score first.
 pub async fn list(
     db: &PgPool,
     workspace_id: Uuid,
@@ -265,17 +279,66 @@ pub async fn list(
         }));
     }
     let by_score = query.sort == ProductSort::Score && query.audit_run.is_some();
-    let order = if by_score {
-        " ORDER BY p.audit_score, p.sku LIMIT "
-    } else {
-        " ORDER BY p.sku LIMIT "
+    // A product without a score has no finding either and no score under the maximum.
+    let audit_filtered = query.finding.is_some() || query.max_score.is_some();
+    let parts: &[Part] = match &after {
+        _ if !by_score => &[Part::All],
+        Some(Position { score: None, .. }) if audit_filtered => &[],
+        Some(Position { score: None, .. }) => &[Part::Unscored],
+        _ if audit_filtered => &[Part::Scored],
+        _ => &[Part::Scored, Part::Unscored],
     };
+
+    let mut tx = db.begin().await?;
+    // A page is little work: starting parallel workers costs more than they save, and on a
+    // small machine they take cores from concurrent requests.
+    sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
+        .execute(&mut *tx)
+        .await?;
+    let mut rows: Vec<ProductSummary> = Vec::new();
+    for part in parts {
+        let wanted = limit + 1 - rows.len() as i64;
+        if wanted <= 0 {
+            break;
+        }
+        let mut sql = part_query(*part, query, workspace_id, store_id, &after, wanted);
+        // Not a cached prepared statement: each search is planned with its own values, so a
+        // selective text uses the trigram index and a common one walks the SKU order instead.
+        let found: Vec<ProductSummary> = sql
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        rows.extend(found);
+    }
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, limit, |p| Position {
+        sku: p.sku.clone(),
+        score: by_score.then_some(p.audit_score).flatten(),
+    }))
+}
+
+/// One part of the list: a `SELECT … ORDER BY … LIMIT` per `missing` branch, merged.
+fn part_query(
+    part: Part,
+    query: &ProductQuery,
+    workspace_id: Uuid,
+    store_id: Uuid,
+    after: &Option<Position>,
+    limit: i64,
+) -> QueryBuilder<Postgres> {
     let branches: &[Branch] = match &query.missing {
         None => &[Branch::All],
         Some(_) if query.missing_scope == DEFAULT_SCOPE => &[Branch::DefaultLacks],
         Some(_) => &[Branch::DefaultLacks, Branch::ViewBlanks],
     };
-
+    let (inner_order, outer_order) = match part {
+        Part::Scored => (
+            " ORDER BY sc.score, sc.sku LIMIT ",
+            " ORDER BY p.audit_score, p.sku LIMIT ",
+        ),
+        Part::All | Part::Unscored => (" ORDER BY p.sku LIMIT ", " ORDER BY p.sku LIMIT "),
+    };
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
             (SELECT count(*) FROM product_versions o
@@ -291,43 +354,45 @@ pub async fn list(
         sql.push(
             "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
                      sc.score AS audit_score
-              FROM products p LEFT JOIN audit_scores sc ON sc.run_id = ",
+              FROM products p ",
         )
+        .push(if part == Part::Scored {
+            "JOIN"
+        } else {
+            "LEFT JOIN"
+        })
+        .push(" audit_scores sc ON sc.run_id = ")
         .push_bind(query.audit_run)
         .push(" AND sc.product_id = p.id");
-        push_branch(
-            &mut sql,
-            *branch,
-            query,
-            workspace_id,
-            store_id,
-            &after,
-            by_score,
-        );
-        sql.push(order.replace("p.audit_score", "sc.score"))
-            .push_bind(limit + 1)
-            .push(")");
+        push_branch(&mut sql, *branch, query, workspace_id, store_id);
+        push_position(&mut sql, part, after);
+        sql.push(inner_order).push_bind(limit).push(")");
     }
-    sql.push(") p").push(order).push_bind(limit + 1);
+    sql.push(") p").push(outer_order).push_bind(limit);
+    sql
+}
 
-    let mut tx = db.begin().await?;
-    // A page is little work: starting parallel workers costs more than they save, and on a
-    // small machine they take cores from concurrent requests.
-    sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
-        .execute(&mut *tx)
-        .await?;
-    // Not a cached prepared statement: each search is planned with its own values, so a
-    // selective text uses the trigram index and a common one walks the SKU order instead.
-    let rows: Vec<ProductSummary> = sql
-        .build_query_as()
-        .persistent(false)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Page::from_rows(rows, limit, |p| Position {
-        sku: p.sku.clone(),
-        score: by_score.then_some(p.audit_score).flatten(),
-    }))
+/// Where the page starts, in the part's order.
+fn push_position(sql: &mut QueryBuilder<Postgres>, part: Part, after: &Option<Position>) {
+    if part == Part::Unscored {
+        sql.push(" AND sc.product_id IS NULL");
+    }
+    match (part, after) {
+        (_, None) => {}
+        // A row comparison is an index bound on `(run_id, score, sku)`.
+        (Part::Scored, Some(Position { sku, score })) => {
+            sql.push(" AND (sc.score, sc.sku) > (")
+                .push_bind(score.unwrap_or(i16::MAX))
+                .push(", ")
+                .push_bind(sku.clone())
+                .push(")");
+        }
+        // The unscored part starts at its beginning after the last scored product.
+        (Part::Unscored, Some(Position { score: Some(_), .. })) => {}
+        (Part::All | Part::Unscored, Some(Position { sku, .. })) => {
+            sql.push(" AND p.sku > ").push_bind(sku.clone());
+        }
+    }
 }
 
 /// Joins and conditions of one branch of the list query.
@@ -337,8 +402,6 @@ fn push_branch(
     query: &ProductQuery,
     workspace_id: Uuid,
     store_id: Uuid,
-    after: &Option<Position>,
-    by_score: bool,
 ) {
     let view = query.missing_scope.clone();
     let field = query.missing.clone().unwrap_or_default();
@@ -375,29 +438,6 @@ fn push_branch(
     } else {
         " AND p.removed_at IS NULL"
     });
-    match after {
-        // Keyset on (score, sku); products audited after the run have no score and sort last.
-        Some(Position {
-            sku,
-            score: Some(score),
-        }) if by_score => {
-            sql.push(" AND (sc.score > ")
-                .push_bind(*score)
-                .push(" OR sc.score IS NULL OR (sc.score = ")
-                .push_bind(*score)
-                .push(" AND p.sku > ")
-                .push_bind(sku.clone())
-                .push("))");
-        }
-        Some(Position { sku, .. }) if by_score => {
-            sql.push(" AND sc.score IS NULL AND p.sku > ")
-                .push_bind(sku.clone());
-        }
-        Some(Position { sku, .. }) => {
-            sql.push(" AND p.sku > ").push_bind(sku.clone());
-        }
-        None => {}
-    }
     if let Some(rule) = query.finding {
         sql.push(" AND EXISTS (SELECT 1 FROM audit_findings f WHERE f.run_id = ")
             .push_bind(query.audit_run)
