@@ -45,6 +45,21 @@ impl Drop for Scratch {
     }
 }
 
+/// A spawned task that ends with the job, whichever way the job ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Streams a finished scratch file into object storage and returns its size.
 async fn upload(ctx: &JobContext, key: &ObjectKey, file: &Scratch) -> Result<i64, JobError> {
     let bytes = ctx
@@ -169,7 +184,14 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     ctx.set_total(Some(total));
     ctx.set_done(0);
 
-    let mut issues = duplicate_url_keys(db, store.id, &export.store_views).await?;
+    // The url-key check reads the whole store on its own connection while the rows stream.
+    let url_keys = tokio::spawn({
+        let db = db.clone();
+        let scopes = export.store_views.clone();
+        async move { duplicate_url_keys(&db, store_id, &scopes).await }
+    });
+    let url_keys = AbortOnDrop(url_keys);
+    let mut issues = Vec::new();
     let (csv, file) = Scratch::create(&ctx.state.settings.data_dir)?;
     let mut writer = magento_csv::Writer::new(BufWriter::new(file))
         .map_err(|e| JobError::Transient(e.to_string()))?;
@@ -231,6 +253,13 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     }
     drop(rows);
     ctx.set_done(done);
+    issues.splice(
+        0..0,
+        url_keys
+            .join()
+            .await
+            .map_err(|e| JobError::Transient(format!("the url key check failed: {e}")))??,
+    );
     let rows_written = writer.rows;
     issues.append(&mut writer.issues);
     let mut out = writer
@@ -601,29 +630,32 @@ fn check_values(sku: &str, scope: &str, content: &Content, issues: &mut Vec<Issu
 
 /// url_key values shared by several products in one of the exported store views (Magento's
 /// import stops at "Url key … was already generated for an item with the SKU …").
+/// The default content is read once per product (not once per exported scope), and shared
+/// keys are found by hashing rather than sorting every (scope, key).
 async fn duplicate_url_keys(
     db: &PgPool,
     store_id: Uuid,
     scopes: &[String],
 ) -> Result<Vec<Issue>, sqlx::Error> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "WITH eff AS (
-            SELECT p.sku, s.scope,
-                   coalesce(vv.content -> 'fields' ->> 'url_key', dv.content -> 'fields' ->> 'url_key') AS url_key
+        "WITH d AS MATERIALIZED (
+            SELECT p.id, p.sku, dv.content -> 'fields' ->> 'url_key' AS url_key
             FROM products p
-            CROSS JOIN unnest($2::text[]) AS s(scope)
             JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = 'all'
             JOIN product_versions dv ON dv.id = dl.version_id
-            LEFT JOIN product_live vl ON s.scope <> 'all' AND vl.product_id = p.id AND vl.store_view = s.scope
-            LEFT JOIN product_versions vv ON vv.id = vl.version_id
             WHERE p.store_id = $1 AND p.removed_at IS NULL
+         ), eff AS MATERIALIZED (
+            SELECT d.sku, s.scope, coalesce(vv.content -> 'fields' ->> 'url_key', d.url_key) AS url_key
+            FROM d
+            CROSS JOIN unnest($2::text[]) AS s(scope)
+            LEFT JOIN product_live vl ON s.scope <> 'all' AND vl.product_id = d.id AND vl.store_view = s.scope
+            LEFT JOIN product_versions vv ON vv.id = vl.version_id
+         ), shared AS (
+            SELECT scope, url_key FROM eff WHERE url_key <> ''
+            GROUP BY scope, url_key HAVING count(*) > 1
          )
-         SELECT sku, scope, url_key FROM (
-            SELECT sku, scope, url_key, count(*) OVER (PARTITION BY scope, url_key) AS n
-            FROM eff WHERE coalesce(url_key, '') <> ''
-         ) counted
-         WHERE n > 1
-         ORDER BY scope, url_key, sku",
+         SELECT e.sku, e.scope, e.url_key FROM eff e JOIN shared USING (scope, url_key)
+         ORDER BY e.scope, e.url_key, e.sku",
     )
     .bind(store_id)
     .bind(scopes)

@@ -162,6 +162,23 @@ impl ObjectStore for LocalStore {
         self.write(key, reader).await
     }
 
+    /// One copy in the kernel (`copy_file_range`) instead of a read and a write per buffer.
+    async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StorageError> {
+        let (tmp, file) = self.temp_file().await?;
+        drop(file);
+        let written = async {
+            let n = tokio::fs::copy(path, &tmp).await?;
+            tokio::fs::File::open(&tmp).await?.sync_all().await?;
+            self.commit(&tmp, key).await?;
+            Ok::<u64, StorageError>(n)
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StorageError> {
         tokio::fs::read(self.path_of(key))
             .await

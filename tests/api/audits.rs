@@ -669,3 +669,77 @@ async fn mirrored_images_are_stored_once_and_audited_for_size() {
     let run = audit(&app, &owner, &store_id, json!({})).await;
     assert_eq!(run["counts"]["by_rule"]["image_too_small"], images, "{run}");
 }
+
+#[tokio::test]
+async fn the_score_order_lists_unscored_products_last_in_sku_order() {
+    let app = TestApp::spawn().await;
+    let sim = sim(30).await;
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store_id, "full").await;
+    audit(&app, &owner, &store_id, json!({})).await;
+    // Products that arrived after the audit have no score in it.
+    let store: uuid::Uuid = store_id.parse().unwrap();
+    for sku in ["0-first", "M-middle", "zz-last"] {
+        sqlx::query(
+            "INSERT INTO products (id, workspace_id, store_id, sku, name)
+             SELECT $1, workspace_id, id, $2, $2 FROM stores WHERE id = $3",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(sku)
+        .bind(store)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+
+    let listed = |query: &'static str| {
+        let app = &app;
+        let token = owner.access_token.clone();
+        let store_id = store_id.clone();
+        async move {
+            let mut items = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let (status, page) = app
+                    .get(
+                        &format!("/stores/{store_id}/products?{query}{cursor}"),
+                        &token,
+                    )
+                    .await;
+                assert_eq!(status, 200, "{page}");
+                items.extend(page["items"].as_array().unwrap().iter().map(|p| {
+                    (
+                        p["audit_score"].as_i64(),
+                        p["sku"].as_str().unwrap().to_string(),
+                    )
+                }));
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => break items,
+                }
+            }
+        }
+    };
+    // Pages of 7 cross from the scored products to the unscored ones mid-page.
+    let by_score = listed("sort=score&limit=7").await;
+    assert_eq!(by_score.len(), 33);
+    let (scored, unscored) = by_score.split_at(30);
+    assert!(scored.iter().all(|(score, _)| score.is_some()));
+    let mut sorted = scored.to_vec();
+    sorted.sort();
+    assert_eq!(scored, sorted.as_slice());
+    assert_eq!(
+        unscored,
+        [
+            (None, "0-first".to_string()),
+            (None, "M-middle".to_string()),
+            (None, "zz-last".to_string())
+        ]
+    );
+    // A page that ends exactly on the last scored product continues with the unscored ones.
+    assert_eq!(listed("sort=score&limit=10").await, by_score);
+    // A score filter leaves the unscored products out.
+    let filtered = listed("sort=score&limit=7&max_score=100").await;
+    assert_eq!(filtered, scored);
+}
