@@ -194,31 +194,34 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     let mut api_report = String::new();
     if options.api_load_secs > 0 {
         let (base, token) = api_load::serve(&state, workspace_id).await?;
-        let urls = api_load::targets(&state, &base, store_id).await?;
+        let targets = api_load::targets(&state, &base, store_id).await?;
         let load = api_load::fixed_rate(
-            &urls,
+            &targets,
             &token,
             options.api_load_rate,
             Duration::from_secs(u64::from(options.api_load_secs)),
         )
         .await?;
         api_report.push_str(&format!(
-            "product API at {} requests/s for {} s: {} requests ({} errors), {:.1}/s achieved; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            "product API at {} requests/s for {} s: {} requests ({} errors), {:.1}/s achieved; latency {}\n",
             options.api_load_rate,
             options.api_load_secs,
             load.requests,
             load.errors,
             load.achieved_per_sec,
-            load.p50_ms,
-            load.p95_ms,
-            load.p99_ms,
-            load.max_ms
+            load.all
         ));
+        for (kind, figures) in &load.by_kind {
+            api_report.push_str(&format!(
+                "    {kind:<16} {:>5} requests: {figures}\n",
+                figures.requests
+            ));
+        }
         let seconds = options.api_load_secs.min(20);
         api_report.push_str(&format!("wrk -t2 -c16, product list ({seconds} s):\n"));
-        api_report.push_str(&api_load::wrk(&urls[1], &token, seconds));
+        api_report.push_str(&api_load::wrk(&targets[1].url, &token, seconds));
         api_report.push_str(&format!("wrk -t2 -c16, product detail ({seconds} s):\n"));
-        api_report.push_str(&api_load::wrk(&urls[0], &token, seconds));
+        api_report.push_str(&api_load::wrk(&targets[0].url, &token, seconds));
     }
     let _ = stop_tx.send(true);
     let _ = workers.await;

@@ -17,10 +17,52 @@ pub struct LoadReport {
     pub requests: usize,
     pub errors: usize,
     pub achieved_per_sec: f64,
+    pub all: Percentiles,
+    /// The same figures for each kind of request in the mix.
+    pub by_kind: Vec<(&'static str, Percentiles)>,
+}
+
+pub struct Percentiles {
+    pub requests: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(mut latencies: Vec<f64>) -> Percentiles {
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
+        };
+        Percentiles {
+            requests: latencies.len(),
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: latencies.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
+/// One request of the mix: what kind it is, and its URL.
+pub struct Target {
+    pub kind: &'static str,
+    pub url: String,
 }
 
 /// Serves the API and returns its base URL and a bearer token of a workspace member.
@@ -55,39 +97,47 @@ pub async fn serve(state: &AppState, workspace_id: Uuid) -> anyhow::Result<(Stri
     Ok((format!("http://{addr}"), token))
 }
 
-/// The mix: product lists (first page, a search, a filter, a later page by cursor) and product
+/// The mix: product lists (first page, a search, a filter, the worst scores) and product
 /// details of products spread over the catalog.
-pub async fn targets(state: &AppState, base: &str, store_id: Uuid) -> anyhow::Result<Vec<String>> {
+pub async fn targets(state: &AppState, base: &str, store_id: Uuid) -> anyhow::Result<Vec<Target>> {
     let ids: Vec<(Uuid, String)> = sqlx::query_as(
         "SELECT id, sku FROM products WHERE store_id = $1 ORDER BY random() LIMIT 200",
     )
     .bind(store_id)
     .fetch_all(&state.db)
     .await?;
-    let api = format!("{base}/api/v1");
-    let mut urls = Vec::new();
+    let list = format!("{base}/api/v1/stores/{store_id}/products?limit=50");
+    let mut targets = Vec::new();
     for (i, (id, sku)) in ids.iter().enumerate() {
-        urls.push(format!("{api}/products/{id}"));
-        match i % 4 {
-            0 => urls.push(format!("{api}/stores/{store_id}/products?limit=50")),
-            1 => urls.push(format!(
-                "{api}/stores/{store_id}/products?limit=50&q={}",
-                sku.chars().take(6).collect::<String>()
-            )),
-            2 => urls.push(format!(
-                "{api}/stores/{store_id}/products?limit=50&missing=meta_description"
-            )),
-            _ => urls.push(format!(
-                "{api}/stores/{store_id}/products?limit=50&sort=score"
-            )),
-        }
+        targets.push(Target {
+            kind: "detail",
+            url: format!("{base}/api/v1/products/{id}"),
+        });
+        targets.push(match i % 4 {
+            0 => Target {
+                kind: "list",
+                url: list.clone(),
+            },
+            1 => Target {
+                kind: "list q=",
+                url: format!("{list}&q={}", sku.chars().take(6).collect::<String>()),
+            },
+            2 => Target {
+                kind: "list missing=",
+                url: format!("{list}&missing=meta_description"),
+            },
+            _ => Target {
+                kind: "list sort=score",
+                url: format!("{list}&sort=score"),
+            },
+        });
     }
-    Ok(urls)
+    Ok(targets)
 }
 
-/// Sends `rate` requests per second for `duration`, cycling through `urls`.
+/// Sends `rate` requests per second for `duration`, cycling through `targets`.
 pub async fn fixed_rate(
-    urls: &[String],
+    targets: &[Target],
     token: &str,
     rate: u32,
     duration: Duration,
@@ -102,7 +152,9 @@ pub async fn fixed_rate(
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         ticker.tick().await;
-        let request = client.get(&urls[i % urls.len()]).bearer_auth(token);
+        let target = &targets[i % targets.len()];
+        let request = client.get(&target.url).bearer_auth(token);
+        let kind = target.kind;
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let ok = match request.send().await {
@@ -112,31 +164,34 @@ pub async fn fixed_rate(
                 }
                 Err(_) => false,
             };
-            (sent.elapsed(), ok)
+            (kind, sent.elapsed(), ok)
         }));
     }
     let mut latencies = Vec::with_capacity(total);
+    let mut by_kind: Vec<(&'static str, Vec<f64>)> = Vec::new();
     let mut errors = 0;
     for task in tasks {
-        let (latency, ok) = task.await.context("a request task")?;
-        latencies.push(latency.as_secs_f64() * 1000.0);
+        let (kind, latency, ok) = task.await.context("a request task")?;
+        let ms = latency.as_secs_f64() * 1000.0;
+        latencies.push(ms);
+        match by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, list)) => list.push(ms),
+            None => by_kind.push((kind, vec![ms])),
+        }
         if !ok {
             errors += 1;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| {
-        latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
     Ok(LoadReport {
         requests: latencies.len(),
         errors,
         achieved_per_sec: latencies.len() as f64 / elapsed,
-        p50_ms: at(0.50),
-        p95_ms: at(0.95),
-        p99_ms: at(0.99),
-        max_ms: *latencies.last().unwrap_or(&0.0),
+        all: Percentiles::of(latencies),
+        by_kind: by_kind
+            .into_iter()
+            .map(|(kind, list)| (kind, Percentiles::of(list)))
+            .collect(),
     })
 }
 
