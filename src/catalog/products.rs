@@ -295,6 +295,14 @@ pub async fn list(
     sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
         .execute(&mut *tx)
         .await?;
+    if query.search.is_some() {
+        // The planner prices the search expression like a cheap operator and would look for
+        // a search's first matches by reading the table (25 ms for 2,000 matches of a common
+        // word at 100,000 products, against 5 ms from the trigram index).
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut rows: Vec<ProductSummary> = Vec::new();
     for part in parts {
         let wanted = limit + 1 - rows.len() as i64;
@@ -339,37 +347,100 @@ fn part_query(
         ),
         Part::All | Part::Unscored => (" ORDER BY p.sku LIMIT ", " ORDER BY p.sku LIMIT "),
     };
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("");
+    // A search reads its matches from the trigram index first, unless there are so many that
+    // walking the list's order finds a page of them sooner. The planner cannot tell the two
+    // apart by itself: matches of a SKU fragment are clustered in SKU order, so a walk it
+    // expects to stop after a few hundred rows may read the whole store (90 ms at 100,000).
+    if let Some(search) = &query.search {
+        sql.push("WITH m AS MATERIALIZED (SELECT p.id, p.sku FROM products p WHERE p.store_id = ")
+            .push_bind(store_id)
+            .push(" AND p.workspace_id = ")
+            .push_bind(workspace_id)
+            .push(removed_condition(query))
+            .push(" AND ")
+            .push(SEARCH_EXPRESSION)
+            .push(" LIKE lower(")
+            .push_bind(like_pattern(search))
+            .push(") LIMIT ")
+            .push_bind(SEARCH_DRIVEN_MAX + 1)
+            .push("), few AS (SELECT count(*) <= ")
+            .push_bind(SEARCH_DRIVEN_MAX)
+            .push(" AS yes FROM m) ");
+    }
+    sql.push(format!(
         "SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
             (SELECT count(*) FROM product_versions o
              WHERE o.product_id = p.id AND o.state IN ({OPEN_STATES_SQL})) AS open_proposals,
             p.audit_score
          FROM ("
     ));
-    for (i, branch) in branches.iter().enumerate() {
-        if i > 0 {
-            // The branches exclude each other (a view either overrides the field or not).
-            sql.push(" UNION ALL ");
+    let drives: &[bool] = if query.search.is_some() {
+        &[true, false]
+    } else {
+        &[false]
+    };
+    let mut first = true;
+    for branch in branches {
+        for &driven in drives {
+            if !first {
+                // The branches exclude each other (a view either overrides the field or not;
+                // only one of a search's two ways runs).
+                sql.push(" UNION ALL ");
+            }
+            first = false;
+            sql.push(
+                "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
+                         sc.score AS audit_score
+                  FROM ",
+            )
+            .push(if driven {
+                "m JOIN products p ON p.id = m.id "
+            } else {
+                "products p "
+            })
+            .push(if part == Part::Scored {
+                "JOIN"
+            } else {
+                "LEFT JOIN"
+            })
+            .push(" audit_scores sc ON sc.run_id = ")
+            .push_bind(query.audit_run)
+            .push(" AND sc.product_id = p.id");
+            push_branch(&mut sql, *branch, query, workspace_id, store_id, !driven);
+            if query.search.is_some() {
+                sql.push(if driven {
+                    " AND (SELECT yes FROM few)"
+                } else {
+                    " AND NOT (SELECT yes FROM few)"
+                });
+            }
+            push_position(&mut sql, part, after);
+            // Ordered by the copy of the SKU in `m`, the matches are sorted, never walked for.
+            sql.push(match (part, driven) {
+                (Part::All | Part::Unscored, true) => " ORDER BY m.sku LIMIT ",
+                _ => inner_order,
+            })
+            .push_bind(limit)
+            .push(")");
         }
-        sql.push(
-            "(SELECT p.id, p.sku, p.name, p.type_id, p.remote_id, p.removed_at, p.remote_updated_at,
-                     sc.score AS audit_score
-              FROM products p ",
-        )
-        .push(if part == Part::Scored {
-            "JOIN"
-        } else {
-            "LEFT JOIN"
-        })
-        .push(" audit_scores sc ON sc.run_id = ")
-        .push_bind(query.audit_run)
-        .push(" AND sc.product_id = p.id");
-        push_branch(&mut sql, *branch, query, workspace_id, store_id);
-        push_position(&mut sql, part, after);
-        sql.push(inner_order).push_bind(limit).push(")");
     }
     sql.push(") p").push(outer_order).push_bind(limit);
     sql
+}
+
+/// Searches with at most this many matches are answered from the trigram index.
+const SEARCH_DRIVEN_MAX: i64 = 2000;
+
+/// What `q` is matched against; the expression of the trigram index `products_search_trgm`.
+const SEARCH_EXPRESSION: &str = "(lower(p.sku) || ' ' || lower(coalesce(p.name, '')))";
+
+fn removed_condition(query: &ProductQuery) -> &'static str {
+    if query.removed {
+        " AND p.removed_at IS NOT NULL"
+    } else {
+        " AND p.removed_at IS NULL"
+    }
 }
 
 /// Where the page starts, in the part's order.
@@ -402,6 +473,7 @@ fn push_branch(
     query: &ProductQuery,
     workspace_id: Uuid,
     store_id: Uuid,
+    match_search: bool,
 ) {
     let view = query.missing_scope.clone();
     let field = query.missing.clone().unwrap_or_default();
@@ -433,11 +505,7 @@ fn push_branch(
         .push_bind(store_id)
         .push(" AND p.workspace_id = ")
         .push_bind(workspace_id);
-    sql.push(if query.removed {
-        " AND p.removed_at IS NOT NULL"
-    } else {
-        " AND p.removed_at IS NULL"
-    });
+    sql.push(removed_condition(query));
     if let Some(rule) = query.finding {
         sql.push(" AND EXISTS (SELECT 1 FROM audit_findings f WHERE f.run_id = ")
             .push_bind(query.audit_run)
@@ -448,9 +516,10 @@ fn push_branch(
     if let Some(max) = query.max_score {
         sql.push(" AND sc.score <= ").push_bind(max);
     }
-    if let Some(search) = &query.search {
-        // The same expression as the trigram index `products_search_trgm`.
-        sql.push(" AND (lower(p.sku) || ' ' || lower(coalesce(p.name, ''))) LIKE lower(")
+    if let Some(search) = query.search.as_ref().filter(|_| match_search) {
+        sql.push(" AND ")
+            .push(SEARCH_EXPRESSION)
+            .push(" LIKE lower(")
             .push_bind(like_pattern(search))
             .push(")");
     }

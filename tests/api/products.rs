@@ -1082,3 +1082,70 @@ async fn the_gaps_index_knows_the_standard_fields() {
     .unwrap();
     assert_eq!(view, ["name"]);
 }
+
+/// Every SKU a listing yields, following its cursor to the end.
+async fn all_skus(app: &TestApp, token: &str, store: Uuid, query: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, body) = app
+            .get(&format!("/stores/{store}/products?{query}{cursor}"), token)
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        all.extend(skus(&body).into_iter().map(String::from));
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn searches_with_few_or_many_matches_list_the_same_products_in_order() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let token = &owner.access_token;
+    let cat = Catalog::store(&app.db, owner.workspace_id, &[], &[]).await;
+    // More products than a search reads from the trigram index before it walks the SKU order
+    // instead: every third is a scarf, the rest tees; the SKU order clusters `P-02…`.
+    sqlx::query(
+        "INSERT INTO products (id, workspace_id, store_id, sku, name)
+         SELECT gen_random_uuid(), $1, $2, format('P-%s', lpad(n::text, 5, '0')),
+                CASE WHEN n % 3 = 0 THEN format('Wool scarf %s', n) ELSE format('Cotton tee %s', n) END
+         FROM generate_series(1, 2400) AS n",
+    )
+    .bind(cat.workspace_id)
+    .bind(cat.store_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE products").execute(&app.db).await.unwrap();
+    let expected = |keep: &dyn Fn(u32) -> bool| -> Vec<String> {
+        (1..=2400)
+            .filter(|n| keep(*n))
+            .map(|n| format!("P-{n:05}"))
+            .collect()
+    };
+    let store = cat.store_id;
+    // 800 matches: from the index.
+    assert_eq!(
+        all_skus(&app, token, store, "q=scarf&limit=150").await,
+        expected(&|n| n % 3 == 0)
+    );
+    // 1,600 matches spread over the SKU order, and 400 clustered at its end: from the index.
+    assert_eq!(
+        all_skus(&app, token, store, "q=COTTON&limit=200").await,
+        expected(&|n| n % 3 != 0)
+    );
+    assert_eq!(
+        all_skus(&app, token, store, "q=p-02&limit=100").await,
+        expected(&|n| n >= 2000)
+    );
+    // 2,400 matches: more than the index is read for, so the SKU order is walked.
+    assert_eq!(
+        all_skus(&app, token, store, "q=p-0&limit=500").await,
+        expected(&|_| true)
+    );
+    // Nothing matches.
+    assert!(all_skus(&app, token, store, "q=linen").await.is_empty());
+}
