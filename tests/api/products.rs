@@ -1119,7 +1119,10 @@ async fn searches_with_few_or_many_matches_list_the_same_products_in_order() {
     .execute(&app.db)
     .await
     .unwrap();
-    sqlx::query("ANALYZE products").execute(&app.db).await.unwrap();
+    sqlx::query("ANALYZE products")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let expected = |keep: &dyn Fn(u32) -> bool| -> Vec<String> {
         (1..=2400)
             .filter(|n| keep(*n))
