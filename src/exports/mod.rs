@@ -640,26 +640,21 @@ fn check_values(sku: &str, scope: &str, content: &Content, issues: &mut Vec<Issu
 
 /// url_key values shared by several products in one of the exported store views (Magento's
 /// import stops at "Url key … was already generated for an item with the SKU …").
-/// The default content is read once per product (not once per exported scope), and shared
-/// keys are found by hashing rather than sorting every (scope, key).
+/// Only `product_live` is read (each live version's url key is kept there), and shared keys
+/// are found by hashing rather than sorting every (scope, key).
 async fn duplicate_url_keys(
     db: &PgPool,
     store_id: Uuid,
     scopes: &[String],
 ) -> Result<Vec<Issue>, sqlx::Error> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "WITH d AS MATERIALIZED (
-            SELECT p.id, p.sku, dv.content -> 'fields' ->> 'url_key' AS url_key
+        "WITH eff AS MATERIALIZED (
+            SELECT p.sku, s.scope, coalesce(vl.url_key, dl.url_key) AS url_key
             FROM products p
             JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = 'all'
-            JOIN product_versions dv ON dv.id = dl.version_id
-            WHERE p.store_id = $1 AND p.removed_at IS NULL
-         ), eff AS MATERIALIZED (
-            SELECT d.sku, s.scope, coalesce(vv.content -> 'fields' ->> 'url_key', d.url_key) AS url_key
-            FROM d
             CROSS JOIN unnest($2::text[]) AS s(scope)
-            LEFT JOIN product_live vl ON s.scope <> 'all' AND vl.product_id = d.id AND vl.store_view = s.scope
-            LEFT JOIN product_versions vv ON vv.id = vl.version_id
+            LEFT JOIN product_live vl ON s.scope <> 'all' AND vl.product_id = p.id AND vl.store_view = s.scope
+            WHERE p.store_id = $1 AND p.removed_at IS NULL
          ), shared AS (
             SELECT scope, url_key FROM eff WHERE url_key <> ''
             GROUP BY scope, url_key HAVING count(*) > 1

@@ -476,13 +476,15 @@ async fn record_live(
         .await?;
     }
     sqlx::query(
-        "INSERT INTO product_live (product_id, store_view, version_id, content_hash) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (product_id, store_view) DO UPDATE SET version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash",
+        "INSERT INTO product_live (product_id, store_view, version_id, content_hash, url_key) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (product_id, store_view) DO UPDATE SET version_id = EXCLUDED.version_id,
+            content_hash = EXCLUDED.content_hash, url_key = EXCLUDED.url_key",
     )
     .bind(proposal.product_id)
     .bind(&proposal.store_view)
     .bind(id)
     .bind(&hash)
+    .bind(content.fields.get("url_key"))
     .execute(&mut *tx)
     .await?;
     Ok(())

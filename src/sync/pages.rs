@@ -71,6 +71,8 @@ struct NewVersions {
     contents: Vec<String>,
     hashes: Vec<Vec<u8>>,
     parents: Vec<Option<Uuid>>,
+    /// The content's own url key (a store view's: only when it overrides the default).
+    url_keys: Vec<Option<String>>,
 }
 
 pub async fn commit(
@@ -118,8 +120,8 @@ pub async fn commit(
     // the statement, so `product_live` can point at the versions inserted beside it.
     sqlx::query(
         "WITH v AS (
-            SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::bytea[], $8::uuid[])
-                AS v(id, product_id, content, hash, parent)),
+            SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::bytea[], $8::uuid[], $9::text[])
+                AS v(id, product_id, content, hash, parent, url_key)),
          inserted AS (
             INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash,
                                           parent_id, origin, state, job_id)
@@ -127,10 +129,11 @@ pub async fn commit(
          superseded AS (
             UPDATE product_versions pv SET state = 'superseded' FROM v
             WHERE pv.id = v.parent AND pv.state = 'live')
-         INSERT INTO product_live (product_id, store_view, version_id, content_hash)
-         SELECT v.product_id, $2, v.id, v.hash FROM v
+         INSERT INTO product_live (product_id, store_view, version_id, content_hash, url_key)
+         SELECT v.product_id, $2, v.id, v.hash, v.url_key FROM v
          ON CONFLICT (product_id, store_view) DO UPDATE
-            SET version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash",
+            SET version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash,
+                url_key = EXCLUDED.url_key",
     )
     .bind(store.workspace_id)
     .bind(scope)
@@ -140,6 +143,7 @@ pub async fn commit(
     .bind(&versions.contents)
     .bind(&versions.hashes)
     .bind(&versions.parents)
+    .bind(&versions.url_keys)
     .execute(&mut *tx)
     .await?;
     Ok(written)
@@ -159,9 +163,13 @@ fn new_versions(
         let Some(known) = known.get(&product.sku) else {
             continue;
         };
-        let (encoded, overrides_nothing) = if scope == DEFAULT_SCOPE {
+        let (encoded, overrides_nothing, url_key) = if scope == DEFAULT_SCOPE {
             let encoded = encoded.unwrap_or_else(|| product.content.encode());
-            (encoded, false)
+            (
+                encoded,
+                false,
+                product.content.fields.get("url_key").cloned(),
+            )
         } else {
             let default: Content = known
                 .default_content
@@ -170,7 +178,11 @@ fn new_versions(
                 .unwrap_or_default();
             let overrides = product.content.overrides_of(&default);
             let nothing = overrides == Content::default();
-            (overrides.encode(), nothing)
+            (
+                overrides.encode(),
+                nothing,
+                overrides.fields.get("url_key").cloned(),
+            )
         };
         // A store view that overrides nothing and never did inherits everything: nothing to record.
         let inherits_all = overrides_nothing && known.live.is_none();
@@ -183,6 +195,7 @@ fn new_versions(
         versions.contents.push(encoded.json);
         versions.hashes.push(encoded.hash);
         versions.parents.push(known.live.as_ref().map(|(v, _)| *v));
+        versions.url_keys.push(url_key);
     }
     written.versions = versions.ids.len() as u64;
     (versions, written)

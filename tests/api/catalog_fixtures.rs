@@ -152,14 +152,16 @@ impl Catalog {
         }
         let parsed: Content = serde_json::from_value(content).unwrap();
         sqlx::query(
-            "INSERT INTO product_live (product_id, store_view, version_id, content_hash) VALUES ($1, $2, $3, $4)
+            "INSERT INTO product_live (product_id, store_view, version_id, content_hash, url_key)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (product_id, store_view) DO UPDATE SET version_id = EXCLUDED.version_id,
-                 content_hash = EXCLUDED.content_hash",
+                 content_hash = EXCLUDED.content_hash, url_key = EXCLUDED.url_key",
         )
         .bind(product_id)
         .bind(scope)
         .bind(id)
         .bind(parsed.hash())
+        .bind(parsed.fields.get("url_key"))
         .execute(&self.db)
         .await
         .unwrap();

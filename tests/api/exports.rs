@@ -189,7 +189,7 @@ async fn a_magento_csv_reads_back_exactly_and_downloads_through_a_signed_url() {
 
 #[tokio::test]
 async fn validation_reports_duplicate_url_keys_and_strict_exports_fail() {
-    let (app, _sim, owner, store_id) = setup(10).await;
+    let (app, sim, owner, store_id) = setup(10).await;
     let (_, listed) = app
         .get(
             &format!("/stores/{store_id}/products?limit=2"),
@@ -207,17 +207,14 @@ async fn validation_reports_duplicate_url_keys_and_strict_exports_fail() {
     .fetch_one(&app.db)
     .await
     .unwrap();
-    // Make the store itself hold the duplicate: a pushed edit would be refused, so the
-    // export is checked against what the database holds.
-    sqlx::query(
-        "UPDATE product_versions SET content = jsonb_set(content, '{fields,url_key}', to_jsonb($1::text))
-         WHERE product_id = $2::uuid AND store_view = 'all' AND state = 'live'",
-    )
-    .bind(&taken)
-    .bind(first["id"].as_str().unwrap())
-    .execute(&app.db)
-    .await
-    .unwrap();
+    // The store itself holds the duplicate (an import or a careless extension put it there)
+    // and the next sync brings it in.
+    assert!(sim.update_product(
+        first["sku"].as_str().unwrap(),
+        None,
+        json!({ "url_key": taken })
+    ));
+    app.sync(&owner, &store_id, "incremental").await;
     let lenient = export(
         &app,
         &owner,
@@ -233,6 +230,30 @@ async fn validation_reports_duplicate_url_keys_and_strict_exports_fail() {
             .any(|i| i["problem"].as_str().unwrap().contains(&taken)),
         "{issues:?}"
     );
+    // A store view's own url keys count in that view only.
+    for item in [first, second] {
+        assert!(sim.update_product(
+            item["sku"].as_str().unwrap(),
+            Some("fr"),
+            json!({ "url_key": "partage-en-fr" })
+        ));
+    }
+    app.sync(&owner, &store_id, "incremental").await;
+    let in_fr = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "magento_csv", "store_views": ["fr"]}),
+    )
+    .await;
+    let fr_issues: Vec<&Value> = in_fr["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["problem"].as_str().unwrap().contains("partage-en-fr"))
+        .collect();
+    assert_eq!(fr_issues.len(), 2, "{in_fr}");
+    assert!(fr_issues.iter().all(|i| i["store_view"] == "fr"));
     let strict = export(
         &app,
         &owner,
