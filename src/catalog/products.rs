@@ -292,17 +292,16 @@ pub async fn list(
     let mut tx = db.begin().await?;
     // A page is little work: starting parallel workers costs more than they save, and on a
     // small machine they take cores from concurrent requests.
-    sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
-        .execute(&mut *tx)
-        .await?;
-    if query.search.is_some() {
-        // The planner prices the search expression like a cheap operator and would look for
-        // a search's first matches by reading the table (25 ms for 2,000 matches of a common
-        // word at 100,000 products, against 5 ms from the trigram index).
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // The planner prices the search expression like a cheap operator and would look for a
+    // search's first matches by reading the table (25 ms for 2,000 matches of a common word at
+    // 100,000 products, against 5 ms from the trigram index).
+    sqlx::raw_sql(if query.search.is_some() {
+        "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL enable_seqscan = off"
+    } else {
+        "SET LOCAL max_parallel_workers_per_gather = 0"
+    })
+    .execute(&mut *tx)
+    .await?;
     let mut rows: Vec<ProductSummary> = Vec::new();
     for part in parts {
         let wanted = limit + 1 - rows.len() as i64;
@@ -408,6 +407,9 @@ fn part_query(
             .push_bind(query.audit_run)
             .push(" AND sc.product_id = p.id");
             push_branch(&mut sql, *branch, query, workspace_id, store_id, !driven);
+            if part == Part::Unscored {
+                sql.push(" AND sc.product_id IS NULL");
+            }
             if query.search.is_some() {
                 sql.push(if driven {
                     " AND (SELECT yes FROM few)"
@@ -445,9 +447,6 @@ fn removed_condition(query: &ProductQuery) -> &'static str {
 
 /// Where the page starts, in the part's order.
 fn push_position(sql: &mut QueryBuilder<Postgres>, part: Part, after: &Option<Position>) {
-    if part == Part::Unscored {
-        sql.push(" AND sc.product_id IS NULL");
-    }
     match (part, after) {
         (_, None) => {}
         // A row comparison is an index bound on `(run_id, score, sku)`.

@@ -198,17 +198,21 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     // One streamed query in product order: live content per scope, or the newest approved
     // proposal where the source wants it. Rows arrive as PostgreSQL reads them, so memory holds
     // one product at a time.
-    // Live content alone is a plain join, planned like `COPY` of the same rows (it names the
-    // source flags too, which are true and false for it: every parameter must be used).
-    let statement = if source == Source::Live {
-        "SELECT p.id, p.sku, l.store_view, v.content
+    // Live content alone is a plain join, planned like `COPY` of the same rows.
+    let query = if source == Source::Live {
+        sqlx::query_as::<_, Row>(
+            "SELECT p.id, p.sku, l.store_view, v.content
          FROM products p
          JOIN product_live l ON l.product_id = p.id AND l.store_view = ANY($2::text[])
          JOIN product_versions v ON v.id = l.version_id
-         WHERE p.store_id = $1 AND p.removed_at IS NULL AND $3 AND NOT $4
-         ORDER BY p.id, l.store_view <> 'all', l.store_view"
+         WHERE p.store_id = $1 AND p.removed_at IS NULL
+         ORDER BY p.id, l.store_view <> 'all', l.store_view",
+        )
+        .bind(store.id)
+        .bind(&export.store_views)
     } else {
-        "SELECT p.id, p.sku, s.scope, coalesce(a.content, CASE WHEN $3 THEN lv.content END)
+        sqlx::query_as::<_, Row>(
+            "SELECT p.id, p.sku, s.scope, coalesce(a.content, CASE WHEN $3 THEN lv.content END)
          FROM products p
          CROSS JOIN unnest($2::text[]) AS s(scope)
          LEFT JOIN product_live l ON l.product_id = p.id AND l.store_view = s.scope
@@ -220,15 +224,14 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
          ) a ON true
          WHERE p.store_id = $1 AND p.removed_at IS NULL
            AND coalesce(a.content, CASE WHEN $3 THEN lv.content END) IS NOT NULL
-         ORDER BY p.id, s.scope <> 'all', s.scope"
-    };
-    let mut rows = sqlx::query_as::<_, Row>(statement)
+         ORDER BY p.id, s.scope <> 'all', s.scope",
+        )
         .bind(store.id)
         .bind(&export.store_views)
         .bind(source != Source::Approved)
         .bind(source != Source::Live)
-        .persistent(false)
-        .fetch(db);
+    };
+    let mut rows = query.persistent(false).fetch(db);
     let mut done = 0i64;
     let mut current: Option<Gathered> = None;
     loop {

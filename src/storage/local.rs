@@ -118,17 +118,16 @@ impl LocalStore {
         Ok(())
     }
 
-    async fn write(
-        &self,
-        key: &ObjectKey,
-        reader: &mut (dyn AsyncRead + Send + Unpin),
-    ) -> Result<u64, StorageError> {
-        let (tmp, mut file) = self.temp_file().await?;
+    /// Fills a temporary file with `fill` and renames it under `key`; the temporary file is
+    /// removed if anything fails.
+    async fn write_with<F, Fut>(&self, key: &ObjectKey, fill: F) -> Result<u64, StorageError>
+    where
+        F: FnOnce(PathBuf, tokio::fs::File) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StorageError>>,
+    {
+        let (tmp, file) = self.temp_file().await?;
         let written = async {
-            let n = tokio::io::copy(reader, &mut file).await?;
-            file.flush().await?;
-            file.sync_all().await?;
-            drop(file);
+            let n = fill(tmp.clone(), file).await?;
             self.commit(&tmp, key).await?;
             Ok::<u64, StorageError>(n)
         }
@@ -137,6 +136,20 @@ impl LocalStore {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         written
+    }
+
+    async fn write(
+        &self,
+        key: &ObjectKey,
+        reader: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64, StorageError> {
+        self.write_with(key, |_, mut file| async move {
+            let n = tokio::io::copy(reader, &mut file).await?;
+            file.flush().await?;
+            file.sync_all().await?;
+            Ok(n)
+        })
+        .await
     }
 }
 
@@ -164,19 +177,13 @@ impl ObjectStore for LocalStore {
 
     /// One copy in the kernel (`copy_file_range`) instead of a read and a write per buffer.
     async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StorageError> {
-        let (tmp, file) = self.temp_file().await?;
-        drop(file);
-        let written = async {
+        self.write_with(key, |tmp, file| async move {
+            drop(file);
             let n = tokio::fs::copy(path, &tmp).await?;
             tokio::fs::File::open(&tmp).await?.sync_all().await?;
-            self.commit(&tmp, key).await?;
-            Ok::<u64, StorageError>(n)
-        }
-        .await;
-        if written.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        written
+            Ok(n)
+        })
+        .await
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StorageError> {

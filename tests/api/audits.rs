@@ -50,21 +50,11 @@ async fn audit(app: &TestApp, who: &Registered, store_id: &str, body: Value) -> 
 
 /// Every finding of a run, following the cursor.
 async fn all_findings(app: &TestApp, who: &Registered, run_id: &str, query: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/audits/{run_id}/findings?limit=200{query}");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let (status, page) = app.get(&path, &who.access_token).await;
-        assert_eq!(status, 200, "{page}");
-        items.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return items,
-        }
-    }
+    app.get_all(
+        &format!("/audits/{run_id}/findings?limit=200{query}"),
+        &who.access_token,
+    )
+    .await
 }
 
 fn keys(findings: &[Value]) -> BTreeSet<(String, String, String, String)> {
@@ -204,27 +194,20 @@ async fn a_second_run_reports_what_was_fixed_and_the_product_list_filters_on_fin
     );
 
     // Worst first, with a cursor that keeps the order across pages.
-    let mut scores = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, page) = app
-            .get(
-                &format!("/stores/{store_id}/products?sort=score&limit=25{cursor}"),
-                &owner.access_token,
-            )
-            .await;
-        assert_eq!(status, 200, "{page}");
-        scores.extend(page["items"].as_array().unwrap().iter().map(|p| {
+    let scores: Vec<(i64, String)> = app
+        .get_all(
+            &format!("/stores/{store_id}/products?sort=score&limit=25"),
+            &owner.access_token,
+        )
+        .await
+        .iter()
+        .map(|p| {
             (
                 p["audit_score"].as_i64().unwrap(),
                 p["sku"].as_str().unwrap().to_string(),
             )
-        }));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+        })
+        .collect();
     assert_eq!(scores.len(), 120);
     let mut sorted = scores.clone();
     sorted.sort();
@@ -693,33 +676,21 @@ async fn the_score_order_lists_unscored_products_last_in_sku_order() {
         .unwrap();
     }
 
-    let listed = |query: &'static str| {
-        let app = &app;
-        let token = owner.access_token.clone();
-        let store_id = store_id.clone();
-        async move {
-            let mut items = Vec::new();
-            let mut cursor = String::new();
-            loop {
-                let (status, page) = app
-                    .get(
-                        &format!("/stores/{store_id}/products?{query}{cursor}"),
-                        &token,
-                    )
-                    .await;
-                assert_eq!(status, 200, "{page}");
-                items.extend(page["items"].as_array().unwrap().iter().map(|p| {
-                    (
-                        p["audit_score"].as_i64(),
-                        p["sku"].as_str().unwrap().to_string(),
-                    )
-                }));
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = format!("&cursor={c}"),
-                    None => break items,
-                }
-            }
-        }
+    let (app, owner, store_id) = (&app, &owner, &store_id);
+    let listed = |query: &'static str| async move {
+        app.get_all(
+            &format!("/stores/{store_id}/products?{query}"),
+            &owner.access_token,
+        )
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p["audit_score"].as_i64(),
+                p["sku"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect::<Vec<_>>()
     };
     // Pages of 7 cross from the scored products to the unscored ones mid-page.
     let by_score = listed("sort=score&limit=7").await;

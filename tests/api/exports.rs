@@ -396,3 +396,71 @@ async fn a_magento_zip_holds_the_csv_and_every_picture_it_names() {
     }
     assert!(named > 0);
 }
+
+#[tokio::test]
+async fn a_pushed_url_key_is_the_one_the_url_key_check_sees() {
+    let (app, sim, owner, store_id) = setup(10).await;
+    let token = &owner.access_token;
+    let items = app
+        .get_all(&format!("/stores/{store_id}/products?limit=2"), token)
+        .await;
+    let (first, second) = (&items[0], &items[1]);
+    // The first product gets a new url key through review and push…
+    let (status, proposal) = app
+        .post(
+            &format!("/products/{}/versions", first["id"].as_str().unwrap()),
+            Some(token),
+            json!({"store_view": "all", "fields": {"url_key": "pushed-new-key"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{proposal}");
+    let proposal_id = proposal["id"].as_str().unwrap();
+    let (status, approved) = app
+        .post(
+            &format!("/proposals/{proposal_id}/approve"),
+            Some(token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    let (status, started) = app
+        .post(
+            &format!("/stores/{store_id}/push"),
+            Some(token),
+            json!({"proposals": [proposal_id]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job = app
+        .wait_for_job(
+            token,
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // …and then the store gives the second product the same one behind our back.
+    assert!(sim.update_product(
+        second["sku"].as_str().unwrap(),
+        None,
+        json!({ "url_key": "pushed-new-key" })
+    ));
+    app.sync(&owner, &store_id, "incremental").await;
+
+    let record = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "magento_csv", "store_views": []}),
+    )
+    .await;
+    let clashing: Vec<&str> = record["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["problem"].as_str().unwrap().contains("pushed-new-key"))
+        .map(|i| i["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(clashing.len(), 2, "{record}");
+    assert!(clashing.contains(&first["sku"].as_str().unwrap()));
+}

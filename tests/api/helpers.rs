@@ -261,6 +261,22 @@ impl TestApp {
             .await
     }
 
+    /// Every item of a paginated list, following `next_cursor` to the end.
+    pub async fn get_all(&self, path: &str, token: &str) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = self.get(&format!("{path}{cursor}"), token).await;
+            assert_eq!(status, 200, "{path}{cursor}: {page}");
+            items.extend(page["items"].as_array().expect("a list").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("{separator}cursor={c}"),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, token, Some(body))
             .await

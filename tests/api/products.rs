@@ -1085,19 +1085,11 @@ async fn the_gaps_index_knows_the_standard_fields() {
 
 /// Every SKU a listing yields, following its cursor to the end.
 async fn all_skus(app: &TestApp, token: &str, store: Uuid, query: &str) -> Vec<String> {
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, body) = app
-            .get(&format!("/stores/{store}/products?{query}{cursor}"), token)
-            .await;
-        assert_eq!(status, 200, "{query}: {body}");
-        all.extend(skus(&body).into_iter().map(String::from));
-        match body["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return all,
-        }
-    }
+    app.get_all(&format!("/stores/{store}/products?{query}"), token)
+        .await
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
