@@ -30,6 +30,8 @@ pub struct BenchOptions {
     pub products: usize,
     pub concurrency: u32,
     pub requests_per_second: u32,
+    /// The simulated store's answer time per request.
+    pub store_latency_ms: u64,
     pub keep_database: bool,
     /// After the export, load the product API: `api_load_rate` requests per second for
     /// `api_load_secs`, then `wrk` at full speed.
@@ -47,7 +49,10 @@ impl Drop for SimProcess {
 }
 
 /// Starts the `magento-sim` binary next to this one with `products` products.
-fn start_simulator(products: usize) -> anyhow::Result<(SimProcess, String, StoreCredentials)> {
+fn start_simulator(
+    products: usize,
+    latency_ms: u64,
+) -> anyhow::Result<(SimProcess, String, StoreCredentials)> {
     let sim_bin = std::env::current_exe()?.with_file_name("magento-sim");
     if !sim_bin.exists() {
         bail!(
@@ -58,6 +63,7 @@ fn start_simulator(products: usize) -> anyhow::Result<(SimProcess, String, Store
     println!("generating {products} products in the simulator…");
     let mut child = Command::new(&sim_bin)
         .args(["--products", &products.to_string(), "--port", "0"])
+        .args(["--latency-ms", &latency_ms.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -132,7 +138,7 @@ async fn insert_store(
 }
 
 pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
-    let (sim, base_url, credentials) = start_simulator(options.products)?;
+    let (sim, base_url, credentials) = start_simulator(options.products, options.store_latency_ms)?;
     let rate = RateLimit {
         requests_per_second: options.requests_per_second,
         max_concurrency: options.concurrency,
@@ -239,8 +245,8 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
         raw_bytes as f64 / 1e6
     );
     println!(
-        "limits: {} requests/s, {} concurrent, page size {PAGE_SIZE}",
-        rate.requests_per_second, rate.max_concurrency
+        "limits: {} requests/s, {} concurrent, page size {PAGE_SIZE}; the store answers in {} ms + its work",
+        rate.requests_per_second, rate.max_concurrency, options.store_latency_ms
     );
     println!("raw download:   {:>8.2} s", raw.as_secs_f64());
     println!(
@@ -481,7 +487,7 @@ pub struct EnrichBenchOptions {
 /// requests per minute achieved (the target is ≥ 90 % of the limit), the most requests in any
 /// 60-second window (never above the limit) and the wall time.
 pub async fn enrich(mut settings: Settings, options: EnrichBenchOptions) -> anyhow::Result<()> {
-    let (sim, base_url, credentials) = start_simulator(options.products)?;
+    let (sim, base_url, credentials) = start_simulator(options.products, 0)?;
     let window = Duration::from_secs(60);
     let fake = ai::fake::FakeServer::start_with(ai::fake::FakeConfig {
         rpm_limit: Some((options.rpm, window)),

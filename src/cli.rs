@@ -131,6 +131,10 @@ enum BenchCommand {
         concurrency: u32,
         #[arg(long, default_value_t = 1000)]
         requests_per_second: u32,
+        /// How long the simulated store takes to answer each request, milliseconds (0: as
+        /// fast as it can, on the same cores as catalogd and PostgreSQL).
+        #[arg(long, default_value_t = 0)]
+        store_latency_ms: u64,
         /// Keep the benchmark's database afterwards.
         #[arg(long)]
         keep_database: bool,
@@ -269,6 +273,7 @@ pub async fn run() -> anyhow::Result<()> {
                     products,
                     concurrency,
                     requests_per_second,
+                    store_latency_ms,
                     keep_database,
                     api_load_secs,
                     api_load_rate,
@@ -280,6 +285,7 @@ pub async fn run() -> anyhow::Result<()> {
                     products,
                     concurrency,
                     requests_per_second,
+                    store_latency_ms,
                     keep_database,
                     api_load_secs,
                     api_load_rate,

@@ -12,6 +12,7 @@ mod pages;
 
 pub use pages::forget_seen;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -197,10 +198,11 @@ fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, 
     )))
 }
 
-/// Products committed in one transaction at most (eight full pages): a transaction's fixed
-/// costs (round trips, the checkpoint row, the commit) are spread over more products, while a
-/// crash repeats little work and memory stays flat.
-const MAX_BATCH_PRODUCTS: usize = 2400;
+/// Products committed in one transaction at most (four full pages): a transaction's fixed
+/// costs (round trips, the checkpoint row, the commit) are spread over several pages, while a
+/// crash repeats little work and memory stays flat (two batches commit at once, one more
+/// waits).
+const MAX_BATCH_PRODUCTS: usize = 1200;
 
 /// A page as the sync commits it: default-scope contents already encoded (JSON and hash),
 /// since they are stored as they are.
@@ -212,8 +214,8 @@ struct FetchedPage {
 
 type FetchTask = JoinHandle<Result<FetchedPage, ConnectorError>>;
 
-/// Requests the pages of one scope, up to `concurrency` at a time, and hands them out in page
-/// order. Each request is a task of its own, so downloading and decoding go on while the sync
+/// Requests the pages of one scope, `concurrency` at a time at the store, and hands them out
+/// in page order. Each request is a task of its own, so downloading and decoding go on while the sync
 /// commits.
 struct Fetcher {
     connector: Arc<dyn Connector>,
@@ -228,7 +230,11 @@ struct Fetcher {
 
 impl Fetcher {
     fn fill(&mut self) {
-        while self.in_flight.len() < self.concurrency
+        // Up to a batch of answered pages waits for its commit while `concurrency` more are
+        // being requested: the store is never left idle by a commit, and memory stays bounded.
+        // The client's own limiter keeps the requests to the store within its limit.
+        let window = self.concurrency + MAX_BATCH_PRODUCTS / PAGE_SIZE as usize;
+        while self.in_flight.len() < window
             && self.last_page.is_none_or(|last| self.next_request <= last)
         {
             // Before the total is known, one request at a time.
@@ -279,6 +285,84 @@ impl Fetcher {
     }
 }
 
+/// Batches whose statements run at once, each in its own transaction. They still commit in
+/// page order: a batch commits (with its checkpoint) only after the one before it, so the
+/// saved checkpoint is always a prefix of committed pages. Two keep PostgreSQL and the daemon
+/// busy together: one batch's statements run while the other's versions are prepared.
+const COMMITS_IN_FLIGHT: usize = 2;
+
+/// A batch on its way to the database.
+struct Batch {
+    items: Vec<pages::Item>,
+    read: u64,
+    skipped: u64,
+    first_page: u32,
+    pages: usize,
+    waited: std::time::Duration,
+    /// The checkpoint as it stands once this batch is committed.
+    checkpoint: Checkpoint,
+}
+
+/// Writes one batch in its own transaction. Its statements run at once with the batch before
+/// it; it commits only once that one has (`before` says so), and then tells the next (`after`).
+/// A batch whose predecessor failed rolls back.
+async fn commit_batch(
+    ctx: &JobContext,
+    store: &Store,
+    scope: &str,
+    batch: Batch,
+    before: Option<tokio::sync::oneshot::Receiver<()>>,
+    after: tokio::sync::oneshot::Sender<()>,
+) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let mut tx = ctx.state.db.begin().await?;
+    // A commit need not wait for the WAL flush: its checkpoint commits with it, so a crash
+    // loses at most the last batches, which the resumed sync writes again (by hash).
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    let written = pages::commit(&mut tx, ctx, store, scope, batch.items).await?;
+    if let Some(before) = before {
+        before.await.map_err(|_| {
+            JobError::Transient("an earlier batch of this sync was not committed".into())
+        })?;
+    }
+    ctx.add("products", batch.read as i64);
+    ctx.add("versions_created", written.versions as i64);
+    ctx.add("unchanged", written.unchanged as i64);
+    ctx.add("skipped", batch.skipped as i64);
+    ctx.add("warnings", written.warnings as i64);
+    ctx.advance(batch.read as i64);
+    ctx.save(&mut tx, &batch.checkpoint).await?;
+    tx.commit().await?;
+    let _ = after.send(());
+    tracing::debug!(
+        scope,
+        first_page = batch.first_page,
+        pages = batch.pages,
+        products = batch.read,
+        waited_ms = batch.waited.as_millis() as u64,
+        commit_ms = started.elapsed().as_millis() as u64,
+        "pages committed"
+    );
+    Ok(())
+}
+
+/// Awaits `future` while the batches in flight go on committing: they are futures of this
+/// task, and one left unpolled would hold its transaction (and its row locks) open.
+async fn alongside<T>(
+    committing: &mut FuturesOrdered<impl Future<Output = Result<(), JobError>>>,
+    future: impl Future<Output = T>,
+) -> Result<T, JobError> {
+    let mut future = std::pin::pin!(future);
+    loop {
+        tokio::select! {
+            Some(result) = committing.next(), if !committing.is_empty() => result?,
+            out = &mut future => return Ok(out),
+        }
+    }
+}
+
 /// Pulls one scope from `checkpoint.next_page` to its end. `Some(stop)` when told to stop.
 async fn pull_scope(
     ctx: &JobContext,
@@ -302,18 +386,30 @@ async fn pull_scope(
             .map_err(|e| JobError::Transient(format!("page fetch task failed: {e}")))?
             .map_err(|e| connector_failure(ctx, store, e))
     };
+    let mut committing = FuturesOrdered::new();
+    // The SKUs of the batch committed last, and how it tells the next one it is done.
+    let mut last_skus: HashSet<String> = HashSet::new();
+    let mut last_done: Option<tokio::sync::oneshot::Receiver<()>> = None;
     // A page that failed after others were ready: those commit first, then it is reported.
     let mut failed: Option<JobError> = None;
-    loop {
+    let outcome = loop {
         if let Some(e) = failed.take() {
-            return Err(e);
+            break Err(e);
+        }
+        while committing.len() >= COMMITS_IN_FLIGHT {
+            if let Some(result) = committing.next().await {
+                result?;
+            }
         }
         fetcher.fill();
         let waited = std::time::Instant::now();
-        let Some(joined) = fetcher.next().await else {
-            return Ok(None);
+        let Some(joined) = alongside(&mut committing, fetcher.next()).await? else {
+            break Ok(None);
         };
-        let first = fetched(joined)?;
+        let first = match fetched(joined) {
+            Ok(first) => first,
+            Err(e) => break Err(e),
+        };
         if fetcher.last_page.is_none() {
             let total = first.page.total_count.unwrap_or(0);
             fetcher.last_page = Some(
@@ -327,8 +423,8 @@ async fn pull_scope(
             let scopes = checkpoint.scopes.len() as i64;
             ctx.set_total(checkpoint.default_total.map(|t| t as i64 * scopes));
         }
-        if let Some(stop) = ctx.should_stop().await {
-            return Ok(Some(stop));
+        if let Some(stop) = alongside(&mut committing, ctx.should_stop()).await? {
+            break Ok(Some(stop));
         }
         // An empty or short page is the end, whatever total_count said; older stores repeat
         // the last page instead of answering empty, which the total guards against.
@@ -339,7 +435,7 @@ async fn pull_scope(
         let mut end = is_last(&first.page);
         let mut batch_products = first.page.products.len();
         let mut batch = vec![first];
-        // Pages that arrived while the previous batch committed join this one.
+        // Pages that arrived while earlier batches committed join this one.
         while !end && batch_products < MAX_BATCH_PRODUCTS {
             let Some(joined) = fetcher.ready() else {
                 break;
@@ -360,7 +456,6 @@ async fn pull_scope(
             fetcher.fill();
         }
         let waited = waited.elapsed();
-        let committing = std::time::Instant::now();
         let first_page = batch[0].number;
         let last_number = batch[batch.len() - 1].number;
         let pages = batch.len();
@@ -383,36 +478,41 @@ async fn pull_scope(
                 encoded: encoded.next(),
             }));
         }
-
-        let mut tx = ctx.state.db.begin().await?;
-        // A commit need not wait for the WAL flush: its checkpoint commits with it, so a
-        // crash loses at most the last batches, which the resumed sync writes again (by hash).
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        let written = pages::commit(&mut tx, ctx, store, scope, items).await?;
-        ctx.add("products", read as i64);
-        ctx.add("versions_created", written.versions as i64);
-        ctx.add("unchanged", written.unchanged as i64);
-        ctx.add("skipped", skipped as i64);
-        ctx.add("warnings", written.warnings as i64);
-        ctx.advance(read as i64);
         checkpoint.next_page = last_number + 1;
-        ctx.save(&mut tx, checkpoint).await?;
-        tx.commit().await?;
-        tracing::debug!(
-            scope,
+
+        // A SKU in two batches at once (a store whose pages shifted) would have the later
+        // batch read what is live before the earlier one wrote it, or lock the product row
+        // the earlier one needs while it waits for that one to commit (a deadlock PostgreSQL
+        // cannot see): that batch waits for the earlier one instead.
+        let skus: HashSet<String> = items.iter().map(|i| i.product.sku.clone()).collect();
+        if !last_skus.is_disjoint(&skus) {
+            while let Some(result) = committing.next().await {
+                result?;
+            }
+        }
+        last_skus = skus;
+        let (done, done_rx) = tokio::sync::oneshot::channel();
+        let before = last_done.replace(done_rx);
+        let batch = Batch {
+            items,
+            read,
+            skipped,
             first_page,
             pages,
-            products = read,
-            waited_ms = waited.as_millis() as u64,
-            commit_ms = committing.elapsed().as_millis() as u64,
-            "pages committed"
-        );
+            waited,
+            checkpoint: checkpoint.clone(),
+        };
+        committing.push_back(commit_batch(ctx, store, scope, batch, before, done));
         if end {
-            return Ok(None);
+            break Ok(None);
         }
+    };
+    // Whatever ended the scope, the batches already handed over commit first (in order), so
+    // the checkpoint covers them; a batch that fails is the error reported.
+    while let Some(result) = committing.next().await {
+        result?;
     }
+    outcome
 }
 
 fn connector_failure(ctx: &JobContext, store: &Store, e: ConnectorError) -> JobError {

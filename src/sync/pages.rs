@@ -107,7 +107,7 @@ pub async fn commit(
         known
     };
     let scope_owned = scope.to_string();
-    // Computing overrides, serialising and hashing 2,400 products is CPU work; it runs on the
+    // Computing overrides, serialising and hashing a batch of products is CPU work; it runs on the
     // blocking pool so the downloads in flight keep being served.
     let (versions, written) =
         tokio::task::spawn_blocking(move || new_versions(&scope_owned, items, &known))
@@ -127,8 +127,8 @@ pub async fn commit(
                                           parent_id, origin, state, job_id)
             SELECT v.id, v.product_id, $1, $2, v.content::jsonb, v.hash, v.parent, 'pull', 'live', $3 FROM v),
          superseded AS (
-            UPDATE product_versions pv SET state = 'superseded' FROM v
-            WHERE pv.id = v.parent AND pv.state = 'live')
+            UPDATE product_versions SET state = 'superseded'
+            WHERE id = ANY($8::uuid[]) AND state = 'live')
          INSERT INTO product_live (product_id, store_view, version_id, content_hash, url_key)
          SELECT v.product_id, $2, v.id, v.hash, v.url_key FROM v
          ON CONFLICT (product_id, store_view) DO UPDATE
@@ -203,6 +203,11 @@ fn new_versions(
 
 /// A store view's products: ids, what is live in the view, and the live default content.
 /// Plain reads: no row locks.
+///
+/// Every lookup here and in the writes is by key, one index probe per product of the batch.
+/// Written as joins, the planner preferred hashing all of `product_live` (or, for the
+/// superseded parents, all of `product_versions`) on every batch: a cost that grew with the
+/// catalog. `LATERAL … LIMIT 1` and `= ANY` keep them probes.
 async fn read_known(
     tx: &mut PgConnection,
     store: &Store,
@@ -212,11 +217,14 @@ async fn read_known(
     let skus: Vec<&str> = items.iter().map(|i| i.product.sku.as_str()).collect();
     let rows: Vec<KnownRow> = sqlx::query_as(
         "SELECT p.id, p.sku, l.version_id AS live_version, l.content_hash AS live_hash,
-                dv.content::text AS default_content
+                d.content::text AS default_content
          FROM products p
-         LEFT JOIN product_live l ON l.product_id = p.id AND l.store_view = $3
-         LEFT JOIN product_live dl ON dl.product_id = p.id AND dl.store_view = $4
-         LEFT JOIN product_versions dv ON dv.id = dl.version_id
+         LEFT JOIN LATERAL (
+            SELECT version_id, content_hash FROM product_live
+            WHERE product_id = p.id AND store_view = $3 LIMIT 1) l ON true
+         LEFT JOIN LATERAL (
+            SELECT dv.content FROM product_live dl JOIN product_versions dv ON dv.id = dl.version_id
+            WHERE dl.product_id = p.id AND dl.store_view = $4 LIMIT 1) d ON true
          WHERE p.store_id = $1 AND p.sku = ANY($2)",
     )
     .bind(store.id)
@@ -294,7 +302,9 @@ async fn upsert_products(
             ON CONFLICT DO NOTHING)
          SELECT ids.id, ids.sku, l.version_id AS live_version, l.content_hash AS live_hash,
                 NULL::text AS default_content
-         FROM ids LEFT JOIN product_live l ON l.product_id = ids.id AND l.store_view = $14",
+         FROM ids LEFT JOIN LATERAL (
+            SELECT version_id, content_hash FROM product_live
+            WHERE product_id = ids.id AND store_view = $14 LIMIT 1) l ON true",
     )
     .bind(store.workspace_id)
     .bind(store.id)

@@ -151,6 +151,56 @@ async fn store_view_versions_hold_only_overrides() {
 }
 
 #[tokio::test]
+async fn products_listed_again_by_shifting_pages_get_one_live_version_per_scope() {
+    // Four pages per scope: the batches of a scope commit two at a time, and each page after
+    // the first repeats the last 7 products of the one before.
+    let app = TestApp::spawn().await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 1000,
+        page_overlap: 7,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+
+    let job = app.sync(&owner, &store_id, "full").await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["counters"]["products"], 4 * (1000 + 3 * 7), "{job}");
+    assert_eq!(count(&app, "SELECT count(*) FROM products").await, 1000);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM (SELECT product_id, store_view FROM product_versions
+             WHERE state = 'live' GROUP BY 1, 2 HAVING count(*) > 1) twice"
+        )
+        .await,
+        0,
+        "a product repeated across batches has one live version per scope"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM product_versions pv WHERE pv.state = 'live'
+             AND NOT EXISTS (SELECT 1 FROM product_live pl WHERE pl.version_id = pv.id)"
+        )
+        .await,
+        0,
+        "every live version is the one product_live points at"
+    );
+    assert_eq!(
+        job["counters"]["versions_created"],
+        count(&app, "SELECT count(*) FROM product_versions").await
+    );
+    assert_eq!(job["counters"]["removed"], 0, "{job}");
+
+    let again = app.sync(&owner, &store_id, "full").await;
+    assert_eq!(again["counters"]["versions_created"], 0, "{again}");
+    assert_eq!(again["counters"]["removed"], 0, "{again}");
+}
+
+#[tokio::test]
 async fn products_gone_from_the_store_are_marked_removed() {
     let app = TestApp::spawn().await;
     let sim = sim(20).await;

@@ -40,6 +40,10 @@ pub struct SimConfig {
     pub input_limits: bool,
     /// 2.3-style paging: a page past the end repeats the last page instead of answering empty.
     pub legacy_last_page: bool,
+    /// Pages that shift under a client, as when products are deleted between page requests:
+    /// each page starts this many products before the end of the one before it, so they are
+    /// listed twice (products past the last page are then not listed at all).
+    pub page_overlap: u64,
     pub signature_methods: Vec<SignatureMethod>,
     /// Port to listen on; 0 for any free port.
     pub port: u16,
@@ -53,6 +57,7 @@ impl Default for SimConfig {
             store_views: vec!["default".into(), "fr".into(), "de".into()],
             input_limits: false,
             legacy_last_page: false,
+            page_overlap: 0,
             signature_methods: vec![SignatureMethod::HmacSha256],
             port: 0,
         }

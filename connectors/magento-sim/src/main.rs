@@ -14,7 +14,7 @@ async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits] [--legacy-last-page]"
+            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits] [--legacy-last-page]"
         );
         return std::process::ExitCode::SUCCESS;
     }
@@ -48,6 +48,16 @@ async fn main() -> std::process::ExitCode {
             .filter(|v| !v.is_empty())
             .collect();
     }
+    // How long the store takes to answer each REST request (a real store builds a page of
+    // 300 products in seconds, not microseconds).
+    let latency = match parse("--latency-ms").map(|ms| ms.parse::<u64>()) {
+        None => std::time::Duration::ZERO,
+        Some(Ok(ms)) => std::time::Duration::from_millis(ms),
+        Some(Err(_)) => {
+            eprintln!("magento-sim: --latency-ms must be a number");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     config.input_limits = args.iter().any(|a| a == "--input-limits");
     config.legacy_last_page = args.iter().any(|a| a == "--legacy-last-page");
     let sim = match MagentoSim::start(config).await {
@@ -57,6 +67,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if !latency.is_zero() {
+        sim.set_faults(magento_sim::Faults {
+            latency,
+            ..Default::default()
+        });
+    }
     let c = sim.credentials();
     println!(
         "{}",

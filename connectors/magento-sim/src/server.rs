@@ -461,7 +461,8 @@ fn list_products(
             if page > pages && inner.config.legacy_last_page {
                 page = pages;
             }
-            let start = ((page - 1) * size) as usize;
+            let step = size.saturating_sub(inner.config.page_overlap).max(1);
+            let start = ((page - 1) * step) as usize;
             hits.into_iter().skip(start).take(size as usize).collect()
         }
     };
