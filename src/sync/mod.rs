@@ -215,8 +215,8 @@ struct FetchedPage {
 type FetchTask = JoinHandle<Result<FetchedPage, ConnectorError>>;
 
 /// Requests the pages of one scope, `concurrency` at a time at the store, and hands them out
-/// in page order. Each request is a task of its own, so downloading and decoding go on while the sync
-/// commits.
+/// in page order. Each request is a task of its own, so downloading and decoding go on while
+/// the sync commits.
 struct Fetcher {
     connector: Arc<dyn Connector>,
     scope: String,
