@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Workspace, call, in_workspace};
+use super::{Workspace, call, get_list, load_store};
 use crate::app::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, page, render, text, when};
@@ -106,17 +106,8 @@ async fn list(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let store = call(&api, &user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store.body, ws, "store")?;
-    let runs = call(
-        &api,
-        &user,
-        Method::GET,
-        &format!("/stores/{id}/audits?limit=30"),
-        None,
-    )
-    .await?;
-    let runs = runs.body["items"].as_array().cloned().unwrap_or_default();
+    let store = load_store(&api, &user, ws, id).await?;
+    let (runs, _) = get_list(&api, &user, &format!("/stores/{id}/audits?limit=30")).await?;
     // Oldest first for the chart; the list shows newest first as the API does.
     let mut points: Vec<(String, f64)> = runs
         .iter()
@@ -132,7 +123,7 @@ async fn list(
     points.reverse();
     let latest = runs.iter().find(|r| r["status"] == "succeeded");
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store.body["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
         @if runs.is_empty() {
             p { "No audit has run yet." }
         } @else {
@@ -161,7 +152,7 @@ async fn list(
             }
         }
     };
-    let title = format!("Audits · {}", text(&store.body["name"]));
+    let title = format!("Audits · {}", text(&store["name"]));
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),
@@ -179,18 +170,7 @@ async fn show(
         .await?
         .body;
     let store_id = text(&run["store_id"]).to_string();
-    let findings = call(
-        &api,
-        &user,
-        Method::GET,
-        &format!("/audits/{id}/findings?limit=200"),
-        None,
-    )
-    .await?;
-    let findings = findings.body["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let (findings, _) = get_list(&api, &user, &format!("/audits/{id}/findings?limit=200")).await?;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/audits")) { "Back to the store's audits" } }
         dl.facts {

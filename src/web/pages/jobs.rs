@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Workspace, call};
+use super::{Workspace, call, get_list};
 use crate::app::AppState;
 use crate::auth::roles::Capability;
 use crate::web::api::InternalApi;
@@ -31,15 +31,7 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let jobs = call(
-        &api,
-        &user,
-        Method::GET,
-        &format!("/workspaces/{ws}/jobs?limit=50"),
-        None,
-    )
-    .await?;
-    let items = jobs.body["items"].as_array().cloned().unwrap_or_default();
+    let (items, _) = get_list(&api, &user, &format!("/workspaces/{ws}/jobs?limit=50")).await?;
     let body = html! {
         @if items.is_empty() {
             p { "No jobs yet." }

@@ -118,6 +118,34 @@ pub async fn call(
     }
 }
 
+/// A list the API answers to `user` (`{"items": […], "next_cursor"}`): its items and the
+/// cursor of the next page.
+pub async fn get_list(
+    api: &InternalApi,
+    user: &WebUser,
+    path: &str,
+) -> Result<(Vec<Value>, Option<String>), Response> {
+    let mut answer = call(api, user, Method::GET, path, None).await?;
+    let items = match answer.body["items"].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    let next = answer.body["next_cursor"].as_str().map(str::to_string);
+    Ok((items, next))
+}
+
+/// The store `id` when it belongs to the page's workspace `ws`; else the not-found page.
+pub async fn load_store(
+    api: &InternalApi,
+    user: &WebUser,
+    ws: Uuid,
+    id: Uuid,
+) -> Result<Value, Response> {
+    let store = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(&store.body, ws, "store")?;
+    Ok(store.body)
+}
+
 /// A resource outside the page's workspace, answered like a missing one.
 pub struct NotFound(String);
 

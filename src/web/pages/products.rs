@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Workspace, call, in_workspace};
+use super::{Workspace, call, get_list, in_workspace, load_store};
 use crate::app::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, page, render, text, when};
@@ -68,24 +68,17 @@ async fn list(
     Query(filter): Query<ListFilter>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let store = call(&api, &user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store.body, ws, "store")?;
+    let store = load_store(&api, &user, ws, id).await?;
     let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
-    let products = call(
+    let (items, next_cursor) = get_list(
         &api,
         &user,
-        Method::GET,
         &format!("/stores/{id}/products?limit=50&{query}"),
-        None,
     )
     .await?;
-    let items = products.body["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let views: Vec<String> = std::iter::once("all".to_string())
         .chain(
-            store.body["store_views"]
+            store["store_views"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -93,15 +86,15 @@ async fn list(
         )
         .collect();
     let view_refs: Vec<&str> = views.iter().map(String::as_str).collect();
-    let next = products.body["next_cursor"].as_str().map(|cursor| {
+    let next = next_cursor.map(|cursor| {
         let next = ListFilter {
-            cursor: cursor.to_string(),
+            cursor,
             ..filter.clone()
         };
         serde_urlencoded::to_string(&next).unwrap_or_default()
     });
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store.body["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
         form.filters method="get" action=(format!("/w/{ws}/stores/{id}/products")) role="search" {
             div { label for="q" { "Search SKU or name" } input #q type="search" name="q" value=(filter.q); }
             div { label for="finding" { "Audit rule" } input #finding type="text" name="finding" value=(filter.finding) placeholder="e.g. description_missing"; }
@@ -136,7 +129,7 @@ async fn list(
             p { a rel="next" href=(format!("/w/{ws}/stores/{id}/products?{next}")) { "Next page" } }
         }
     };
-    let title = format!("Products · {}", text(&store.body["name"]));
+    let title = format!("Products · {}", text(&store["name"]));
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),
@@ -178,18 +171,8 @@ async fn show(
     )
     .await?;
     in_workspace(&store.body, ws, "product")?;
-    let versions = call(
-        &api,
-        &user,
-        Method::GET,
-        &format!("/products/{id}/versions?limit=100"),
-        None,
-    )
-    .await?;
-    let versions = versions.body["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let (versions, _) =
+        get_list(&api, &user, &format!("/products/{id}/versions?limit=100")).await?;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/products")) { "Back to the products" } }
         @let media = product["media"].as_array().cloned().unwrap_or_default();

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{Workspace, call, in_workspace};
+use super::{Workspace, call, get_list, load_store};
 use crate::app::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, csrf_field, page, render, text};
@@ -156,21 +156,14 @@ async fn queue(
     Query(filter): Query<Filter>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let store = call(&api, &user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store.body, ws, "store")?;
+    let store = load_store(&api, &user, ws, id).await?;
     let query = filter.query();
-    let proposals = call(
+    let (items, _) = get_list(
         &api,
         &user,
-        Method::GET,
         &format!("/stores/{id}/proposals?limit=50&{query}"),
-        None,
     )
     .await?;
-    let items = proposals.body["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let can_review = workspace.can_review();
     let state = if filter.state.is_empty() {
         "proposed"
@@ -178,7 +171,7 @@ async fn queue(
         filter.state.as_str()
     };
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store.body["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
         form.filters method="get" action=(format!("/w/{ws}/stores/{id}/review")) {
             label for="state" { "State" }
             select #state name="state" {
@@ -202,7 +195,7 @@ async fn queue(
             @for p in &items { (proposal_markup(ws, id, p, can_review, &user.csrf)) }
         }
     };
-    let title = format!("Review · {}", text(&store.body["name"]));
+    let title = format!("Review · {}", text(&store["name"]));
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Workspace, call, in_workspace};
+use super::{Workspace, call, get_list, load_store};
 use crate::app::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
@@ -42,15 +42,7 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let stores = call(
-        &api,
-        &user,
-        Method::GET,
-        &format!("/workspaces/{ws}/stores?limit=100"),
-        None,
-    )
-    .await?;
-    let items = stores.body["items"].as_array().cloned().unwrap_or_default();
+    let (items, _) = get_list(&api, &user, &format!("/workspaces/{ws}/stores?limit=100")).await?;
     let body = html! {
         @if items.is_empty() {
             p { "No store is connected yet." }
@@ -156,17 +148,6 @@ async fn connect(
         "/w/{ws}/stores/{}",
         text(&store.body["id"])
     )))
-}
-
-async fn load_store(
-    api: &InternalApi,
-    user: &WebUser,
-    ws: Uuid,
-    id: Uuid,
-) -> Result<Value, Response> {
-    let store = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store.body, ws, "store")?;
-    Ok(store.body)
 }
 
 /// The connection status; while Magento's handshake is pending it polls itself.
