@@ -305,6 +305,40 @@ async fn create_workspace(state: &AppState) -> anyhow::Result<Uuid> {
     Ok(id)
 }
 
+/// A job on the bench's store that nobody started.
+fn store_job(
+    workspace_id: Uuid,
+    store_id: Uuid,
+    kind: JobKind,
+    params: serde_json::Value,
+) -> NewJob {
+    NewJob {
+        workspace_id,
+        store_id: Some(store_id),
+        kind,
+        params,
+        created_by: None,
+        created_by_api_key: None,
+        schedule_tick: None,
+    }
+}
+
+/// Waits for a queued job to finish; an error unless it succeeded.
+async fn finished(state: &AppState, job_id: Uuid) -> anyhow::Result<jobs::JobRun> {
+    loop {
+        let job = jobs::get(&state.db, job_id)
+            .await?
+            .context("job vanished")?;
+        if job.status.is_finished() {
+            if job.status != jobs::JobStatus::Succeeded {
+                bail!("{:?} job {:?}: {:?}", job.kind, job.status, job.error);
+            }
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn timed_sync(
     state: &AppState,
     workspace_id: Uuid,
@@ -313,32 +347,15 @@ async fn timed_sync(
 ) -> anyhow::Result<(Duration, jobs::JobRun)> {
     let started = Instant::now();
     let mut tx = state.db.begin().await?;
+    let params = serde_json::to_value(SyncParams { mode })?;
     let job_id = jobs::enqueue(
         &mut tx,
-        NewJob {
-            workspace_id,
-            store_id: Some(store_id),
-            kind: JobKind::Sync,
-            params: serde_json::to_value(SyncParams { mode })?,
-            created_by: None,
-            created_by_api_key: None,
-            schedule_tick: None,
-        },
+        store_job(workspace_id, store_id, JobKind::Sync, params),
     )
     .await?;
     tx.commit().await?;
-    loop {
-        let job = jobs::get(&state.db, job_id)
-            .await?
-            .context("job vanished")?;
-        if job.status.is_finished() {
-            if job.status != jobs::JobStatus::Succeeded {
-                bail!("sync {:?}: {:?}", job.status, job.error);
-            }
-            return Ok((started.elapsed(), job));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let job = finished(state, job_id).await?;
+    Ok((started.elapsed(), job))
 }
 
 /// Audits every product of the store through the job queue.
@@ -358,33 +375,20 @@ async fn timed_audit(
         &audits::AuditFilter::default(),
     )
     .await?;
-    jobs::enqueue_as(
-        &mut tx,
-        job_id,
-        NewJob {
-            workspace_id,
-            store_id: Some(store_id),
-            kind: JobKind::Audit,
-            params: audits::params(run_id),
-            created_by: None,
-            created_by_api_key: None,
-            schedule_tick: None,
-        },
-    )
-    .await?;
+    let job = store_job(
+        workspace_id,
+        store_id,
+        JobKind::Audit,
+        audits::params(run_id),
+    );
+    jobs::enqueue_as(&mut tx, job_id, job).await?;
     tx.commit().await?;
-    loop {
-        let run = audits::runs::get(&state.db, run_id)
-            .await?
-            .context("audit run vanished")?;
-        if run.job_status.is_finished() {
-            if run.status != "succeeded" {
-                bail!("audit {:?}", run.job_status);
-            }
-            return Ok((started.elapsed(), run));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    finished(state, job_id).await?;
+    let elapsed = started.elapsed();
+    let run = audits::runs::get(&state.db, run_id)
+        .await?
+        .context("audit run vanished")?;
+    Ok((elapsed, run))
 }
 
 /// Exports a Magento CSV of every scope through the job queue.
@@ -408,40 +412,20 @@ async fn timed_export(
     .bind(store_id)
     .execute(&mut *tx)
     .await?;
-    jobs::enqueue_as(
-        &mut tx,
-        job_id,
-        NewJob {
-            workspace_id,
-            store_id: Some(store_id),
-            kind: JobKind::Export,
-            params: serde_json::to_value(crate::exports::ExportParams { export_id })?,
-            created_by: None,
-            created_by_api_key: None,
-            schedule_tick: None,
-        },
-    )
-    .await?;
+    let params = serde_json::to_value(crate::exports::ExportParams { export_id })?;
+    let job = store_job(workspace_id, store_id, JobKind::Export, params);
+    jobs::enqueue_as(&mut tx, job_id, job).await?;
     tx.commit().await?;
-    loop {
-        let job = jobs::get(&state.db, job_id)
-            .await?
-            .context("job vanished")?;
-        if job.status.is_finished() {
-            if job.status != jobs::JobStatus::Succeeded {
-                bail!("export {:?}: {:?}", job.status, job.error);
-            }
-            let export = crate::exports::get(&state.db, export_id)
-                .await?
-                .context("export vanished")?;
-            return Ok((
-                started.elapsed(),
-                export.rows.unwrap_or_default(),
-                export.bytes.unwrap_or_default(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    finished(state, job_id).await?;
+    let elapsed = started.elapsed();
+    let export = crate::exports::get(&state.db, export_id)
+        .await?
+        .context("export vanished")?;
+    Ok((
+        elapsed,
+        export.rows.unwrap_or_default(),
+        export.bytes.unwrap_or_default(),
+    ))
 }
 
 /// PostgreSQL's own `COPY … TO STDOUT` of the rows the export reads: the baseline.
@@ -549,32 +533,14 @@ pub async fn enrich(mut settings: Settings, options: EnrichBenchOptions) -> anyh
         provider: "bench".into(),
         ..Default::default()
     };
+    let params = serde_json::to_value(params)?;
     let job_id = jobs::enqueue(
         &mut tx,
-        NewJob {
-            workspace_id,
-            store_id: Some(store_id),
-            kind: JobKind::Enrich,
-            params: serde_json::to_value(params)?,
-            created_by: None,
-            created_by_api_key: None,
-            schedule_tick: None,
-        },
+        store_job(workspace_id, store_id, JobKind::Enrich, params),
     )
     .await?;
     tx.commit().await?;
-    let job = loop {
-        let job = jobs::get(&state.db, job_id)
-            .await?
-            .context("job vanished")?;
-        if job.status.is_finished() {
-            if job.status != jobs::JobStatus::Succeeded {
-                bail!("enrich {:?}: {:?}", job.status, job.error);
-            }
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = finished(&state, job_id).await?;
     let wall = started.elapsed();
     let _ = stop_tx.send(true);
     let _ = workers.await;
