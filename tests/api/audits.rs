@@ -20,22 +20,13 @@ async fn sim(products: usize) -> MagentoSim {
 
 /// Starts an audit and waits for it; returns the run.
 async fn audit(app: &TestApp, who: &Registered, store_id: &str, body: Value) -> Value {
-    let (status, started) = app
-        .post(
+    let (started, job) = app
+        .run_job(
             &format!("/stores/{store_id}/audits"),
-            Some(&who.access_token),
+            &who.access_token,
             body,
         )
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            &who.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["kind"], "audit");
     let (status, run) = app
         .get(
@@ -593,22 +584,13 @@ async fn mirrored_images_are_stored_once_and_audited_for_size() {
     .unwrap();
     assert!(images > 0);
 
-    let (status, started) = app
-        .post(
+    let (_, job) = app
+        .run_job(
             &format!("/stores/{store_id}/media"),
-            Some(&owner.access_token),
+            &owner.access_token,
             json!({}),
         )
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            &owner.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["kind"], "media");
     assert_eq!(job["counters"]["fetched"], images, "{job}");
     assert_eq!(job["counters"]["failed"], 0, "{job}");

@@ -23,16 +23,7 @@ async fn setup(products: usize) -> (TestApp, MagentoSim, Registered, String) {
 }
 
 async fn run_job(app: &TestApp, who: &Registered, path: &str, body: Value) -> Value {
-    let (status, started) = app.post(path, Some(&who.access_token), body).await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            &who.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    let (_, job) = app.run_job(path, &who.access_token, body).await;
     job
 }
 

@@ -75,22 +75,12 @@ async fn a_magento_csv_reads_back_exactly_and_downloads_through_a_signed_url() {
     let product_id = listed["items"][0]["id"].as_str().unwrap().to_string();
     let sku = listed["items"][0]["sku"].as_str().unwrap().to_string();
     let nasty = "<p class=\"x\">Quotes \" commas, new\nlines, emoji 🧣, עברית, &amp; __EMPTY__</p>";
-    let (status, proposal) = app
-        .post(
-            &format!("/products/{product_id}/versions"),
-            Some(&owner.access_token),
-            json!({"store_view": "all", "fields": {"description": nasty}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{proposal}");
-    let (status, _) = app
-        .post(
-            &format!("/proposals/{}/approve", proposal["id"].as_str().unwrap()),
-            Some(&owner.access_token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.approved_edit(
+        &owner.access_token,
+        &product_id,
+        json!({"store_view": "all", "fields": {"description": nasty}}),
+    )
+    .await;
 
     let live = export(&app, &owner, &store_id, json!({"format": "magento_csv"})).await;
     assert_eq!(live["status"], "succeeded", "{live}");
@@ -406,39 +396,19 @@ async fn a_pushed_url_key_is_the_one_the_url_key_check_sees() {
         .await;
     let (first, second) = (&items[0], &items[1]);
     // The first product gets a new url key through review and push…
-    let (status, proposal) = app
-        .post(
-            &format!("/products/{}/versions", first["id"].as_str().unwrap()),
-            Some(token),
+    let proposal_id = app
+        .approved_edit(
+            token,
+            first["id"].as_str().unwrap(),
             json!({"store_view": "all", "fields": {"url_key": "pushed-new-key"}}),
         )
         .await;
-    assert_eq!(status, 201, "{proposal}");
-    let proposal_id = proposal["id"].as_str().unwrap();
-    let (status, approved) = app
-        .post(
-            &format!("/proposals/{proposal_id}/approve"),
-            Some(token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{approved}");
-    let (status, started) = app
-        .post(
-            &format!("/stores/{store_id}/push"),
-            Some(token),
-            json!({"proposals": [proposal_id]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    app.run_job(
+        &format!("/stores/{store_id}/push"),
+        token,
+        json!({"proposals": [proposal_id]}),
+    )
+    .await;
     // …and then the store gives the second product the same one behind our back.
     assert!(sim.update_product(
         second["sku"].as_str().unwrap(),

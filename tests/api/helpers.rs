@@ -424,24 +424,47 @@ impl TestApp {
         }
     }
 
-    /// Starts a sync and waits for it to finish.
-    pub async fn sync(&self, owner: &Registered, store_id: &str, mode: &str) -> Value {
-        let (status, started) = self
-            .post(
-                &format!("/stores/{store_id}/sync"),
-                Some(&owner.access_token),
-                json!({"mode": mode}),
-            )
-            .await;
+    /// Posts a request that starts a job (202 with `job_id`), waits for the job and checks it
+    /// succeeded; returns the answer to the post and the finished job.
+    pub async fn run_job(&self, path: &str, token: &str, body: Value) -> (Value, Value) {
+        let (status, started) = self.post(path, Some(token), body).await;
         assert_eq!(status, 202, "{started}");
         let job = self
             .wait_for_job(
-                &owner.access_token,
+                token,
                 started["job_id"].as_str().unwrap(),
                 std::time::Duration::from_secs(60),
             )
             .await;
         assert_eq!(job["status"], "succeeded", "{job}");
+        (started, job)
+    }
+
+    /// A human edit of a product (`POST /products/{id}/versions`), approved; returns the
+    /// proposal's id.
+    pub async fn approved_edit(&self, token: &str, product_id: &str, edit: Value) -> String {
+        let (status, proposal) = self
+            .post(
+                &format!("/products/{product_id}/versions"),
+                Some(token),
+                edit,
+            )
+            .await;
+        assert_eq!(status, 201, "{proposal}");
+        let id = proposal["id"].as_str().unwrap().to_string();
+        let (status, approved) = self
+            .post(&format!("/proposals/{id}/approve"), Some(token), json!({}))
+            .await;
+        assert_eq!(status, 200, "{approved}");
+        id
+    }
+
+    /// Starts a sync and waits for it to finish.
+    pub async fn sync(&self, owner: &Registered, store_id: &str, mode: &str) -> Value {
+        let path = format!("/stores/{store_id}/sync");
+        let (_, job) = self
+            .run_job(&path, &owner.access_token, json!({"mode": mode}))
+            .await;
         job
     }
 }

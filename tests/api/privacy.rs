@@ -399,22 +399,13 @@ async fn deleting_an_account_removes_personal_data_at_once_and_workspace_content
     // The workspace `leaving` alone owns has a synced catalog and an export file.
     let store_id = app.connect_store(&leaving, &sim).await;
     app.sync(&leaving, &store_id, "full").await;
-    let (status, started) = app
-        .post(
+    let (_, _) = app
+        .run_job(
             &format!("/stores/{store_id}/exports"),
-            Some(&leaving.access_token),
+            &leaving.access_token,
             json!({"format": "magento_csv"}),
         )
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            &leaving.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     let objects_dir = app
         .data_dir
         .join("objects")
@@ -936,18 +927,9 @@ async fn users_can_export_all_their_data_as_json_and_media() {
         .post(&path, Some(token), json!({"format": "magento_csv"}))
         .await;
     assert_eq!((status, error_code(&body)), (422, "invalid_request"));
-    let (status, started) = app
-        .post(&path, Some(token), json!({"format": "workspace_archive"}))
+    let (started, _) = app
+        .run_job(&path, token, json!({"format": "workspace_archive"}))
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     let export_path = format!("/exports/{}", started["export_id"].as_str().unwrap());
     let (status, _) = app.get(&export_path, &admin.access_token).await;
     assert_eq!(status, 403);

@@ -2,8 +2,6 @@
 //! after it. Each checks the promise end to end through the API, the database and the store;
 //! the deeper tests of each area live next to it (see ARCHITECTURE.md, Tests).
 
-use std::time::Duration;
-
 use ai::fake::FakeServer;
 use base64::Engine;
 use magento_sim::{MagentoSim, SimConfig};
@@ -27,17 +25,7 @@ async fn shop(app: &TestApp, email: &str, products: usize) -> (MagentoSim, Regis
 }
 
 async fn job(app: &TestApp, who: &Registered, path: &str, body: Value) -> Value {
-    let (status, started) = app.post(path, Some(&who.access_token), body).await;
-    assert_eq!(status, 202, "{path}: {started}");
-    let done = app
-        .wait_for_job(
-            &who.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    started
+    app.run_job(path, &who.access_token, body).await.0
 }
 
 #[tokio::test]
@@ -230,22 +218,13 @@ async fn product_data_and_every_version_are_kept_and_support_review_and_rollback
         .find(|v| v["store_view"] == "all")
         .unwrap()
         .clone();
-    let (status, edit) = app
-        .post(
-            &format!("/products/{product}/versions"),
-            Some(&owner.access_token),
+    let edit = app
+        .approved_edit(
+            &owner.access_token,
+            &product,
             json!({"store_view": "all", "fields": {"meta_title": "Reviewed title"}}),
         )
         .await;
-    assert_eq!(status, 201, "{edit}");
-    let (status, _) = app
-        .post(
-            &format!("/proposals/{}/approve", edit["id"].as_str().unwrap()),
-            Some(&owner.access_token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
     job(
         &app,
         &owner,
@@ -275,7 +254,7 @@ async fn product_data_and_every_version_are_kept_and_support_review_and_rollback
         .iter()
         .map(|v| &v["id"])
         .collect();
-    for id in [&original["id"], &edit["id"], &rollback["id"]] {
+    for id in [&original["id"], &json!(edit), &rollback["id"]] {
         assert!(ids.contains(&id), "{id} kept");
     }
 }
@@ -541,17 +520,10 @@ async fn security_relevant_actions_are_written_to_the_workspace_audit_log() {
         .get(&format!("/stores/{store_id}/products?limit=1"), token)
         .await;
     let product = products["items"][0]["id"].as_str().unwrap().to_string();
-    let (_, edit) = app
-        .post(
-            &format!("/products/{product}/versions"),
-            Some(token),
-            json!({"store_view": "all", "fields": {"meta_title": "Logged"}}),
-        )
-        .await;
-    app.post(
-        &format!("/proposals/{}/approve", edit["id"].as_str().unwrap()),
-        Some(token),
-        json!({}),
+    app.approved_edit(
+        token,
+        &product,
+        json!({"store_view": "all", "fields": {"meta_title": "Logged"}}),
     )
     .await;
     job(

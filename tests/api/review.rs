@@ -1,8 +1,6 @@
 //! Review and push against the simulator: what reaches which scope, conflicts, idempotency,
 //! dry runs, failures, roles, four-eyes, and a rollback round trip.
 
-use std::time::Duration;
-
 use magento_sim::{MagentoSim, SimConfig};
 use serde_json::{Value, json};
 
@@ -71,24 +69,8 @@ impl Shop {
     }
 
     async fn push(&self, who: &Registered, body: Value) -> Value {
-        let (status, started) = self
-            .app
-            .post(
-                &format!("/stores/{}/push", self.store_id),
-                Some(&who.access_token),
-                body,
-            )
-            .await;
-        assert_eq!(status, 202, "{started}");
-        let job = self
-            .app
-            .wait_for_job(
-                &who.access_token,
-                started["job_id"].as_str().unwrap(),
-                Duration::from_secs(60),
-            )
-            .await;
-        assert_eq!(job["status"], "succeeded", "{job}");
+        let path = format!("/stores/{}/push", self.store_id);
+        let (_, job) = self.app.run_job(&path, &who.access_token, body).await;
         job
     }
 

@@ -224,22 +224,13 @@ async fn the_daemon_does_not_serve_files_when_storage_is_s3() {
 
 /// Runs an export through the API and returns its record.
 async fn export(app: &TestApp, token: &str, store_id: &str, format: &str) -> serde_json::Value {
-    let (status, started) = app
-        .post(
+    let (started, _) = app
+        .run_job(
             &format!("/stores/{store_id}/exports"),
-            Some(token),
+            token,
             json!({"format": format}),
         )
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     let (status, record) = app
         .get(
             &format!("/exports/{}", started["export_id"].as_str().unwrap()),
@@ -398,22 +389,13 @@ async fn mirrored_pictures_and_thumbnails_are_stored_once_in_s3() {
     app.sync(&owner, &store_id, "full").await;
 
     let mirror = || async {
-        let (status, started) = app
-            .post(
+        let (_, job) = app
+            .run_job(
                 &format!("/stores/{store_id}/media"),
-                Some(&owner.access_token),
+                &owner.access_token,
                 json!({}),
             )
             .await;
-        assert_eq!(status, 202, "{started}");
-        let job = app
-            .wait_for_job(
-                &owner.access_token,
-                started["job_id"].as_str().unwrap(),
-                Duration::from_secs(60),
-            )
-            .await;
-        assert_eq!(job["status"], "succeeded", "{job}");
         job
     };
     let job = mirror().await;
@@ -523,22 +505,13 @@ async fn a_picture_that_does_not_decode_is_recorded_and_mirroring_goes_on() {
     .await
     .unwrap();
 
-    let (status, started) = app
-        .post(
+    let (_, job) = app
+        .run_job(
             &format!("/stores/{store_id}/media"),
-            Some(&owner.access_token),
+            &owner.access_token,
             json!({}),
         )
         .await;
-    assert_eq!(status, 202, "{started}");
-    let job = app
-        .wait_for_job(
-            &owner.access_token,
-            started["job_id"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
     let (broken, with_error, fine, with_thumbnail): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE file LIKE '%-1.png'),
                 count(*) FILTER (WHERE thumbnail_error IS NOT NULL AND thumbnail_key IS NULL),
