@@ -480,11 +480,16 @@ async fn pull_scope(
         }
         checkpoint.next_page = last_number + 1;
 
-        // A SKU in two batches at once (a store whose pages shifted) would have the later
-        // batch read what is live before the earlier one wrote it, or lock the product row
-        // the earlier one needs while it waits for that one to commit (a deadlock PostgreSQL
-        // cannot see): that batch waits for the earlier one instead.
-        let skus: HashSet<String> = items.iter().map(|i| i.product.sku.clone()).collect();
+        // One item per SKU: a store that lists a SKU twice (on a page, or on two pages of a
+        // batch when its pages shift) keeps the last.
+        let mut skus = HashSet::with_capacity(items.len());
+        items.reverse();
+        items.retain(|i| skus.insert(i.product.sku.clone()));
+        items.reverse();
+        // A SKU in two batches at once would have the later batch read what is live before
+        // the earlier one wrote it, or lock the product row the earlier one needs while it
+        // waits for that one to commit (a deadlock PostgreSQL cannot see): that batch waits
+        // for the earlier one instead.
         if !last_skus.is_disjoint(&skus) {
             while let Some(result) = committing.next().await {
                 result?;

@@ -5,7 +5,7 @@
 //! against), one writes the new versions, supersedes their parents and moves `product_live`,
 //! and the job's checkpoint.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -75,6 +75,7 @@ struct NewVersions {
     url_keys: Vec<Option<String>>,
 }
 
+/// Writes a batch of one scope; `items` hold each SKU once.
 pub async fn commit(
     tx: &mut PgConnection,
     ctx: &JobContext,
@@ -82,15 +83,6 @@ pub async fn commit(
     scope: &str,
     items: Vec<Item>,
 ) -> Result<Written, sqlx::Error> {
-    // One row per SKU: a store that lists a SKU twice (on a page, or on two pages of a batch
-    // when its pages shift) keeps the last.
-    let mut seen = HashSet::new();
-    let mut items: Vec<Item> = items
-        .into_iter()
-        .rev()
-        .filter(|i| seen.insert(i.product.sku.clone()))
-        .collect();
-    items.reverse();
     if items.is_empty() {
         return Ok(Written::default());
     }
