@@ -193,8 +193,13 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let url_keys = AbortOnDrop(url_keys);
     let mut issues = Vec::new();
     let (csv, file) = Scratch::create(&ctx.state.settings.data_dir)?;
-    let mut writer = magento_csv::Writer::new(BufWriter::new(file))
-        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let out = BufWriter::new(file);
+    let writer = if changes_url_keys(db, store.id, &export.store_views, source).await? {
+        magento_csv::Writer::new(out)
+    } else {
+        magento_csv::Writer::without_url_key(out)
+    };
+    let mut writer = writer.map_err(|e| JobError::Transient(e.to_string()))?;
     // One streamed query in product order: live content per scope, or the newest approved
     // proposal where the source wants it. Rows arrive as PostgreSQL reads them, so memory holds
     // one product at a time.
@@ -639,6 +644,39 @@ fn check_values(sku: &str, scope: &str, content: &Content, issues: &mut Vec<Issu
             });
         }
     }
+}
+
+/// Whether the export writes a url key the store does not show: an approved version (in one
+/// of the exported scopes) whose own url key differs from the live version's. Only then does
+/// the file get a `url_key` column, because Magento's importer makes a url key from the name
+/// of every row whose `url_key` cell is empty once the column exists (`magento::import`).
+async fn changes_url_keys(
+    db: &PgPool,
+    store_id: Uuid,
+    scopes: &[String],
+    source: Source,
+) -> Result<bool, sqlx::Error> {
+    if source == Source::Live {
+        return Ok(false);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM products p
+            CROSS JOIN unnest($2::text[]) AS s(scope)
+            JOIN LATERAL (
+                SELECT content FROM product_versions v
+                WHERE v.product_id = p.id AND v.store_view = s.scope AND v.state = 'approved'
+                ORDER BY v.id DESC LIMIT 1
+            ) a ON true
+            LEFT JOIN product_live l ON l.product_id = p.id AND l.store_view = s.scope
+            WHERE p.store_id = $1 AND p.removed_at IS NULL
+              AND (a.content -> 'fields' ->> 'url_key') IS DISTINCT FROM l.url_key
+         )",
+    )
+    .bind(store_id)
+    .bind(scopes)
+    .fetch_one(db)
+    .await
 }
 
 /// url_key values shared by several products in one of the exported store views (Magento's

@@ -115,7 +115,6 @@ async fn a_magento_csv_reads_back_exactly_and_downloads_through_a_signed_url() {
             "name",
             "description",
             "short_description",
-            "url_key",
             "meta_title",
             "meta_keywords",
             "meta_description",
@@ -128,7 +127,7 @@ async fn a_magento_csv_reads_back_exactly_and_downloads_through_a_signed_url() {
             "additional_images",
             "additional_image_labels"
         ],
-        "Magento's column names in its export order"
+        "Magento's column names in its export order; no url_key column, as no url key changes"
     );
     assert_eq!(
         with_approved["rows"].as_i64().unwrap() + 1,
@@ -429,4 +428,103 @@ async fn a_pushed_url_key_is_the_one_the_url_key_check_sees() {
         .collect();
     assert_eq!(clashing.len(), 2, "{record}");
     assert!(clashing.contains(&first["sku"].as_str().unwrap()));
+}
+
+/// The url key the simulated store shows for `sku` in `view` (`None`: default values).
+fn store_url_key(sim: &MagentoSim, sku: &str, view: Option<&str>) -> Option<String> {
+    let product = sim.product(sku, view)?;
+    product["custom_attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["attribute_code"] == "url_key")
+        .and_then(|a| a["value"].as_str())
+        .map(str::to_string)
+}
+
+/// Each row of an import file with the url key Magento's importer would write for it
+/// (`magento::import::reading`, a model of `CatalogImportExport/Model/Import/Product.php`):
+/// (sku, store view, url key or `None` when the row leaves it alone).
+fn url_keys_on_import(text: &str) -> Vec<(String, String, Option<String>)> {
+    let rows = records(text);
+    let header: Vec<&str> = rows[0].iter().collect();
+    rows[1..]
+        .iter()
+        .map(|row| {
+            let cells: Vec<&str> = row.iter().collect();
+            let key = magento::import::reading::url_key_on_import(&header, &cells, true);
+            (row[0].to_string(), row[1].to_string(), key)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn translated_names_reimport_without_changing_any_url_key() {
+    let (app, sim, owner, store_id) = setup(20).await;
+    let views = json!(["fr", "de"]);
+    // The simulated views translate names and inherit url keys.
+    let named_view_rows = |text: &str| {
+        let rows = records(text);
+        let name = rows[0].iter().position(|c| c == "name").unwrap();
+        rows[1..]
+            .iter()
+            .filter(|r| !r[1].is_empty() && !r[name].is_empty())
+            .count()
+    };
+
+    let live = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "magento_csv", "store_views": views}),
+    )
+    .await;
+    let (_, text) = download(live["download_url"].as_str().unwrap()).await;
+    assert!(named_view_rows(&text) > 10, "{text}");
+    assert!(!records(&text)[0].iter().any(|c| c == "url_key"));
+    let applied = url_keys_on_import(&text);
+    assert!(
+        applied.iter().all(|(_, _, key)| key.is_none()),
+        "the import changes no url key: {applied:?}"
+    );
+
+    // One approved url key change: the column is written, and every other row carries the
+    // key the store already shows, so only the intended product's key changes.
+    let (_, listed) = app
+        .get(
+            &format!("/stores/{store_id}/products?limit=1"),
+            &owner.access_token,
+        )
+        .await;
+    let product_id = listed["items"][0]["id"].as_str().unwrap();
+    let changed_sku = listed["items"][0]["sku"].as_str().unwrap().to_string();
+    app.approved_edit(
+        &owner.access_token,
+        product_id,
+        json!({"store_view": "all", "fields": {"url_key": "a-brand-new-key"}}),
+    )
+    .await;
+    let with_approved = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "magento_csv", "store_views": views, "source": "live_with_approved"}),
+    )
+    .await;
+    assert_eq!(with_approved["status"], "succeeded", "{with_approved}");
+    assert!(
+        issues_naming(&with_approved, "url key").is_empty(),
+        "{with_approved}"
+    );
+    let (_, text) = download(with_approved["download_url"].as_str().unwrap()).await;
+    assert!(records(&text)[0].iter().any(|c| c == "url_key"));
+    assert!(named_view_rows(&text) > 10);
+    for (sku, view, key) in url_keys_on_import(&text) {
+        let scope = (!view.is_empty()).then_some(view.as_str());
+        let expected = if sku == changed_sku {
+            Some("a-brand-new-key".to_string())
+        } else {
+            store_url_key(&sim, &sku, scope)
+        };
+        assert_eq!(key, expected, "{sku} in {view:?}");
+    }
 }

@@ -5,6 +5,16 @@
 //! row per store view that overrides something, holding only the overrides. A view that must
 //! show nothing where the default has a value gets Magento's empty-value constant. Image
 //! labels need their image path in the same row, so a view's alt texts repeat the path.
+//!
+//! Url keys: Magento's importer (`app/code/Magento/CatalogImportExport/Model/Import/Product.php`,
+//! `getUrlKey()` and `isNeedToChangeUrlKey()`, read in [`reading`]) builds a url key from the
+//! row's `name` whenever the file has a `url_key` column and the row's cell is empty. A store
+//! view that translates the name but inherits the url key would get a new url key (and new
+//! URL rewrites) on import. So the column is written only when the export changes a url key
+//! ([`Writer::new`]), and then every row with a name carries its effective url key; otherwise
+//! it is left out ([`Writer::without_url_key`]) and the importer keeps every url key.
+
+pub mod reading;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -122,6 +132,7 @@ pub struct Issue {
 
 pub struct Writer<W: Write> {
     csv: csv::Writer<W>,
+    columns: Vec<&'static str>,
     /// Multi-value separator of the import (Magento's default `,`).
     separator: char,
     pub rows: u64,
@@ -129,17 +140,47 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
+    /// Every column of [`COLUMNS`], `url_key` included: for an export that changes url keys.
+    /// Every row with a name then carries its effective url key (the view's own, else the
+    /// default's), so the importer never makes one from the name.
     pub fn new(out: W) -> Result<Writer<W>, csv::Error> {
+        Writer::with_columns(out, COLUMNS.to_vec())
+    }
+
+    /// Without the `url_key` column: for an export that changes no url key. Magento's importer
+    /// then keeps every product's url key, whatever the rows' names.
+    pub fn without_url_key(out: W) -> Result<Writer<W>, csv::Error> {
+        Writer::with_columns(
+            out,
+            COLUMNS
+                .iter()
+                .copied()
+                .filter(|c| *c != "url_key")
+                .collect(),
+        )
+    }
+
+    fn with_columns(out: W, columns: Vec<&'static str>) -> Result<Writer<W>, csv::Error> {
         let mut csv = csv::WriterBuilder::new()
             .quote_style(csv::QuoteStyle::Necessary)
             .from_writer(out);
-        csv.write_record(COLUMNS)?;
+        csv.write_record(&columns)?;
         Ok(Writer {
             csv,
+            columns,
             separator: ',',
             rows: 0,
             issues: Vec::new(),
         })
+    }
+
+    /// The header as written.
+    pub fn columns(&self) -> &[&'static str] {
+        &self.columns
+    }
+
+    fn has_url_key_column(&self) -> bool {
+        self.columns.contains(&"url_key")
     }
 
     /// Writes a product: its default row, then a row per store view in `views` that differs.
@@ -186,11 +227,46 @@ impl<W: Write> Writer<W> {
                 None => {}
             }
         }
+        if self.has_url_key_column() {
+            self.carry_url_key(sku, view, content, default, &mut cells);
+        }
         self.images(sku, view, content, &mut cells);
-        COLUMNS
+        self.columns
             .iter()
             .map(|c| cells.remove(c).unwrap_or_default())
             .collect()
+    }
+
+    /// A row with a name and an empty `url_key` cell gets a url key made from the name on
+    /// import (see [`reading::url_key_on_import`]): write the effective one instead.
+    fn carry_url_key<C: ImportContent>(
+        &mut self,
+        sku: &str,
+        view: &str,
+        content: &C,
+        default: Option<&C>,
+        cells: &mut BTreeMap<&'static str, String>,
+    ) {
+        let has_name = cells.get("name").is_some_and(|name| !name.is_empty());
+        if !has_name || cells.get("url_key").is_some_and(|key| !key.is_empty()) {
+            return;
+        }
+        let effective = content
+            .field("url_key")
+            .or_else(|| default.and_then(|d| d.field("url_key")))
+            .filter(|key| !key.is_empty());
+        match effective {
+            Some(key) => {
+                cells.insert("url_key", key.to_string());
+            }
+            None => self.issues.push(Issue {
+                sku: sku.to_string(),
+                store_view: view.to_string(),
+                problem: "the row has a name but the product has no url key here: Magento's \
+                          import will make one from the name"
+                    .to_string(),
+            }),
+        }
     }
 
     /// Image columns: the role images and the rest as additional images, each with its label.
@@ -225,7 +301,18 @@ impl<W: Write> Writer<W> {
             }
             let label = item.label.unwrap_or_default().to_string();
             if label.contains(self.separator) {
-                // Labels of additional images are separated by the separator: keep it out.
+                // The importer splits `additional_image_labels` on the separator, so this
+                // label would shift every label after it onto the wrong image.
+                self.issues.push(Issue {
+                    sku: sku.to_string(),
+                    store_view: view.to_string(),
+                    problem: format!(
+                        "the label {label:?} of image {path:?} contains {:?}, Magento's \
+                         multi-value separator: in additional_image_labels it is written \
+                         with {:?} replaced by a space",
+                        self.separator, self.separator
+                    ),
+                });
                 labels.push(label.replace(self.separator, " "));
             } else {
                 labels.push(label.clone());
@@ -355,7 +442,7 @@ mod tests {
 
     #[test]
     fn images_keep_their_roles_labels_and_paths() {
-        let mut c = content(&[("name", "Tee")]);
+        let mut c = content(&[("name", "Tee"), ("url_key", "tee")]);
         c.images = vec![
             OwnedImage {
                 entry_id: 2,
@@ -384,10 +471,15 @@ mod tests {
         ];
         let mut w = Writer::new(Vec::new()).unwrap();
         w.product("TS-1", &c, &[]).unwrap();
-        assert_eq!(
-            w.issues.len(),
-            1,
-            "a path with a space is reported, not written"
+        let problems: Vec<&str> = w.issues.iter().map(|i| i.problem.as_str()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("\"Back, left\"") && problems[0].contains("separator"),
+            "a label holding the separator is reported: {problems:?}"
+        );
+        assert!(
+            problems[1].contains("bad name.jpg"),
+            "a path with a space is reported, not written: {problems:?}"
         );
         let rows = read(&w.finish().unwrap());
         let row = &rows[1];
@@ -397,6 +489,82 @@ mod tests {
         assert_eq!(col("thumbnail_image"), "t/e/tee.jpg");
         assert_eq!(col("additional_images"), "t/e/tee.jpg,t/e/tee-back.jpg");
         assert_eq!(col("additional_image_labels"), "Front,Back  left");
+    }
+
+    /// Every row as Magento's importer would apply its url key (`reading`), keyed by
+    /// (sku, store view).
+    fn url_keys_on_import(bytes: &[u8]) -> Vec<(String, String, Option<String>)> {
+        let rows = read(bytes);
+        let header: Vec<&str> = rows[0].iter().collect();
+        rows[1..]
+            .iter()
+            .map(|row| {
+                let cells: Vec<&str> = row.iter().collect();
+                (
+                    row[0].to_string(),
+                    row[1].to_string(),
+                    reading::url_key_on_import(&header, &cells, true),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn translated_names_keep_their_url_keys_on_import() {
+        let default = content(&[("name", "Red tee"), ("url_key", "red-tee")]);
+        let french = content(&[("name", "T-shirt rouge")]);
+        let german = content(&[("name", "Rotes T-Shirt"), ("url_key", "rotes-t-shirt")]);
+        let views = [("fr".to_string(), french), ("de".to_string(), german)];
+
+        // Nothing changes a url key: the column is left out and the importer keeps them all.
+        let mut w = Writer::without_url_key(Vec::new()).unwrap();
+        assert!(!w.columns().contains(&"url_key"));
+        w.product("TS-1", &default, &views).unwrap();
+        let applied = url_keys_on_import(&w.finish().unwrap());
+        assert_eq!(applied.len(), 3);
+        assert!(
+            applied.iter().all(|(_, _, key)| key.is_none()),
+            "{applied:?}"
+        );
+
+        // With the column, each named row carries its effective key: the importer sets each
+        // row's key to what the store already shows.
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.product("TS-1", &default, &views).unwrap();
+        assert!(w.issues.is_empty(), "{:?}", w.issues);
+        let applied = url_keys_on_import(&w.finish().unwrap());
+        assert_eq!(
+            applied,
+            vec![
+                ("TS-1".into(), "".into(), Some("red-tee".into())),
+                ("TS-1".into(), "fr".into(), Some("red-tee".into())),
+                ("TS-1".into(), "de".into(), Some("rotes-t-shirt".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_named_row_without_any_url_key_is_reported() {
+        let default = content(&[("name", "Red tee")]);
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.product("TS-1", &default, &[]).unwrap();
+        assert_eq!(w.issues.len(), 1);
+        assert!(
+            w.issues[0].problem.contains("from the name"),
+            "{:?}",
+            w.issues
+        );
+        // A view row without a name needs no url key.
+        let mut w = Writer::new(Vec::new()).unwrap();
+        let default = content(&[("name", "Red tee"), ("url_key", "red-tee")]);
+        w.product(
+            "TS-1",
+            &default,
+            &[("fr".into(), content(&[("description", "Doux")]))],
+        )
+        .unwrap();
+        let applied = url_keys_on_import(&w.finish().unwrap());
+        assert_eq!(applied[1], ("TS-1".into(), "fr".into(), None));
     }
 
     fn text() -> impl proptest::strategy::Strategy<Value = String> {
