@@ -202,7 +202,6 @@ impl MagentoConnector {
                 position: item.position,
                 disabled: Some(item.disabled),
                 types: Some(item.roles.clone()),
-                file: Some(item.file.clone()),
                 ..MediaGalleryEntry::default()
             };
             let call = MagentoClient::media_update_call(&store_scope, sku, item.entry_id, &entry)

@@ -13,6 +13,7 @@ mod errors;
 mod exports;
 mod faults;
 mod isolation;
+mod magento_quirks;
 mod ops;
 mod privacy;
 mod products;

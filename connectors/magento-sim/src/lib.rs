@@ -45,6 +45,10 @@ pub struct SimConfig {
     /// listed twice (products past the last page are then not listed at all).
     pub page_overlap: u64,
     pub signature_methods: Vec<SignatureMethod>,
+    /// 2.3's media entry update: an entry sent with `file` loses its id and becomes a new
+    /// gallery entry (`Catalog/Model/Product/Gallery/GalleryManagement::update`,
+    /// magento/magento2#27147). 2.4 keeps the id.
+    pub media_file_quirk: bool,
     /// Port to listen on; 0 for any free port.
     pub port: u16,
 }
@@ -59,6 +63,7 @@ impl Default for SimConfig {
             legacy_last_page: false,
             page_overlap: 0,
             signature_methods: vec![SignatureMethod::HmacSha256],
+            media_file_quirk: false,
             port: 0,
         }
     }

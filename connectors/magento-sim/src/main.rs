@@ -1,4 +1,5 @@
-//! `magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits]`
+//! `magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits]
+//! [--media-file-quirk]`
 
 use magento_sim::{MagentoSim, SimConfig};
 
@@ -14,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits] [--legacy-last-page]"
+            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits] [--legacy-last-page] [--media-file-quirk]"
         );
         return std::process::ExitCode::SUCCESS;
     }
@@ -60,6 +61,7 @@ async fn main() -> std::process::ExitCode {
     };
     config.input_limits = args.iter().any(|a| a == "--input-limits");
     config.legacy_last_page = args.iter().any(|a| a == "--legacy-last-page");
+    config.media_file_quirk = args.iter().any(|a| a == "--media-file-quirk");
     let sim = match MagentoSim::start(config).await {
         Ok(sim) => sim,
         Err(e) => {

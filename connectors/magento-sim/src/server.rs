@@ -298,11 +298,30 @@ async fn rest_call(
             write(&body);
             let now = inner.now();
             let mut catalog = inner.catalog.write().expect("catalog");
+            let entry = &body["entry"];
+            let loses_id = inner.config.media_file_quirk && entry["file"].as_str().is_some_and(|f| !f.is_empty());
+            let new_id = if loses_id { inner.next_media_id(&mut catalog) } else { 0 };
             let Some(product) = catalog.get_mut(sku) else { return not_found_product() };
-            let Some(media) = product.media.iter_mut().find(|m| m.id.to_string() == *id) else {
+            let Some(index) = product.media.iter().position(|m| m.id.to_string() == *id) else {
                 return magento_error(StatusCode::NOT_FOUND, "The image doesn't exist. Verify and try again.", Value::Null);
             };
-            let entry = &body["entry"];
+            if loses_id {
+                // 2.3's GalleryManagement::update drops the id of an entry that carries `file`,
+                // so the save makes it a new gallery entry (magento/magento2#27147): the old
+                // entry and its store-view labels are gone, the picture has a new id.
+                let old = product.media.remove(index);
+                product.media.push(MediaEntry {
+                    id: new_id,
+                    label: entry["label"].as_str().map(String::from),
+                    position: entry["position"].as_i64().unwrap_or(old.position),
+                    disabled: entry["disabled"].as_bool().unwrap_or(old.disabled),
+                    view_labels: Default::default(),
+                    ..old
+                });
+                product.updated_at = now;
+                return axum::Json(json!(true)).into_response();
+            }
+            let media = &mut product.media[index];
             if let Some(label) = entry.get("label") {
                 let label = label.as_str().map(String::from);
                 match view.as_deref() {

@@ -16,6 +16,25 @@ impl Drop for Sim {
 
 /// Starts the binary with `args`; returns it and the base URL from its banner.
 fn start(args: &[&str]) -> (Sim, String) {
+    let (sim, banner) = start_with_banner(args);
+    let base_url = banner["base_url"].as_str().expect("base_url").to_string();
+    (sim, base_url.trim_end_matches('/').to_string())
+}
+
+/// A signed client with the credentials the banner prints.
+fn client_for(banner: &serde_json::Value) -> magento::MagentoClient {
+    let text = |key: &str| banner[key].as_str().expect(key).to_string();
+    let credentials = magento::AccessCredentials::new(
+        text("consumer_key"),
+        text("consumer_secret"),
+        text("access_token"),
+        text("access_token_secret"),
+    );
+    magento::MagentoClient::new(magento::ClientConfig::new(text("base_url"), credentials)).unwrap()
+}
+
+/// Starts the binary with `args`; returns it and its JSON banner.
+fn start_with_banner(args: &[&str]) -> (Sim, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_magento-sim"))
         .args(["--products", "2", "--port", "0"])
         .args(args)
@@ -27,8 +46,7 @@ fn start(args: &[&str]) -> (Sim, String) {
     let mut banner = String::new();
     BufReader::new(stdout).read_line(&mut banner).unwrap();
     let banner: serde_json::Value = serde_json::from_str(&banner).expect("a JSON banner");
-    let base_url = banner["base_url"].as_str().expect("base_url").to_string();
-    (sim, base_url.trim_end_matches('/').to_string())
+    (sim, banner)
 }
 
 #[tokio::test]
@@ -55,4 +73,45 @@ fn a_latency_that_is_not_a_number_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--latency-ms must be a number"), "{stderr}");
+}
+
+#[tokio::test]
+async fn media_file_quirk_gives_an_updated_entry_a_new_id() {
+    use magento::StoreScope;
+    use magento::client::Call;
+    use magento::scope::Route;
+
+    let (_sim, banner) = start_with_banner(&["--media-file-quirk", "--products", "10"]);
+    let client = client_for(&banner);
+    let page = client
+        .search_products_page(
+            &StoreScope::All,
+            &magento::SearchCriteria::new().page_size(10).current_page(1),
+        )
+        .await
+        .unwrap();
+    let (sku, entry) = page
+        .items
+        .iter()
+        .find_map(|p| {
+            let entry = p.value.media_gallery_entries.as_ref()?.first()?.clone();
+            Some((p.value.sku.clone()?, entry))
+        })
+        .expect("a product with an image");
+    let id = entry.id.unwrap();
+    let route = || Route::new().lit("products").value(&sku).lit("media");
+    let put = Call::new(
+        reqwest::Method::PUT,
+        StoreScope::All,
+        route().value(&id.to_string()),
+    )
+    .with_body(serde_json::json!({"entry": {"id": id, "file": entry.file, "label": "x"}}));
+    client.send(&put).await.unwrap();
+    let gallery = client.list_media(&StoreScope::All, &sku).await.unwrap();
+    assert!(gallery.iter().all(|e| e.value.id != Some(id)));
+    assert!(
+        gallery
+            .iter()
+            .any(|e| e.value.label.as_deref() == Some("x"))
+    );
 }

@@ -76,7 +76,11 @@ impl MagentoClient {
     }
 
     /// Updates metadata (and the file when `content` is set). Magento
-    /// matches on the body's `id`, so it is set from `entry_id`.
+    /// matches on the body's `id`, so it is set from `entry_id`. `file` is
+    /// never sent: 2.3's `GalleryManagement::update`
+    /// (`app/code/Magento/Catalog/Model/Product/Gallery/GalleryManagement.php`)
+    /// drops the id of an entry that has one, and the save turns it into a new
+    /// gallery entry (magento/magento2#27147).
     #[instrument(skip(self, entry), fields(store = %scope))]
     pub async fn update_media(
         &self,
@@ -98,6 +102,7 @@ impl MagentoClient {
     ) -> Result<Call, MagentoError> {
         let mut entry = entry.clone();
         entry.id = Some(entry_id);
+        entry.file = None;
         let entry = serde_json::to_value(&entry).map_err(|error| {
             MagentoError::InvalidRequest(format!("entry does not serialise: {error}"))
         })?;
@@ -131,6 +136,7 @@ mod tests {
         let scope = StoreScope::parse("de").expect("valid");
         let entry = MediaGalleryEntry {
             label: Some("Alt".to_owned()),
+            file: Some("/a/b/alt.jpg".to_owned()),
             ..MediaGalleryEntry::default()
         };
         let call = MagentoClient::media_update_call(&scope, "A/B 1", 17, &entry).expect("call");
@@ -140,7 +146,8 @@ mod tests {
         );
         assert_eq!(
             call.body,
-            Some(json!({"entry": {"id": 17, "label": "Alt"}}))
+            Some(json!({"entry": {"id": 17, "label": "Alt"}})),
+            "an update never carries `file`"
         );
         let call = MagentoClient::media_create_call(&scope, "A", &entry).expect("call");
         assert!(!call.idempotent);
