@@ -123,6 +123,8 @@ pub struct ProposalResponse {
     /// The live version the proposal was made from.
     pub parent_id: Option<Uuid>,
     pub author_user_id: Option<Uuid>,
+    /// The API key the change was made with, if any.
+    pub author_api_key_id: Option<Uuid>,
     pub note: Option<String>,
     /// Provider and usage of AI proposals, review comments, push errors, conflicts (`base`,
     /// `store`, `proposal` per field).
@@ -154,7 +156,7 @@ pub async fn list(
     let limit = page.limit();
     let mut rows: Vec<ProposalResponse> = sqlx::query_as(
         "SELECT v.id, v.product_id, p.sku, v.store_view, v.origin, v.state, v.parent_id, v.author_user_id,
-                v.note, v.meta, v.created_at, v.decided_at, v.decided_by, v.content, lv.content AS live
+                v.author_api_key_id, v.note, v.meta, v.created_at, v.decided_at, v.decided_by, v.content, lv.content AS live
          FROM product_versions v
          JOIN products p ON p.id = v.product_id
          LEFT JOIN product_live l ON l.product_id = v.product_id AND l.store_view = v.store_view
@@ -232,7 +234,39 @@ struct Locked {
     product_id: Uuid,
     store_view: String,
     state: VersionState,
+    content_hash: Vec<u8>,
     author_user_id: Option<Uuid>,
+    author_api_key_id: Option<Uuid>,
+    /// The person who made the key the change was made with.
+    author_key_creator: Option<Uuid>,
+}
+
+impl Locked {
+    /// Whether `caller` is, or acts for, the change's author: the same person or key, a key
+    /// the author made, or the person who made the author's key. Four-eyes means two people.
+    async fn authored_by(
+        &self,
+        tx: &mut PgConnection,
+        caller: &Caller,
+    ) -> Result<bool, sqlx::Error> {
+        let key = caller.api_key_id();
+        if key.is_some() && key == self.author_api_key_id {
+            return Ok(true);
+        }
+        let key_creator: Option<Uuid> = match key {
+            Some(key) => sqlx::query_scalar("SELECT created_by FROM api_keys WHERE id = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten(),
+            None => None,
+        };
+        let authors = [self.author_user_id, self.author_key_creator];
+        Ok([caller.user_id(), key_creator]
+            .into_iter()
+            .flatten()
+            .any(|person| authors.contains(&Some(person))))
+    }
 }
 
 /// One decision about one proposal.
@@ -262,8 +296,11 @@ pub async fn decide(
         edited,
     } = input;
     let locked: Locked = sqlx::query_as(
-        "SELECT product_id, store_view, state, author_user_id FROM product_versions
-         WHERE id = $1 AND workspace_id = $2 AND origin IN ('ai', 'human', 'rollback') FOR UPDATE",
+        "SELECT v.product_id, v.store_view, v.state, v.content_hash, v.author_user_id, v.author_api_key_id,
+                k.created_by AS author_key_creator
+         FROM product_versions v LEFT JOIN api_keys k ON k.id = v.author_api_key_id
+         WHERE v.id = $1 AND v.workspace_id = $2 AND v.origin IN ('ai', 'human', 'rollback')
+         FOR UPDATE OF v",
     )
     .bind(id)
     .bind(workspace_id)
@@ -294,15 +331,20 @@ pub async fn decide(
             }
         )));
     }
-    if decision == Decision::Approve
-        && settings.four_eyes
-        && edited.is_none()
-        && locked.author_user_id.is_some()
-        && locked.author_user_id == caller.user_id()
-    {
-        return Err(ApiError::Forbidden(
-            "four-eyes review is on: someone other than the author must approve this change",
-        ));
+    // An "edit" that re-sends the proposal as it is changes nothing: it is a plain approval.
+    let edited = edited.filter(|content| content.hash() != locked.content_hash);
+    if decision == Decision::Approve && settings.four_eyes {
+        if edited.is_some() {
+            // The reviewer would approve content they wrote themselves.
+            return Err(ApiError::Forbidden(
+                "four-eyes review is on: your own changes need someone else's approval; propose them as an edit (POST /products/{id}/versions) instead",
+            ));
+        }
+        if locked.authored_by(tx, caller).await? {
+            return Err(ApiError::Forbidden(
+                "four-eyes review is on: someone other than the author must approve this change",
+            ));
+        }
     }
     let decider = caller.user_id();
     let comment_meta = serde_json::json!({"review_comment": comment});
@@ -311,8 +353,8 @@ pub async fn decide(
             let new_id = Uuid::now_v7();
             sqlx::query(
                 "INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash,
-                     parent_id, origin, state, author_user_id, note, meta, decided_at, decided_by)
-                 SELECT $1, product_id, workspace_id, store_view, $2, $3, parent_id, 'human', 'approved', $4, note,
+                     parent_id, origin, state, author_user_id, author_api_key_id, note, meta, decided_at, decided_by)
+                 SELECT $1, product_id, workspace_id, store_view, $2, $3, parent_id, 'human', 'approved', $4, $7, note,
                         meta || jsonb_build_object('edited_from', id, 'review_comment', $5::text), now(), $4
                  FROM product_versions WHERE id = $6",
             )
@@ -322,6 +364,7 @@ pub async fn decide(
             .bind(decider)
             .bind(comment)
             .bind(id)
+            .bind(caller.api_key_id())
             .execute(&mut *tx)
             .await?;
             sqlx::query(

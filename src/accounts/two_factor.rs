@@ -225,3 +225,14 @@ pub async fn is_enabled(db: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error>
         .await
         .map(|v| v.unwrap_or(false))
 }
+
+/// Whether a workspace the person belongs to requires two-factor login.
+pub async fn required_of(db: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
+                        WHERE m.user_id = $1 AND coalesce((w.settings->>'require_totp')::boolean, false))",
+    )
+    .bind(user_id)
+    .fetch_one(db)
+    .await
+}

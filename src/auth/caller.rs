@@ -301,3 +301,39 @@ impl<R: Resource, P: Permission> FromRequestParts<AppState> for Access<R, P> {
         })
     }
 }
+
+/// [`Access`] for what only a person may do (managing API keys): an API key is refused
+/// whatever its role, so a leaked key cannot mint keys that outlive its own revocation.
+pub struct PersonAccess<R, P>(pub Access<R, P>);
+
+impl<R, P> std::ops::Deref for PersonAccess<R, P> {
+    type Target = Access<R, P>;
+    fn deref(&self) -> &Access<R, P> {
+        &self.0
+    }
+}
+
+impl<R: Resource, P: Permission> FromRequestParts<AppState> for PersonAccess<R, P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Access::<R, P>::from_request_parts(parts, state)
+            .await?
+            .by_person()
+    }
+}
+
+impl<R, P> Access<R, P> {
+    /// This access, if a person holds it; an API key is refused with 403.
+    pub fn by_person(self) -> Result<PersonAccess<R, P>, ApiError> {
+        if self.caller.api_key_id().is_some() {
+            return Err(ApiError::Forbidden(
+                "API keys cannot manage API keys: sign in as a person",
+            ));
+        }
+        Ok(PersonAccess(self))
+    }
+}

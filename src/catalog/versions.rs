@@ -64,6 +64,8 @@ pub struct Version {
     /// The version this one was made from: the scope's live version at the time.
     pub parent_id: Option<Uuid>,
     pub author_user_id: Option<Uuid>,
+    /// The API key the change was made with, if any.
+    pub author_api_key_id: Option<Uuid>,
     pub job_id: Option<Uuid>,
     pub note: Option<String>,
     #[schema(value_type = Object)]
@@ -82,7 +84,7 @@ pub struct Version {
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.product_id, v.store_view, v.origin, v.state, v.parent_id,
-    v.author_user_id, v.job_id, v.note, v.meta, v.created_at, v.decided_at, v.decided_by, v.content";
+    v.author_user_id, v.author_api_key_id, v.job_id, v.note, v.meta, v.created_at, v.decided_at, v.decided_by, v.content";
 
 /// What a scope shows given its stored content: itself for the default scope, the default's
 /// content with the overrides on top for a store view.
@@ -176,6 +178,22 @@ pub async fn lock_for_proposal(tx: &mut PgConnection, product_id: Uuid) -> Resul
     Ok(())
 }
 
+/// Who made a change: a person, an API key, or neither (a provider's proposal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Author {
+    pub user_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+}
+
+impl Author {
+    pub fn of(caller: &crate::auth::Caller) -> Author {
+        Author {
+            user_id: caller.user_id(),
+            api_key_id: caller.api_key_id(),
+        }
+    }
+}
+
 pub struct NewProposal<'a> {
     pub product_id: Uuid,
     pub workspace_id: Uuid,
@@ -183,7 +201,7 @@ pub struct NewProposal<'a> {
     pub content: &'a Content,
     pub parent_id: Option<Uuid>,
     pub origin: VersionOrigin,
-    pub author_user_id: Option<Uuid>,
+    pub author: Author,
     pub note: Option<&'a str>,
     pub meta: serde_json::Value,
 }
@@ -195,8 +213,8 @@ pub async fn propose(tx: &mut PgConnection, new: NewProposal<'_>) -> Result<Vers
     let id = Uuid::now_v7();
     let version: Version = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO product_versions AS v (id, product_id, workspace_id, store_view, content, content_hash,
-             parent_id, origin, state, author_user_id, note, meta)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, $10,
+             parent_id, origin, state, author_user_id, author_api_key_id, note, meta)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, $12, $10,
                  -- A store view's proposal remembers the default values it was made against:
                  -- a push compares the store with what the view showed then.
                  $11 || CASE WHEN $4 <> 'all' THEN jsonb_build_object('default_base',
@@ -212,9 +230,10 @@ pub async fn propose(tx: &mut PgConnection, new: NewProposal<'_>) -> Result<Vers
     .bind(new.content.hash())
     .bind(new.parent_id)
     .bind(new.origin)
-    .bind(new.author_user_id)
+    .bind(new.author.user_id)
     .bind(new.note)
     .bind(&new.meta)
+    .bind(new.author.api_key_id)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(

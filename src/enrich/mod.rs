@@ -39,7 +39,7 @@ use crate::audits::engine::StoreScopes;
 use crate::audits::rules::RuleId;
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::products::like_pattern;
-use crate::catalog::versions::{self, NewProposal, VersionOrigin, effective};
+use crate::catalog::versions::{self, Author, NewProposal, VersionOrigin, effective};
 use crate::jobs::context::{JobContext, JobError, Outcome};
 use crate::stores::{self, Store};
 
@@ -804,7 +804,7 @@ pub(crate) async fn write_product(
                 content: &content,
                 parent_id: scope.parent_id,
                 origin: VersionOrigin::Ai,
-                author_user_id: None,
+                author: Author::default(),
                 note: None,
                 meta: json!({
                     "provider": job.params.provider,

@@ -142,8 +142,43 @@ pub fn router(state: AppState) -> Router {
                 .get(&REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+            tracing::info_span!("http", method = %req.method(), path = %traced_path(req.uri().path()), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// The request path as logs show it: a store's link token (the secret in Magento's callback
+/// and identity URLs) is replaced, so logs never hand out a way to post credentials.
+pub fn traced_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const LINK: &str = "/integrations/magento/";
+    match path.strip_prefix(LINK) {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |slash| &rest[slash..]);
+            format!("{LINK}<token>{tail}").into()
+        }
+        None => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traced_path;
+
+    #[test]
+    fn link_tokens_never_reach_the_logs() {
+        assert_eq!(
+            traced_path("/integrations/magento/s3cr3tT0ken_-x/callback"),
+            "/integrations/magento/<token>/callback"
+        );
+        assert_eq!(
+            traced_path("/integrations/magento/s3cr3tT0ken/identity"),
+            "/integrations/magento/<token>/identity"
+        );
+        assert_eq!(
+            traced_path("/integrations/magento/s3cr3tT0ken"),
+            "/integrations/magento/<token>"
+        );
+        assert_eq!(traced_path("/api/v1/stores/1"), "/api/v1/stores/1");
+    }
 }

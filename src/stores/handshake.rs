@@ -25,6 +25,10 @@ struct Handshake {
     consumer_key: String,
     consumer_secret: String,
     verifier: String,
+    /// The store URL the post reported: trusted (for the identity link's redirect) only once
+    /// the exchange has proved the post came from Magento.
+    #[serde(default)]
+    store_base_url: Option<String>,
 }
 
 /// Magento's form post, parsed and checked.
@@ -132,18 +136,18 @@ pub async fn accept_callback(
             consumer_key: form.consumer_key.clone(),
             consumer_secret: form.consumer_secret,
             verifier: form.verifier,
+            store_base_url: Some(form.store_base_url.clone()),
         },
         &handshake_context(target.id),
     );
     sqlx::query(
         "UPDATE stores SET callback_armed = false, handshake = $2, handshake_started_at = now(),
-            magento_store_url = $3, status = CASE WHEN status = 'active' THEN status ELSE 'pending' END,
+            status = CASE WHEN status = 'active' THEN status ELSE 'pending' END,
             status_detail = 'exchanging tokens with Magento'
          WHERE id = $1",
     )
     .bind(target.id)
     .bind(sealed)
-    .bind(&form.store_base_url)
     .execute(&mut *tx)
     .await?;
     entry.action = "store.callback_received";
@@ -208,6 +212,8 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
         Ok(pair) => pair,
         Err(problem) => return fail(state, store_id, claimed.workspace_id, &problem).await,
     };
+    // The exchange succeeded: Magento itself posted, so the URL it reported is its own.
+    let verified_store_url = handshake.store_base_url;
     let credentials = StoreCredentials {
         consumer_key: handshake.consumer_key,
         consumer_secret: handshake.consumer_secret,
@@ -231,13 +237,15 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
     let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE stores SET status = 'active', status_detail = $2, credentials = $3,
-            store_views = COALESCE($4, store_views), connected_at = now(), handshake_started_at = NULL
+            store_views = COALESCE($4, store_views), connected_at = now(), handshake_started_at = NULL,
+            magento_store_url = COALESCE($5, magento_store_url)
          WHERE id = $1 AND status <> 'disconnected'",
     )
     .bind(store_id)
     .bind(detail)
     .bind(sealed)
     .bind(views.map(sqlx::types::Json))
+    .bind(verified_store_url)
     .execute(&mut *tx)
     .await?;
     let mut entry = Entry::new("store.connected").target("store", store_id);

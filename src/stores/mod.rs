@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Resource;
+use crate::auth::{Capability, Resource, Role};
 use crate::crypto::Keyring;
 use crate::http::error::ApiError;
 use crate::pagination::{Page, PageParams};
@@ -228,9 +228,11 @@ pub struct StoreResponse {
     pub signature_method: SignatureMethod,
     pub store_views: Vec<StoreView>,
     pub rate_limit: RateLimit,
-    /// Paste into Magento's integration form (Callback URL). Absent once disconnected.
+    /// Paste into Magento's integration form (Callback URL). It carries the store's link
+    /// token, so only admins and owners see it; absent once disconnected.
     pub callback_url: Option<String>,
-    /// Paste into Magento's integration form (Identity Link URL). Absent once disconnected.
+    /// Paste into Magento's integration form (Identity Link URL). Admins and owners only;
+    /// absent once disconnected.
     pub identity_url: Option<String>,
     /// True while catalogd will accept one callback from Magento (after "Activate" or "Reauthorize").
     pub awaiting_callback: bool,
@@ -246,26 +248,29 @@ pub struct StoreResponse {
 }
 
 impl StoreResponse {
+    /// What `role` may see of `store`: the link URLs only for those who connect stores.
     pub fn new(
         store: Store,
         keyring: &Keyring,
         public_url: &str,
+        role: Role,
     ) -> Result<StoreResponse, ApiError> {
-        let (callback_url, identity_url) = if store.status == StoreStatus::Disconnected {
-            (None, None)
-        } else {
-            let token = store.link_token(keyring).map_err(|e| {
-                ApiError::Internal(anyhow::anyhow!("store {}: link token: {e}", store.id))
-            })?;
-            (
-                Some(format!(
-                    "{public_url}/integrations/magento/{token}/callback"
-                )),
-                Some(format!(
-                    "{public_url}/integrations/magento/{token}/identity"
-                )),
-            )
-        };
+        let (callback_url, identity_url) =
+            if store.status == StoreStatus::Disconnected || !role.allows(Capability::Administer) {
+                (None, None)
+            } else {
+                let token = store.link_token(keyring).map_err(|e| {
+                    ApiError::Internal(anyhow::anyhow!("store {}: link token: {e}", store.id))
+                })?;
+                (
+                    Some(format!(
+                        "{public_url}/integrations/magento/{token}/callback"
+                    )),
+                    Some(format!(
+                        "{public_url}/integrations/magento/{token}/identity"
+                    )),
+                )
+            };
         Ok(StoreResponse {
             id: store.id,
             workspace_id: store.workspace_id,

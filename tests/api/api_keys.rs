@@ -1,3 +1,4 @@
+use reqwest::Method;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -243,4 +244,84 @@ async fn admins_cannot_grant_ownership_and_members_are_audit_logged() {
         .get(&format!("/workspaces/{ws}/members"), &admin.access_token)
         .await;
     assert_eq!(members["items"].as_array().unwrap().len(), 3);
+}
+
+/// A leaked key must not mint keys that outlive its own revocation: key management takes a
+/// person's session, whatever the key's role.
+#[tokio::test]
+async fn api_keys_cannot_list_create_or_revoke_api_keys() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("keys@example.com").await;
+    let ws = owner.workspace_id;
+    let keys_path = format!("/workspaces/{ws}/api-keys");
+    let owner_key = app.api_key(&owner, "owner").await;
+    let admin_key = app.api_key(&owner, "admin").await;
+    let (_, listed) = app.get(&keys_path, &owner.access_token).await;
+    let admin_key_id = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for key in [&owner_key, &admin_key] {
+        let (status, body) = app.get(&keys_path, key).await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+        let (status, body) = app
+            .post(
+                &keys_path,
+                Some(key),
+                json!({"name": "minted", "role": "viewer"}),
+            )
+            .await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+        let (status, body) = app
+            .call(
+                Method::DELETE,
+                &format!("{keys_path}/{admin_key_id}"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+        let (status, body) = app
+            .call(
+                Method::DELETE,
+                &keys_path,
+                Some(key),
+                Some(json!({"id": admin_key_id})),
+            )
+            .await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    }
+    // Nothing was minted or revoked, and the keys still work for their own work.
+    let (count, revoked): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(revoked_at) FROM api_keys WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((count, revoked), (2, 0));
+    let (status, _) = app
+        .get(&format!("/workspaces/{ws}/stores"), &admin_key)
+        .await;
+    assert_eq!(status, 200);
+
+    // A person's session manages them as before.
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("{keys_path}/{admin_key_id}"),
+            Some(&owner.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .get(&format!("/workspaces/{ws}/stores"), &admin_key)
+        .await;
+    assert_eq!(status, 401);
 }

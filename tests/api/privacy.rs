@@ -243,8 +243,13 @@ async fn a_workspace_owner_can_require_two_factor_login_of_every_member() {
     // API keys are not people: the setting does not apply to them.
     let (status, _) = app.get(&stores, &key).await;
     assert_eq!(status, 200);
+    // The account's export holds that workspace's data too: refused the same way.
+    let (status, body) = app.get("/me/export", &editor.access_token).await;
+    assert_eq!((status, error_code(&body)), (403, "totp_setup_required"));
     enable_totp(&app, &editor).await;
     let (status, _) = app.get(&stores, &editor.access_token).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get("/me/export", &editor.access_token).await;
     assert_eq!(status, 200);
     // While required, a member cannot switch their own second factor off.
     let (status, body) = app

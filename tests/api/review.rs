@@ -44,13 +44,18 @@ impl Shop {
 
     /// A person's edit → the proposal's id.
     async fn propose(&self, who: &Registered, sku: &str, scope: &str, edit: Value) -> String {
+        self.propose_with(&who.access_token, sku, scope, edit).await
+    }
+
+    /// An edit made with `token` (a person's session or an API key) → the proposal's id.
+    async fn propose_with(&self, token: &str, sku: &str, scope: &str, edit: Value) -> String {
         let mut body = edit;
         body["store_view"] = json!(scope);
         let (status, version) = self
             .app
             .post(
                 &format!("/products/{}/versions", self.product_id(sku).await),
-                Some(&who.access_token),
+                Some(token),
                 body,
             )
             .await;
@@ -551,7 +556,17 @@ async fn roles_four_eyes_and_reviewer_edits() {
     let (status, _) = shop.approve(&reviewer, &own).await;
     assert_eq!(status, 200);
 
-    // A reviewer's edit becomes the approved content, attributed to them.
+    // Without four eyes, a reviewer's edit becomes the approved content, attributed to them.
+    let (status, _) = shop
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/workspaces/{}/settings", shop.owner.workspace_id),
+            Some(&shop.owner.access_token),
+            Some(json!({"four_eyes": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (status, decided) = shop
         .app
         .post(
@@ -612,6 +627,163 @@ async fn roles_four_eyes_and_reviewer_edits() {
         )
         .await;
     assert_eq!(status, 404);
+}
+
+/// With four eyes, a change is approved by someone who neither wrote it nor edits it while
+/// approving: re-sending a field unchanged is no way round, and API keys count as authors.
+#[tokio::test]
+async fn four_eyes_holds_for_reviewer_edits_and_api_keys() {
+    let shop = shop(10).await;
+    let reviewer = shop
+        .app
+        .member(&shop.owner, "reviewer@example.com", "reviewer")
+        .await;
+    let (status, _) = shop
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/workspaces/{}/settings", shop.owner.workspace_id),
+            Some(&shop.owner.access_token),
+            Some(json!({"four_eyes": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let skus: Vec<String> = shop
+        .sim
+        .skus()
+        .into_iter()
+        .filter(|s| s.starts_with("CD-"))
+        .take(3)
+        .collect();
+    let approve_with = |who: String, id: String, body: Value| {
+        let app = &shop.app;
+        async move {
+            app.post(&format!("/proposals/{id}/approve"), Some(&who), body)
+                .await
+        }
+    };
+
+    // The author re-sends a field as it is ("edit and approve" in the UI): still the author.
+    let own = shop
+        .propose(
+            &shop.owner,
+            &skus[0],
+            "all",
+            json!({"fields": {"meta_title": "Owner title"}}),
+        )
+        .await;
+    let (status, body) = approve_with(
+        shop.owner.access_token.clone(),
+        own.clone(),
+        json!({"fields": {"meta_title": "Owner title"}}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // …or changes it: then they would approve their own words twice over.
+    let (status, body) = approve_with(
+        shop.owner.access_token.clone(),
+        own.clone(),
+        json!({"fields": {"meta_title": "Owner title, better"}}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // A reviewer who edits while approving would approve their own words.
+    let (status, body) = approve_with(
+        reviewer.access_token.clone(),
+        own.clone(),
+        json!({"fields": {"meta_title": "Reviewer title"}}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("four-eyes")
+    );
+    assert_eq!(shop.state_of(&own).await, "proposed");
+    // Re-sending the proposal unchanged is a plain approval, which another person may give.
+    let (status, body) = approve_with(
+        reviewer.access_token.clone(),
+        own.clone(),
+        json!({"fields": {"meta_title": "Owner title"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"].as_str(), Some(own.as_str()));
+
+    // A change made with an API key names the key as its author: the key cannot approve it,
+    // alone or in bulk, and neither can the person who made the key or another key of theirs.
+    let key = shop.app.api_key(&shop.owner, "admin").await;
+    let second_key = shop.app.api_key(&shop.owner, "reviewer").await;
+    let by_key = shop
+        .propose_with(
+            &key,
+            &skus[1],
+            "all",
+            json!({"fields": {"meta_title": "Key title"}}),
+        )
+        .await;
+    let author_key: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT author_api_key_id FROM product_versions WHERE id = $1::uuid")
+            .bind(&by_key)
+            .fetch_one(&shop.app.db)
+            .await
+            .unwrap();
+    assert!(author_key.is_some(), "the key is recorded as the author");
+    for who in [&key, &second_key, &shop.owner.access_token] {
+        let (status, body) = approve_with(who.clone(), by_key.clone(), json!({})).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    let (status, bulk) = shop
+        .app
+        .post(
+            &format!("/stores/{}/proposals/approve", shop.store_id),
+            Some(&key),
+            json!({"ids": [by_key]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{bulk}");
+    assert_eq!(bulk["decided"], json!([]));
+    assert!(
+        bulk["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("four-eyes"),
+        "{bulk}"
+    );
+    assert_eq!(shop.state_of(&by_key).await, "proposed");
+    let (status, body) =
+        approve_with(reviewer.access_token.clone(), by_key.clone(), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // An admin's key does not approve what the admin wrote.
+    let admin = shop
+        .app
+        .member(&shop.owner, "admin@example.com", "admin")
+        .await;
+    let (status, created) = shop
+        .app
+        .post(
+            &format!("/workspaces/{}/api-keys", shop.owner.workspace_id),
+            Some(&admin.access_token),
+            json!({"name": "admin's key", "role": "reviewer"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let admins_key = created["key"].as_str().unwrap().to_string();
+    let by_admin = shop
+        .propose(
+            &admin,
+            &skus[2],
+            "all",
+            json!({"fields": {"meta_title": "Admin title"}}),
+        )
+        .await;
+    let (status, body) = approve_with(admins_key, by_admin.clone(), json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = approve_with(reviewer.access_token.clone(), by_admin, json!({})).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

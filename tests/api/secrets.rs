@@ -85,6 +85,14 @@ async fn store_secrets_never_appear_in_tables_or_logs() {
         .await
         .unwrap();
     let id = pending["id"].as_str().unwrap();
+    let link_token = pending["callback_url"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .rev()
+        .nth(1)
+        .unwrap()
+        .to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, store) = app.get(&format!("/stores/{id}"), &owner.access_token).await;
@@ -113,6 +121,15 @@ async fn store_secrets_never_appear_in_tables_or_logs() {
     assert!(
         log_text.contains("Magento callback accepted"),
         "logs were captured"
+    );
+    // The link token is the key to the store's callback: requests to it are traced without it.
+    assert!(
+        log_text.contains("/integrations/magento/<token>/callback"),
+        "the callback request was traced"
+    );
+    assert!(
+        !log_text.contains(&link_token),
+        "the store's link token appears in the logs"
     );
     for secret in &secrets {
         assert!(

@@ -506,3 +506,71 @@ async fn store_access_follows_roles_and_workspaces() {
         .await;
     assert_eq!(listed["items"], json!([]));
 }
+
+/// The callback and identity URLs carry the store's link token: only those who connect stores
+/// see them. The identity link sends Magento's popup back only to the host Magento reported in
+/// a handshake that succeeded, never to the base URL a tenant typed.
+#[tokio::test]
+async fn link_urls_are_for_admins_and_the_identity_link_trusts_only_verified_magento() {
+    let app = TestApp::spawn().await;
+    let sim = sim().await;
+    let owner = app.register("shop@example.com").await;
+    let admin = app.member(&owner, "admin@example.com", "admin").await;
+    let store = create_pending(&app, &owner, &sim.base_url()).await;
+    let id = store["id"].as_str().unwrap();
+    let callback = store["callback_url"].as_str().unwrap().to_string();
+    let identity = store["identity_url"].as_str().unwrap().to_string();
+    let back = format!(
+        "{}admin/admin/integration/loginSuccessCallback/",
+        sim.base_url()
+    );
+
+    // Before Magento has proved itself, the store's own base URL is only what a tenant typed.
+    let res = app
+        .client
+        .get(&identity)
+        .query(&[("success_call_back", back.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    let ws = owner.workspace_id;
+    let key = app.api_key(&owner, "editor").await;
+    let mut readers = vec![key];
+    for role in ["viewer", "editor", "reviewer"] {
+        readers.push(
+            app.member(&owner, &format!("{role}@example.com"), role)
+                .await
+                .access_token,
+        );
+    }
+    for token in &readers {
+        let (_, one) = app.get(&format!("/stores/{id}"), token).await;
+        let (_, all) = app.get(&format!("/workspaces/{ws}/stores"), token).await;
+        for seen in [&one, &all["items"][0]] {
+            assert_eq!(seen["id"], id);
+            assert!(seen["callback_url"].is_null(), "{seen}");
+            assert!(seen["identity_url"].is_null(), "{seen}");
+        }
+    }
+    let (_, seen) = app.get(&format!("/stores/{id}"), &admin.access_token).await;
+    assert_eq!(seen["callback_url"], callback.as_str());
+    assert_eq!(seen["identity_url"], identity.as_str());
+
+    // Magento posts, the exchange succeeds: now its host is the way back.
+    sim.create_integration(&callback, &identity)
+        .await
+        .expect("Magento reaches the callback");
+    let store = settled(&app, &owner, id).await;
+    assert_eq!(store["status"], "active", "{store}");
+    let res = app
+        .client
+        .get(&identity)
+        .query(&[("success_call_back", back.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], back.as_str());
+}

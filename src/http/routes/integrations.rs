@@ -58,48 +58,55 @@ pub struct IdentityParams {
 }
 
 /// The Identity Link URL Magento opens in a popup. Sends the popup back to Magento's
-/// `success_call_back` when it belongs to the connected store; otherwise shows the status.
+/// `success_call_back` when it is on the host Magento itself reported in a verified handshake;
+/// otherwise shows the status (and, while the token exchange runs, looks again shortly).
 #[utoipa::path(get, path = "/integrations/magento/{token}/identity", tag = "magento",
     params(("token" = String, Path, description = "the store's link token"), IdentityParams),
     responses((status = 302, description = "back to Magento"), (status = 200, content_type = "text/html"),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn identity(
     State(state): State<AppState>,
     Path(token): Path<String>,
     ApiQuery(params): ApiQuery<IdentityParams>,
 ) -> ApiResult<Response> {
-    let store: Option<(uuid::Uuid, String, Option<String>, StoreStatus, String)> = sqlx::query_as(
-        "SELECT id, base_url, magento_store_url, status, name FROM stores
+    let store: Option<(Option<String>, StoreStatus, String, bool)> = sqlx::query_as(
+        "SELECT magento_store_url, status, name, handshake_started_at IS NOT NULL FROM stores
          WHERE link_token_hash = $1 AND status <> 'disconnected'",
     )
     .bind(stores::hash_link_token(&token))
     .fetch_optional(&state.db)
     .await?;
-    let (_, base_url, magento_url, status, name) =
-        store.ok_or(ApiError::NotFound("integration"))?;
+    let (magento_url, status, name, exchanging) = store.ok_or(ApiError::NotFound("integration"))?;
+    let mut refresh = false;
     if let Some(back) = params.success_call_back.as_deref() {
-        // Only back to the store itself: never an open redirect.
-        let allowed_hosts: Vec<String> = [Some(base_url.as_str()), magento_url.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_owned))
-            .collect();
+        // Only back to Magento, and only to the host it reported in a post whose token
+        // exchange succeeded: never to a URL a tenant typed (the store's base URL), so this is
+        // no open redirect. Magento opens this popup right after its post (Magento_Integration's
+        // view/adminhtml/web/js/integration.js, `invokePopup`), usually before the exchange is done.
+        let verified_host = magento_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok()?.host_str().map(str::to_owned));
         let target = url::Url::parse(back)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .filter(|u| {
-                u.host_str()
-                    .is_some_and(|h| allowed_hosts.iter().any(|a| a == h))
-            });
-        let Some(target) = target else {
-            return Err(ApiError::invalid(
-                "success_call_back",
-                "success_call_back must point at the connected store",
-            ));
-        };
-        return Ok((StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response());
+            .filter(|u| u.host_str().is_some() && u.host_str() == verified_host.as_deref());
+        match target {
+            Some(target) if !exchanging => {
+                return Ok(
+                    (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response(),
+                );
+            }
+            _ if exchanging => refresh = true,
+            _ => {
+                return Err(ApiError::invalid(
+                    "success_call_back",
+                    "success_call_back must point at the Magento store that connected through this integration",
+                ));
+            }
+        }
     }
     let status_text = match status {
+        _ if exchanging => "exchanging tokens with Magento",
         StoreStatus::Active => "connected",
         StoreStatus::Pending => "waiting for Magento",
         StoreStatus::Failed | StoreStatus::NeedsReauth => {
@@ -108,10 +115,20 @@ async fn identity(
         StoreStatus::Disconnected => "disconnected",
     };
     let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>catalogd</title></head>\
-         <body><main><h1>catalogd</h1><p>{}: {}.</p><p>You can close this window.</p></main></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{}<title>catalogd</title></head>\
+         <body><main><h1>catalogd</h1><p>{}: {}.</p><p>{}</p></main></body></html>",
+        if refresh {
+            "<meta http-equiv=\"refresh\" content=\"2\">"
+        } else {
+            ""
+        },
         html_escape(&name),
-        status_text
+        status_text,
+        if refresh {
+            "This window goes back to Magento once the connection is made."
+        } else {
+            "You can close this window."
+        }
     );
     Ok(Html(page).into_response())
 }

@@ -277,14 +277,7 @@ async fn stop_totp(
     if !password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await? {
         return Err(ApiError::invalid("password", "the password is not right"));
     }
-    let required: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
-                        WHERE m.user_id = $1 AND coalesce((w.settings->>'require_totp')::boolean, false))",
-    )
-    .bind(user_id)
-    .fetch_one(&state.db)
-    .await?;
-    if required {
+    if two_factor::required_of(&state.db, user_id).await? {
         return Err(ApiError::Conflict(
             "a workspace you belong to requires two-factor login".into(),
         ));
@@ -302,12 +295,20 @@ async fn stop_totp(
 /// workspace it owns, the latest workspace archive with a fresh download link (an owner makes
 /// one with `POST /workspaces/{ws}/exports {"format": "workspace_archive"}`).
 #[utoipa::path(get, path = "/me/export", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = ErrorBody),
+        (status = 403, description = "`totp_setup_required`: a workspace of the account requires two-factor login", body = ErrorBody)))]
 async fn export_me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<axum::response::Response> {
     let user_id = caller.require_user()?;
+    // The archive holds data of every workspace the person belongs to: one that requires
+    // two-factor login refuses it to an account without, as its own endpoints do.
+    if two_factor::required_of(&state.db, user_id).await?
+        && !two_factor::is_enabled(&state.db, user_id).await?
+    {
+        return Err(ApiError::TotpSetupRequired);
+    }
     let files = account_archive::files(&state, user_id).await?;
     let zip = tokio::task::spawn_blocking(move || account_archive::zip(&files))
         .await

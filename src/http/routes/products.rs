@@ -19,7 +19,7 @@ use crate::catalog::diff::{self, FieldChange, MediaChange};
 use crate::catalog::edits::{self, ContentEdit, MediaLabelEdit, NOTE_MAX_CHARS};
 use crate::catalog::products::{self, Product, ProductFilter, ProductSummary};
 use crate::catalog::versions::{
-    self, NewProposal, Version, VersionOrigin, VersionState, effective,
+    self, Author, NewProposal, Version, VersionOrigin, VersionState, effective,
 };
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -306,7 +306,7 @@ async fn create_version(
             content: &content,
             parent_id: current.map(|v| v.id),
             origin: VersionOrigin::Human,
-            author_user_id: access.caller.user_id(),
+            author: Author::of(&access.caller),
             note: note.as_deref(),
             meta: author_meta(&access).into(),
         },
@@ -433,7 +433,7 @@ async fn rollback(
             content: &target.content,
             parent_id: current.map(|v| v.id),
             origin: VersionOrigin::Rollback,
-            author_user_id: access.caller.user_id(),
+            author: Author::of(&access.caller),
             note: note.as_deref(),
             meta: meta.into(),
         },

@@ -224,6 +224,7 @@ async fn create_store(
             store,
             &state.keyring,
             &state.settings.public_base_url(),
+            access.role,
         )?),
     ))
 }
@@ -242,7 +243,7 @@ async fn list_stores(
     let items = page
         .items
         .into_iter()
-        .map(|s| StoreResponse::new(s, &state.keyring, &public_url))
+        .map(|s| StoreResponse::new(s, &state.keyring, &public_url, access.role))
         .collect::<Result<_, _>>()?;
     Ok(Json(Page {
         items,
@@ -263,6 +264,7 @@ async fn get_store(
         store,
         &state.keyring,
         &state.settings.public_base_url(),
+        access.role,
     )?))
 }
 
@@ -300,6 +302,7 @@ async fn update_store(
         store,
         &state.keyring,
         &state.settings.public_base_url(),
+        access.role,
     )?))
 }
 
@@ -360,6 +363,7 @@ async fn change_store(
         store,
         &state.keyring,
         &state.settings.public_base_url(),
+        access.role,
     )?))
 }
 

@@ -16,7 +16,7 @@ use crate::accounts::{two_factor, users};
 use crate::app::AppState;
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
-use crate::auth::{Access, Caller, CanAdminister, CanRead, Principal, Role};
+use crate::auth::{Access, Caller, CanAdminister, CanRead, PersonAccess, Principal, Role};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
@@ -179,13 +179,14 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
-/// API keys of the workspace (never the keys themselves).
+/// API keys of the workspace (never the keys themselves). A person's session only: API keys
+/// are refused.
 #[utoipa::path(get, path = "/workspaces/{ws}/api-keys", tag = "api keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), PageParams),
     responses((status = 200, body = Page<ApiKeyInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_api_keys(
     State(state): State<AppState>,
-    access: Access<Workspace, CanAdminister>,
+    access: PersonAccess<Workspace, CanAdminister>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<ApiKeyInfo>>> {
     Ok(Json(
@@ -211,13 +212,14 @@ pub struct CreatedApiKey {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Creates an API key acting in this workspace with the given role.
+/// Creates an API key acting in this workspace with the given role. A person's session only:
+/// a key cannot mint keys that would outlive its own revocation.
 #[utoipa::path(post, path = "/workspaces/{ws}/api-keys", tag = "api keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_api_key(
     State(state): State<AppState>,
-    access: Access<Workspace, CanAdminister>,
+    access: PersonAccess<Workspace, CanAdminister>,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     if !access.role.may_grant(req.role) {
@@ -258,7 +260,7 @@ async fn create_api_key(
     ))
 }
 
-/// Revokes an API key; it stops working at once.
+/// Revokes an API key; it stops working at once. A person's session only.
 #[utoipa::path(delete, path = "/workspaces/{ws}/api-keys/{key_id}", tag = "api keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("key_id" = Uuid, Path, description = "API key id")),
     responses((status = 200, body = ApiKeyInfo), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -268,7 +270,7 @@ async fn revoke_api_key(
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKeyInfo>> {
     let key_id = Uuid::parse_str(&ids.1).map_err(|_| ApiError::NotFound("API key"))?;
-    revoke(&state, &access, key_id).await.map(Json)
+    revoke(&state, access, key_id).await.map(Json)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -286,18 +288,21 @@ async fn revoke_api_key_by_body(
     access: Access<Workspace, CanAdminister>,
     ApiJson(req): ApiJson<RevokeApiKey>,
 ) -> ApiResult<Json<ApiKeyInfo>> {
-    revoke(&state, &access, req.id).await.map(Json)
+    revoke(&state, access, req.id).await.map(Json)
 }
 
 async fn revoke(
     state: &AppState,
-    access: &Access<Workspace, CanAdminister>,
+    access: Access<Workspace, CanAdminister>,
     key_id: Uuid,
 ) -> ApiResult<ApiKeyInfo> {
     let mut tx = state.db.begin().await?;
     let info = workspaces::revoke_api_key(&mut tx, access.workspace_id, key_id)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
+    // Checked after the lookup, so another workspace's key id is 404 as everywhere; refusing
+    // drops the transaction, and with it the revocation.
+    let access = access.by_person()?;
     audit_log::record(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, "api_key.revoked")
