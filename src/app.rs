@@ -34,6 +34,9 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The configured AI providers (each with its own limiter).
     pub ai: Providers,
+    /// Where outbound requests may go (`[egress] allow`): every client that reaches a store,
+    /// a provider or a webhook is built under it.
+    pub egress: egress::Policy,
 }
 
 impl std::ops::Deref for AppState {
@@ -62,7 +65,8 @@ impl AppState {
             settings.auth.login_attempts_per_minute_per_account,
             settings.auth.login_attempts_per_minute_per_client,
         );
-        let ai = Providers::from_settings(&settings.ai)
+        let egress = settings.egress.policy();
+        let ai = Providers::from_settings(&settings.ai, &egress)
             .expect("the AI settings were checked when they were loaded");
         Ok(AppState(Arc::new(Inner {
             db,
@@ -74,6 +78,7 @@ impl AppState {
             storage,
             metrics: http::metrics::handle(),
             ai,
+            egress,
         })))
     }
 }

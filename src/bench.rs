@@ -147,21 +147,33 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let database = own_database(&mut settings)?;
+    // The simulator runs on this machine.
+    settings.egress.allow_loopback();
     settings.jobs.concurrency.sync = 1;
     let keys = KeyMaterial::load_or_generate(&settings)?;
     let pool = db::connect_and_migrate(&settings.database).await?;
     let state = AppState::new(pool.clone(), settings, keys)?;
 
-    let views =
-        stores::magento::discover(&base_url, &credentials, SignatureMethod::HmacSha256, rate)
-            .await?;
+    let views = stores::magento::discover(
+        &state.egress,
+        &base_url,
+        &credentials,
+        SignatureMethod::HmacSha256,
+        rate,
+    )
+    .await?;
     let scopes: Vec<String> = std::iter::once("all".to_string())
         .chain(views.iter().map(|v| v.code.clone()))
         .collect();
 
     // 1. Raw download of the same pages, with the same client limits.
-    let client =
-        stores::magento::client(&base_url, &credentials, SignatureMethod::HmacSha256, rate)?;
+    let client = stores::magento::client(
+        &state.egress,
+        &base_url,
+        &credentials,
+        SignatureMethod::HmacSha256,
+        rate,
+    )?;
     let started = Instant::now();
     let mut raw_pages = 0u64;
     let mut raw_bytes = 0u64;
@@ -499,6 +511,8 @@ pub async fn enrich(mut settings: Settings, options: EnrichBenchOptions) -> anyh
         },
     );
     let database = own_database(&mut settings)?;
+    // The simulator and the provider fake run on this machine.
+    settings.egress.allow_loopback();
     let keys = KeyMaterial::load_or_generate(&settings)?;
     let pool = db::connect_and_migrate(&settings.database).await?;
     let state = AppState::new(pool.clone(), settings, keys)?;
@@ -508,9 +522,14 @@ pub async fn enrich(mut settings: Settings, options: EnrichBenchOptions) -> anyh
     }
     .validate()
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let views =
-        stores::magento::discover(&base_url, &credentials, SignatureMethod::HmacSha256, rate)
-            .await?;
+    let views = stores::magento::discover(
+        &state.egress,
+        &base_url,
+        &credentials,
+        SignatureMethod::HmacSha256,
+        rate,
+    )
+    .await?;
     let (workspace_id, store_id) =
         insert_store(&state, &base_url, &credentials, views, rate).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -52,6 +52,32 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub storage: StorageSettings,
     pub ai: AiSettings,
+    pub egress: EgressSettings,
+}
+
+/// `[egress]`: where outbound requests may go besides public addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSettings {
+    /// Non-public ranges outbound requests may reach (a self-hosted Magento next door).
+    pub allow: Vec<egress::Cidr>,
+}
+
+impl EgressSettings {
+    /// The policy every outbound client is built with.
+    pub fn policy(&self) -> egress::Policy {
+        egress::Policy::allowing(self.allow.iter().copied())
+    }
+
+    /// Adds loopback, for a daemon whose store and providers are simulators on this machine
+    /// (`catalogd demo`, the benchmarks).
+    pub fn allow_loopback(&mut self) {
+        for range in egress::Policy::loopback_ranges() {
+            if !self.allow.contains(&range) {
+                self.allow.push(range);
+            }
+        }
+    }
 }
 
 /// Where media and export files are kept (see `storage`).
@@ -278,13 +304,7 @@ impl Settings {
             {
                 figment::value::Value::from(value)
             } else if LIST_KEYS.contains(&path.as_str()) {
-                let items: Vec<String> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(String::from)
-                    .collect();
-                figment::value::Value::from(items)
+                figment::value::Value::from(list(&key, &value)?)
             } else {
                 coerce(&value)
             };
@@ -340,7 +360,7 @@ impl Settings {
             ));
         }
         self.validate_storage()?;
-        crate::enrich::providers::Providers::from_settings(&self.ai)
+        crate::enrich::providers::Providers::from_settings(&self.ai, &self.egress.policy())
             .map_err(|e| ConfigError::Invalid(format!("ai: {e}")))?;
         if !self.public_url.is_empty() {
             url::Url::parse(&self.public_url)
@@ -430,8 +450,29 @@ const STRING_KEY_ENDINGS: &[&str] = &[
     ".prompts_dir",
 ];
 
-/// Keys holding lists, given in the environment as comma-separated values.
-const LIST_KEYS: &[&str] = &["previous_master_keys", "previous_jwt_secrets"];
+/// Keys holding lists, given in the environment as a JSON array of strings
+/// (`'["10.0.0.0/8"]'`) or as comma-separated values.
+const LIST_KEYS: &[&str] = &[
+    "previous_master_keys",
+    "previous_jwt_secrets",
+    "egress.allow",
+];
+
+fn list(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    if value.trim_start().starts_with('[') {
+        return serde_json::from_str(value).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "CATALOGD_{key} is not a JSON array of strings ({e})"
+            ))
+        });
+    }
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect())
+}
 
 /// Environment values are strings; numbers and booleans are given their type so
 /// `CATALOGD_AUTH__BCRYPT_COST=4` sets an integer.
@@ -596,6 +637,68 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("local"), "{err}");
+    }
+
+    #[test]
+    fn egress_allows_nothing_but_public_addresses_by_default() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(s.egress.allow.is_empty());
+        let policy = s.egress.policy();
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_err());
+        assert!(policy.check("10.1.2.3".parse().unwrap()).is_err());
+        assert!(policy.check("169.254.169.254".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn egress_ranges_come_from_the_file_or_the_environment() {
+        let s = Settings::load_from(
+            None,
+            env(&[("CATALOGD_EGRESS__ALLOW", r#"["127.0.0.0/8"]"#)]),
+        )
+        .unwrap();
+        assert!(
+            s.egress
+                .policy()
+                .check("127.0.0.2".parse().unwrap())
+                .is_ok()
+        );
+        assert!(
+            s.egress
+                .policy()
+                .check("10.0.0.1".parse().unwrap())
+                .is_err()
+        );
+        let s = Settings::load_from(
+            None,
+            env(&[("CATALOGD_EGRESS__ALLOW", "10.0.0.0/8, fd00::/8")]),
+        )
+        .unwrap();
+        assert_eq!(s.egress.allow.len(), 2);
+        assert!(s.egress.policy().check("fd00::5".parse().unwrap()).is_ok());
+
+        let dir = std::env::temp_dir().join(format!("catalogd-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[egress]\nallow = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+        let policy = s.egress.policy();
+        assert!(policy.check("10.9.8.7".parse().unwrap()).is_ok());
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("127.0.0.2".parse().unwrap()).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+
+        for bad in [r#"["10.0.0.0/33"]"#, r#"["nowhere"]"#, r#"[1, 2"#] {
+            let err =
+                Settings::load_from(None, env(&[("CATALOGD_EGRESS__ALLOW", bad)])).unwrap_err();
+            assert!(
+                err.to_string().to_lowercase().contains("egress"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub struct DemoOptions {
     pub exit: bool,
 }
 
-pub async fn run(settings: Settings, options: DemoOptions) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result<()> {
+    // The simulated store runs on this machine, which `[egress] allow` otherwise refuses.
+    settings.egress.allow_loopback();
     let sim = MagentoSim::start(SimConfig {
         products: options.products,
         seed: options.seed,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use url::Url;
 use uuid::Uuid;
 
 use crate::catalog::content::Content;
@@ -21,8 +22,8 @@ use crate::jobs::context::{JobContext, JobError, Outcome};
 use crate::storage::{ObjectKey, ObjectStore, StorageError};
 use crate::stores::{self, Store};
 
-/// Pictures larger than this are not mirrored (and reported).
-const MAX_BYTES: usize = 20 * 1024 * 1024;
+/// Pictures larger than this are not mirrored (and reported); the download stops there.
+const PICTURE: egress::BodyLimit = egress::BodyLimit::new("picture", 20 * 1024 * 1024);
 const BATCH: i64 = 100;
 /// Longer side of a thumbnail, pixels.
 pub const THUMBNAIL_MAX_PX: u32 = 256;
@@ -49,22 +50,47 @@ pub fn thumbnail_key(workspace_id: Uuid, sha256: &[u8]) -> ObjectKey {
         .expect("a hex hash is a valid key segment")
 }
 
-/// The URL of a gallery file: the store's media URL (from its default store view) plus
-/// Magento's product image directory.
-fn media_url(store: &Store, file: &str) -> String {
-    let base = store
+/// The store's media URL: its default store view's (as Magento reported it), or `media/`
+/// under the store's base URL. Only http(s), without user info, query or fragment.
+fn media_base(store: &Store) -> Result<Url, String> {
+    let configured = store
         .store_views
         .0
         .iter()
         .find(|v| v.code == "default")
         .or_else(|| store.store_views.0.first())
-        .and_then(|v| v.base_media_url.clone())
-        .unwrap_or_else(|| format!("{}/media/", store.base_url.trim_end_matches('/')));
-    format!(
-        "{}/catalog/product/{}",
-        base.trim_end_matches('/'),
-        file.trim_start_matches('/')
-    )
+        .and_then(|v| v.base_media_url.clone());
+    let text =
+        configured.unwrap_or_else(|| format!("{}/media/", store.base_url.trim_end_matches('/')));
+    let mut url = Url::parse(&text)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .filter(|url| url.username().is_empty() && url.password().is_none())
+        .ok_or_else(|| format!("the store's media URL {text:?} is not an http(s) URL"))?;
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// The URL of a gallery file: Magento's product image directory under the media URL. The
+/// file must be a path there (no `..`, `?`, `#`, scheme…), so the URL stays on the store's
+/// media host and under its product directory.
+fn media_url(base: &Url, file: &str) -> Result<Url, String> {
+    let outside = || format!("gallery file {file:?} is not a path under the media directory");
+    let path = magento::models::gallery_path(file).ok_or_else(outside)?;
+    let directory = base.join("catalog/product/").map_err(|_| outside())?;
+    let url = directory.join(path).map_err(|_| outside())?;
+    let stays = url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.path().starts_with(directory.path())
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if stays { Ok(url) } else { Err(outside()) }
 }
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
@@ -76,7 +102,11 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let store = stores::get(db, store_id)
         .await?
         .ok_or_else(|| JobError::Fatal("the store no longer exists".into()))?;
-    let http = reqwest::Client::builder()
+    let base = media_base(&store).map_err(JobError::Fatal)?;
+    let http = ctx
+        .state
+        .egress
+        .client()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| JobError::Fatal(format!("http client: {e}")))?;
@@ -119,7 +149,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
             if let Some(stop) = ctx.should_stop().await {
                 return Ok(Outcome::Stopped(stop));
             }
-            mirror_product(ctx, &http, &store, product_id, &content.0).await?;
+            mirror_product(ctx, &http, &base, &store, product_id, &content.0).await?;
             checkpoint.after = Some(product_id);
             ctx.advance(1);
             let mut tx = db.begin().await?;
@@ -143,7 +173,8 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
 
 async fn mirror_product(
     ctx: &JobContext,
-    http: &reqwest::Client,
+    http: &egress::HttpClient,
+    base: &Url,
     store: &Store,
     product_id: Uuid,
     content: &Content,
@@ -163,8 +194,11 @@ async fn mirror_product(
             ctx.add("unchanged", 1);
             continue;
         }
-        let url = media_url(store, &item.file);
-        let bytes = match fetch(http, &url).await {
+        let fetched = match media_url(base, &item.file) {
+            Ok(url) => fetch(http, &url).await?,
+            Err(message) => Err(message),
+        };
+        let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(message) => {
                 ctx.add("failed", 1);
@@ -311,32 +345,33 @@ pub fn thumbnail(picture: &[u8]) -> Result<Vec<u8>, String> {
     Ok(png)
 }
 
-async fn fetch(http: &reqwest::Client, url: &str) -> Result<Bytes, String> {
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("could not download {url}: {e}"))?;
+/// Downloads one picture. `Err` is this picture's failure; an address the egress policy
+/// refuses fails the whole job, since every picture of the store is on the same host.
+async fn fetch(http: &egress::HttpClient, url: &Url) -> Result<Result<Bytes, String>, JobError> {
+    let response = match http.send(http.get(url.clone())).await {
+        Ok(response) => response,
+        Err(egress::SendError::Refused(refusal)) => {
+            return Err(JobError::Fatal(format!(
+                "the store's media URL is refused: {refusal}"
+            )));
+        }
+        Err(e) => return Ok(Err(format!("could not download {url}: {e}"))),
+    };
     if !response.status().is_success() {
-        return Err(format!("{url} answered {}", response.status()));
+        // Redirects are not followed: a 3xx is a failure like any other.
+        return Ok(Err(format!(
+            "{url} answered {}",
+            response.error_answer().await
+        )));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n as usize > MAX_BYTES)
-    {
-        return Err(format!("{url} is larger than {MAX_BYTES} bytes"));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading {url}: {e}"))?;
-    if bytes.len() > MAX_BYTES {
-        return Err(format!("{url} is larger than {MAX_BYTES} bytes"));
-    }
+    let bytes = match response.bytes(PICTURE).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Ok(Err(format!("{url}: {e}"))),
+    };
     if imagesize::image_type(&bytes).is_err() {
-        return Err(format!("{url} is not a picture"));
+        return Ok(Err(format!("{url} is not a picture")));
     }
-    Ok(bytes)
+    Ok(Ok(bytes))
 }
 
 /// A product's mirrored picture as recorded.
@@ -375,6 +410,30 @@ pub const SIZES_SQL: &str = "(SELECT json_agg(json_build_array(m.entry_id, m.wid
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_urls_stay_on_the_media_host_under_the_product_directory() {
+        let base = Url::parse("https://cdn.shop.example/pub/media/").unwrap();
+        assert_eq!(
+            media_url(&base, "/r/e/red-tee.jpg").unwrap().as_str(),
+            "https://cdn.shop.example/pub/media/catalog/product/r/e/red-tee.jpg"
+        );
+        for hostile in [
+            "/../../../../etc/passwd",
+            "/r/e/x.jpg?x=1",
+            "/r/e/x.jpg#f",
+            "//169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/x.jpg",
+            "/%2e%2e/%2e%2e/admin",
+            "",
+        ] {
+            let error = media_url(&base, hostile).unwrap_err();
+            assert!(
+                error.contains("not a path under the media directory"),
+                "{hostile}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn keys_are_per_workspace_and_content() {

@@ -335,7 +335,10 @@ pub fn map_error(e: MagentoError) -> ConnectorError {
         MagentoError::NotFound { .. }
         | MagentoError::Rejected { .. }
         | MagentoError::InvalidRequest(_)
-        | MagentoError::InvalidConfig(_) => ConnectorError::Fatal(e.to_string()),
+        | MagentoError::InvalidConfig(_)
+        // Neither an address the policy refuses nor an answer past its cap changes on retry.
+        | MagentoError::Refused(_)
+        | MagentoError::TooLarge { .. } => ConnectorError::Fatal(e.to_string()),
     }
 }
 

@@ -29,8 +29,9 @@ impl std::fmt::Debug for Providers {
     }
 }
 
-fn provider_config(settings: &ProviderSettings) -> ProviderConfig {
+fn provider_config(settings: &ProviderSettings, egress: &egress::Policy) -> ProviderConfig {
     let mut config = ProviderConfig::new(settings.kind);
+    config.egress = egress.clone();
     config.base_url = settings.base_url.clone();
     config.api_key = settings.api_key.clone();
     config.model = settings.model.clone();
@@ -52,8 +53,12 @@ fn provider_config(settings: &ProviderSettings) -> ProviderConfig {
 }
 
 impl Providers {
-    /// Builds every configured provider; the error names the provider and what is wrong.
-    pub fn from_settings(settings: &AiSettings) -> Result<Providers, String> {
+    /// Builds every configured provider, each reaching its `base_url` under `egress`; the
+    /// error names the provider and what is wrong.
+    pub fn from_settings(
+        settings: &AiSettings,
+        egress: &egress::Policy,
+    ) -> Result<Providers, String> {
         let mut prompts = Prompts::builtin();
         if !settings.prompts_dir.trim().is_empty() {
             prompts = prompts
@@ -86,7 +91,7 @@ impl Providers {
                     "providers.{name}: rpm, max_concurrency and max_attempts must be positive"
                 ));
             }
-            let built = ai::build(name, provider_config(provider), prompts.clone())
+            let built = ai::build(name, provider_config(provider, egress), prompts.clone())
                 .map_err(|e| format!("providers.{name}: {e}"))?;
             by_name.insert(name.clone(), built);
         }

@@ -504,6 +504,7 @@ pub fn connector_of(
         .ok_or_else(|| JobError::Fatal("the store has no credentials (disconnected)".into()))?
         .map_err(|e| JobError::Fatal(format!("the store's credentials cannot be opened: {e}")))?;
     let client = stores::magento::client(
+        &state.egress,
         &store.base_url,
         &credentials,
         store.signature_method(),

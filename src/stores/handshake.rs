@@ -201,6 +201,7 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
     }
     let method = super::SignatureMethod::parse(&claimed.signature_method);
     let exchanged = super::magento::exchange_tokens(
+        &state.egress,
         &claimed.base_url,
         &handshake.consumer_key,
         &handshake.consumer_secret,
@@ -221,7 +222,9 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
         access_token_secret,
     };
     let rate = super::RateLimit::default();
-    let discovered = super::magento::discover(&claimed.base_url, &credentials, method, rate).await;
+    let discovered =
+        super::magento::discover(&state.egress, &claimed.base_url, &credentials, method, rate)
+            .await;
     let (views, detail) = match discovered {
         Ok(views) => (Some(views), None),
         Err(e) => (

@@ -17,20 +17,25 @@ fn method(m: SignatureMethod) -> magento::SignatureMethod {
 }
 
 /// Runs request-token then access-token. `Err` carries a message for the store owner
-/// (Magento's `oauth_problem` when it sent one); no secret is ever part of it.
+/// (Magento's `oauth_problem` when it sent one, or the egress refusal naming the setting that
+/// would allow the store's address); no secret is ever part of it.
 pub async fn exchange_tokens(
+    egress: &egress::Policy,
     base_url: &str,
     consumer_key: &str,
     consumer_secret: &str,
     verifier: &str,
     signature_method: SignatureMethod,
 ) -> Result<(String, String), String> {
-    let describe = |stage: &str, e: TokenExchangeError| match e.problem() {
-        Some(problem) => format!("Magento refused the {stage}: {problem}"),
-        None => format!("the {stage} with Magento failed: {e}"),
+    let describe = |stage: &str, e: TokenExchangeError| match (&e, e.problem()) {
+        (TokenExchangeError::Egress(refusal), _) => {
+            format!("the store's address is refused: {refusal}")
+        }
+        (_, Some(problem)) => format!("Magento refused the {stage}: {problem}"),
+        (_, None) => format!("the {stage} with Magento failed: {e}"),
     };
     let exchange =
-        TokenExchange::with_default_client(method(signature_method)).map_err(|e| e.to_string())?;
+        TokenExchange::with_policy(egress, method(signature_method)).map_err(|e| e.to_string())?;
     let consumer = ConsumerCredentials::new(consumer_key, consumer_secret);
     let request = exchange
         .request_token(base_url, &consumer)
@@ -46,17 +51,25 @@ pub async fn exchange_tokens(
     ))
 }
 
-/// A client for one store, with its rate limits.
+/// A client for one store, with its rate limits, reaching it under `egress`.
 pub fn client(
+    egress: &egress::Policy,
     base_url: &str,
     credentials: &StoreCredentials,
     signature_method: SignatureMethod,
     rate: RateLimit,
 ) -> Result<MagentoClient, MagentoError> {
-    MagentoClient::new(config(base_url, credentials, signature_method, rate))
+    MagentoClient::new(config(
+        egress,
+        base_url,
+        credentials,
+        signature_method,
+        rate,
+    ))
 }
 
 fn config(
+    egress: &egress::Policy,
     base_url: &str,
     credentials: &StoreCredentials,
     signature_method: SignatureMethod,
@@ -69,6 +82,7 @@ fn config(
         credentials.access_token_secret.clone(),
     );
     let mut config = ClientConfig::new(base_url, access);
+    config.egress = egress.clone();
     config.signature_method = method(signature_method);
     config.requests_per_second =
         NonZeroU32::new(rate.requests_per_second).unwrap_or(NonZeroU32::MIN);
@@ -80,13 +94,14 @@ fn config(
 /// One signed round of calls that proves the credentials work and lists the customer-facing
 /// store views with their locales and URLs.
 pub async fn discover(
+    egress: &egress::Policy,
     base_url: &str,
     credentials: &StoreCredentials,
     signature_method: SignatureMethod,
     rate: RateLimit,
 ) -> Result<Vec<StoreView>, MagentoError> {
     // Connecting is interactive: fail within seconds rather than retry for minutes.
-    let mut config = config(base_url, credentials, signature_method, rate);
+    let mut config = config(egress, base_url, credentials, signature_method, rate);
     config.timeout = Duration::from_secs(20);
     config.retry.max_attempts = 2;
     let client = MagentoClient::new(config)?;

@@ -186,6 +186,7 @@ fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, 
         .ok_or_else(|| JobError::Fatal("the store has no credentials (disconnected)".into()))?
         .map_err(|e| JobError::Fatal(format!("the store's credentials cannot be opened: {e}")))?;
     let client = stores::magento::client(
+        &ctx.state.egress,
         &store.base_url,
         &credentials,
         store.signature_method(),

@@ -577,6 +577,7 @@ async fn a_resumed_job_polls_the_batch_in_its_checkpoint_instead_of_submitting_a
     config.base_url = Some(fake.base_url());
     config.api_key = Some("sk-fake-key".into());
     config.model = Some("gpt-fake".into());
+    config.egress = egress::Policy::allowing_loopback();
     let provider = ai::build(
         "openai",
         config,

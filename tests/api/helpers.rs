@@ -147,6 +147,8 @@ pub fn test_env(db_name: &str, data_dir: &std::path::Path) -> Vec<(String, Strin
         ("CATALOGD_JOBS__RETRY_BASE_DELAY_MS".into(), "50".into()),
         ("CATALOGD_JOBS__GRACE_PERIOD_SECS".into(), "5".into()),
         ("CATALOGD_JOBS__SCHEDULER_TICK_SECS".into(), "1".into()),
+        // The simulator and the provider fakes are on loopback, which the default refuses.
+        ("CATALOGD_EGRESS__ALLOW".into(), r#"["127.0.0.0/8"]"#.into()),
     ]
 }
 

@@ -12,6 +12,7 @@ mod enrich_providers;
 mod errors;
 mod exports;
 mod faults;
+mod hostile_stores;
 mod isolation;
 mod magento_quirks;
 mod ops;

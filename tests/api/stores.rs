@@ -380,6 +380,7 @@ async fn a_verifier_used_once_cannot_be_exchanged_again() {
         value("oauth_consumer_secret"),
     );
     magento::oauth::request_token(
+        &egress::Policy::allowing_loopback(),
         &sim.base_url(),
         &consumer,
         magento::SignatureMethod::HmacSha256,

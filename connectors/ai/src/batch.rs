@@ -210,22 +210,29 @@ pub(crate) async fn poll(
     Ok(BatchPoll::Done(results))
 }
 
+/// The largest batch results file read: a chunk of a thousand products' answers.
+const RESULTS_LIMIT: egress::BodyLimit =
+    egress::BodyLimit::new("batch results file", 64 * 1024 * 1024);
+
 async fn fetch_lines(provider: &HttpProvider, url: &str) -> Result<Vec<Value>, AiError> {
     let permit = provider.limiter.acquire(1).await;
     let response = provider
-        .authorise(provider.client.get(url))
-        .send()
+        .client
+        .send(provider.authorise(provider.client.get(url)))
         .await
-        .map_err(|e| AiError::Unavailable(format!("batch results: {e}")))?;
+        .map_err(|e| match e {
+            egress::SendError::Refused(refusal) => AiError::Config(format!("base_url: {refusal}")),
+            other => AiError::Unavailable(format!("batch results: {other}")),
+        })?;
     drop(permit);
     if !response.status().is_success() {
         return Err(AiError::Unavailable(format!(
             "batch results answered {}",
-            response.status()
+            response.error_answer().await
         )));
     }
     let text = response
-        .text()
+        .text(RESULTS_LIMIT)
         .await
         .map_err(|e| AiError::Unavailable(format!("batch results: {e}")))?;
     Ok(text

@@ -65,7 +65,7 @@ pub struct HttpProvider {
     pub(crate) base_url: String,
     pub(crate) model: String,
     api_key: Option<SecretString>,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: egress::HttpClient,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) prompts: Arc<Prompts>,
     retry: RetryPolicy,
@@ -100,7 +100,9 @@ impl HttpProvider {
         config: ProviderConfig,
         prompts: Arc<Prompts>,
     ) -> Result<HttpProvider, AiError> {
-        let client = reqwest::Client::builder()
+        let client = config
+            .egress
+            .client()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
@@ -145,26 +147,43 @@ impl HttpProvider {
         loop {
             attempt += 1;
             let mut permit = Some(self.limiter.acquire(estimate).await);
-            let result = self.authorise(send()).send().await;
+            let result = self.client.send(self.authorise(send())).await;
             let failure = match result {
-                Err(e) if e.is_timeout() => Failure::Retry(format!("timed out: {e}"), None),
+                Err(egress::SendError::Refused(refusal)) => {
+                    return Err(AiError::Config(format!("base_url: {refusal}")));
+                }
+                Err(egress::SendError::Timeout) => Failure::Retry("timed out".into(), None),
                 Err(e) => Failure::Retry(format!("could not reach the provider: {e}"), None),
                 Ok(response) => {
                     self.limiter.observe(response.headers());
                     let status = response.status();
                     let headers = response.headers().clone();
-                    let text = response.text().await.unwrap_or_default();
-                    permit.take();
                     if status.is_success() {
-                        let value: Value = serde_json::from_str(&text).map_err(|e| {
-                            AiError::Unavailable(format!("the provider's answer is not JSON: {e}"))
+                        let read = response.bytes(ANSWER_LIMIT).await;
+                        permit.take();
+                        let body = read.map_err(|e| match e {
+                            egress::ReadError::TooLarge { .. } => {
+                                AiError::Unavailable(e.to_string())
+                            }
+                            other => AiError::Unavailable(format!(
+                                "the provider's answer broke off: {other}"
+                            )),
+                        })?;
+                        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+                            AiError::Unavailable(format!(
+                                "the provider's answer is not JSON (line {}, column {})",
+                                e.line(),
+                                e.column()
+                            ))
                         })?;
                         let usage = self.usage_of(&value);
                         self.limiter.succeeded();
                         self.limiter.charge_tokens(estimate, usage.total()).await;
                         return Ok((value, usage));
                     }
-                    classify(status, &headers, &text)
+                    let answer = response.error_answer().await;
+                    permit.take();
+                    classify(status, &headers, &answer)
                 }
             };
             // No slot is held through a backoff.
@@ -259,12 +278,21 @@ impl HttpProvider {
     }
 }
 
+/// The largest answer read from a provider: a generation is a few kilobytes.
+pub(crate) const ANSWER_LIMIT: egress::BodyLimit =
+    egress::BodyLimit::new("provider's answer", 4 * 1024 * 1024);
+
 /// Sorts a failed HTTP answer into retry (with the provider's wait) or a final error.
-fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, text: &str) -> Failure {
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let message = error_message(&body, text);
+fn classify(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    answer: &egress::ErrorAnswer,
+) -> Failure {
+    let text = String::from_utf8_lossy(answer.body());
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let message = error_message(&body, answer);
     if status == StatusCode::TOO_MANY_REQUESTS {
-        if is_spend_limit(&body, text) {
+        if is_spend_limit(&body, &text) {
             return Failure::Final(AiError::SpendLimit(message));
         }
         let wait = retry_after(headers, chrono::Utc::now()).unwrap_or(Duration::from_secs(1));
@@ -290,11 +318,13 @@ fn is_spend_limit(body: &Value, text: &str) -> bool {
         || MARKERS.iter().any(|m| text.contains(m))
 }
 
-fn error_message(body: &Value, text: &str) -> String {
-    body["error"]["message"]
-        .as_str()
-        .map(String::from)
-        .unwrap_or_else(|| text.chars().take(300).collect())
+/// The provider's own error message, or only the answer's shape: a body that is not the
+/// provider's error JSON is not repeated.
+fn error_message(body: &Value, answer: &egress::ErrorAnswer) -> String {
+    match body["error"]["message"].as_str() {
+        Some(message) => message.chars().take(500).collect(),
+        None => format!("not a provider error message ({})", answer.summary()),
+    }
 }
 
 /// Exponential backoff with ±25 % jitter, capped at 30 s.

@@ -107,6 +107,9 @@ pub struct ProviderConfig {
     pub retry: RetryPolicy,
     pub api: OpenAiApi,
     pub max_output_tokens: u32,
+    /// Where requests may go (public addresses only unless ranges are allowed): a
+    /// `base_url` on this machine or the local network needs its range allowed.
+    pub egress: egress::Policy,
 }
 
 impl ProviderConfig {
@@ -121,6 +124,7 @@ impl ProviderConfig {
             retry: RetryPolicy::default(),
             api: OpenAiApi::default(),
             max_output_tokens: 1024,
+            egress: egress::Policy::public_only(),
         }
     }
 }

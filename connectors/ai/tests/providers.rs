@@ -14,6 +14,8 @@ use secrecy::SecretString;
 fn config(kind: ProviderKind, fake: &FakeServer) -> ProviderConfig {
     let mut c = ProviderConfig::new(kind);
     c.base_url = Some(fake.base_url());
+    // The fake is on loopback.
+    c.egress = egress::Policy::allowing_loopback();
     c.api_key = Some(SecretString::from("sk-test-secret"));
     c.model = Some("model-x".into());
     c.limits = LimitConfig {
@@ -363,4 +365,73 @@ async fn rules_needs_nothing_and_compatible_needs_a_base_url() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("model"), "{err}");
+}
+
+/// An OpenAI-compatible endpoint on loopback answering every request with `answer`.
+async fn hostile_endpoint(answer: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, answer).await });
+    format!("http://{address}/v1")
+}
+
+fn compatible_at(base_url: String) -> ProviderConfig {
+    let mut c = ProviderConfig::new(ProviderKind::OpenaiCompatible);
+    c.base_url = Some(base_url);
+    c.model = Some("local-model".into());
+    c.egress = egress::Policy::allowing_loopback();
+    c.retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(10),
+    };
+    c
+}
+
+#[tokio::test]
+async fn a_base_url_the_egress_policy_refuses_stops_the_job_naming_the_setting() {
+    let fake = FakeServer::start().await;
+    let mut c = config(ProviderKind::OpenaiCompatible, &fake);
+    c.egress = egress::Policy::public_only();
+    let provider = ai::build("local", c, Arc::new(Prompts::builtin())).unwrap();
+    let err = provider.generate(&meta_request()).await.unwrap_err();
+    assert!(err.is_terminal(), "{err:?}");
+    assert!(err.to_string().contains(egress::SETTING), "{err}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_its_cap() {
+    let endless = axum::Router::new().fallback(|| async {
+        let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+        let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        axum::response::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(stream))
+            .unwrap()
+    });
+    let base = hostile_endpoint(endless).await;
+    let provider = ai::build("local", compatible_at(base), Arc::new(Prompts::builtin())).unwrap();
+    let err = provider.generate(&meta_request()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("larger than 4194304 bytes"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_page_is_described_not_repeated() {
+    let page = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            [("content-type", "text/html")],
+            "<html>internal admin console: token=s3cr3t</html>",
+        )
+    });
+    let base = hostile_endpoint(page).await;
+    let provider = ai::build("local", compatible_at(base), Arc::new(Prompts::builtin())).unwrap();
+    let err = provider.generate(&meta_request()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the provider refused the request (400): not a provider error message (text/html, 49 bytes)"
+    );
 }

@@ -19,7 +19,9 @@ async fn setup() -> (MagentoSim, MagentoClient) {
         c.access_token,
         c.access_token_secret,
     );
-    let client = MagentoClient::new(ClientConfig::new(sim.base_url(), credentials)).unwrap();
+    let mut config = ClientConfig::new(sim.base_url(), credentials);
+    config.egress = egress::Policy::allowing_loopback();
+    let client = MagentoClient::new(config).unwrap();
     (sim, client)
 }
 

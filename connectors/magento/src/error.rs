@@ -32,28 +32,37 @@ impl MagentoMessage {
         }
     }
 
-    /// Reads any error body Magento (or a proxy in front of it) may send:
-    /// the REST JSON shape, the PHP-fatal shape, or anything else (kept as a
-    /// short snippet).
-    pub fn from_body(body: &[u8]) -> Self {
+    /// What a failed answer says: Magento's REST JSON message, a PHP fatal's messages, or —
+    /// for anything else (a proxy's HTML page, an unknown body) — only its shape (content
+    /// type and size), so that no remote body is ever repeated to whoever reads the error.
+    pub fn from_answer(answer: &egress::ErrorAnswer) -> Self {
+        Self::from_body(answer.body()).unwrap_or_else(|| {
+            MagentoMessage::plain(format!("not a Magento message ({})", answer.summary()))
+        })
+    }
+
+    /// Magento's message in an error body, if the body holds one.
+    pub fn from_body(body: &[u8]) -> Option<Self> {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => {
                 if let Some(Value::String(template)) = map.get("message") {
                     let errors = match map.get("errors") {
-                        Some(Value::Array(items)) => {
-                            items.iter().filter_map(render_error_entry).collect()
-                        }
+                        Some(Value::Array(items)) => items
+                            .iter()
+                            .filter_map(render_error_entry)
+                            .map(|error| bounded(&error))
+                            .collect(),
                         _ => Vec::new(),
                     };
-                    return MagentoMessage {
-                        text: render_template(template, map.get("parameters")),
-                        template: Some(template.clone()),
+                    return Some(MagentoMessage {
+                        text: bounded(&render_template(template, map.get("parameters"))),
+                        template: Some(bounded(template)),
                         code: map
                             .get("code")
                             .and_then(Value::as_i64)
                             .filter(|code| *code != 0),
                         errors,
-                    };
+                    });
                 }
                 // PHP fatals: {"messages":{"error":[{"code":500,"message":"…"}]}}
                 if let Some(Value::Array(entries)) =
@@ -69,14 +78,12 @@ impl MagentoMessage {
                         })
                         .collect();
                     if !texts.is_empty() {
-                        return MagentoMessage::plain(texts.join("; "));
+                        return Some(MagentoMessage::plain(bounded(&texts.join("; "))));
                     }
                 }
-                MagentoMessage::plain(snippet(body))
+                None
             }
-            // `"message"` alone (e.g. token endpoints answering with a string).
-            Ok(Value::String(text)) => MagentoMessage::plain(text),
-            _ => MagentoMessage::plain(snippet(body)),
+            _ => None,
         }
     }
 
@@ -101,19 +108,17 @@ fn render_error_entry(entry: &Value) -> Option<String> {
     Some(render_template(template, entry.get("parameters")))
 }
 
-/// A short printable excerpt of a non-JSON body (HTML error pages…).
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut short: String = collapsed.chars().take(300).collect();
-    if collapsed.chars().count() > 300 {
+/// Messages are kept to this many characters: a store writes them, and they end up in job
+/// logs and store status.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+fn bounded(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut short: String = chars.by_ref().take(MAX_MESSAGE_CHARS).collect();
+    if chars.next().is_some() {
         short.push('…');
     }
-    if short.is_empty() {
-        "(empty response body)".to_owned()
-    } else {
-        short
-    }
+    short
 }
 
 /// Magento's `Phrase\Renderer\Placeholder`: list parameters become `%1`,
@@ -210,6 +215,15 @@ pub enum MagentoError {
     Timeout(Duration),
     #[error("could not reach Magento: {0}")]
     Connection(String),
+    /// The egress policy refused the store's address: nothing was sent.
+    #[error("{0}")]
+    Refused(egress::Refusal),
+    /// An answer larger than the client reads (a store streaming without end).
+    #[error("the {what} is larger than {max_bytes} bytes; reading stopped there")]
+    TooLarge {
+        what: &'static str,
+        max_bytes: usize,
+    },
     /// A 2xx body that is not what the endpoint returns.
     #[error("unexpected response from Magento: {0}")]
     InvalidResponse(String),
@@ -262,8 +276,11 @@ impl MagentoError {
     }
 
     /// Maps a non-2xx answer.
-    pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
-        let message = MagentoMessage::from_body(body);
+    pub(crate) fn from_status(
+        status: u16,
+        message: MagentoMessage,
+        retry_after: Option<Duration>,
+    ) -> Self {
         match status {
             401 => MagentoError::Unauthorized { message },
             404 => MagentoError::NotFound { message },
@@ -302,7 +319,7 @@ mod tests {
     #[test]
     fn named_parameters_are_filled_in() {
         let body = br#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_Catalog::products"}}"#;
-        let message = MagentoMessage::from_body(body);
+        let message = MagentoMessage::from_body(body).expect("a Magento message");
         assert_eq!(
             message.text,
             "The consumer isn't authorized to access Magento_Catalog::products."
@@ -335,7 +352,7 @@ mod tests {
     #[test]
     fn aggregated_errors_and_php_fatals() {
         let body = br#"{"message":"One or more input exceptions have occurred.","errors":[{"message":"\"%fieldName\" is required.","parameters":{"fieldName":"sku"}}]}"#;
-        let message = MagentoMessage::from_body(body);
+        let message = MagentoMessage::from_body(body).expect("a Magento message");
         assert_eq!(message.errors, vec!["\"sku\" is required.".to_owned()]);
         assert_eq!(
             message.to_string(),
@@ -344,39 +361,74 @@ mod tests {
         let fatal =
             br#"{"messages":{"error":[{"code":500,"message":"Allowed memory size exhausted"}]}}"#;
         assert_eq!(
-            MagentoMessage::from_body(fatal).text,
+            MagentoMessage::from_body(fatal)
+                .expect("PHP's messages")
+                .text,
             "Allowed memory size exhausted"
         );
     }
 
+    fn answer(status: u16, content_type: Option<&str>, body: &[u8]) -> egress::ErrorAnswer {
+        egress::ErrorAnswer::new(
+            reqwest::StatusCode::from_u16(status).expect("a status"),
+            content_type.map(str::to_owned),
+            bytes::Bytes::copy_from_slice(body),
+        )
+    }
+
+    fn from_status(status: u16, body: &[u8]) -> MagentoError {
+        let message = MagentoMessage::from_answer(&answer(status, None, body));
+        MagentoError::from_status(status, message, None)
+    }
+
     #[test]
-    fn html_bodies_become_short_snippets() {
-        let body = format!("<html>\n<body>{}</body></html>", "x".repeat(1000));
-        let message = MagentoMessage::from_body(body.as_bytes());
-        assert!(message.text.starts_with("<html> <body>"));
-        assert!(message.text.chars().count() <= 301);
-        assert_eq!(MagentoMessage::from_body(b"").text, "(empty response body)");
+    fn other_bodies_are_described_never_repeated() {
+        let body = format!("<html>\n<body>{}</body></html>", "internal ".repeat(100));
+        assert_eq!(MagentoMessage::from_body(body.as_bytes()), None);
+        let message = MagentoMessage::from_answer(&answer(
+            502,
+            Some("text/html; charset=UTF-8"),
+            body.as_bytes(),
+        ));
+        assert_eq!(
+            message.text,
+            format!("not a Magento message (text/html, {} bytes)", body.len())
+        );
+        assert_eq!(
+            MagentoMessage::from_answer(&answer(500, None, b"")).text,
+            "not a Magento message (no content type, empty)"
+        );
+        // A JSON string or a JSON object without Magento's fields is not a message either.
+        let message = MagentoMessage::from_answer(&answer(500, None, br#""secret data""#));
+        assert!(!message.text.contains("secret"), "{}", message.text);
+        let message = MagentoMessage::from_answer(&answer(500, None, br#"{"token":"secret"}"#));
+        assert!(!message.text.contains("secret"), "{}", message.text);
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let body = serde_json::to_vec(&json!({"message": "m".repeat(5000)})).unwrap();
+        let message = MagentoMessage::from_body(&body).expect("a message");
+        assert_eq!(message.text.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]
     fn statuses_map_to_kinds() {
-        assert!(MagentoError::from_status(401, b"{}", None).is_needs_reauth());
-        assert!(MagentoError::from_status(404, b"{}", None).is_not_found());
+        assert!(from_status(401, b"{}").is_needs_reauth());
+        assert!(from_status(404, b"{}").is_not_found());
         assert!(matches!(
-            MagentoError::from_status(503, b"", None),
+            from_status(503, b""),
             MagentoError::Server { status: 503, .. }
         ));
-        let deadlock = MagentoError::from_status(
+        let deadlock = from_status(
             400,
             br#"{"message":"Database deadlock found when trying to get lock"}"#,
-            None,
         );
         assert!(deadlock.is_temporary_database_error());
         assert!(
-            !MagentoError::from_status(
+            !from_status(
                 400,
                 br#"{"message":"URL key for specified store already exists."}"#,
-                None
             )
             .is_temporary_database_error()
         );

@@ -22,7 +22,8 @@ pub mod scope;
 pub mod search;
 
 pub use client::{
-    AdaptiveConcurrencyConfig, ClientConfig, MagentoClient, PageStreamOptions, RawPage, RetryPolicy,
+    ANSWER_LIMIT, AdaptiveConcurrencyConfig, ClientConfig, MagentoClient, PageStreamOptions,
+    RawPage, RetryPolicy,
 };
 pub use error::{MagentoError, MagentoMessage};
 pub use models::{ParseWarning, Parsed, Product, ProductPage};

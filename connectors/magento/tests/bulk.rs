@@ -18,6 +18,8 @@ const UUID: &str = "799a59c0-09ca-4d60-b432-2953986c1c38";
 
 fn client(base_url: &str) -> MagentoClient {
     let mut config = ClientConfig::new(base_url, AccessCredentials::new("ck", "cs", "at", "ats"));
+    // The test servers are on loopback.
+    config.egress = egress::Policy::allowing_loopback();
     config.requests_per_second = NonZeroU32::new(1000).expect("non-zero");
     config.retry.base_delay = Duration::from_millis(10);
     MagentoClient::new(config).expect("valid config")

@@ -17,6 +17,8 @@ use test_server::{Received, Reply, TestServer};
 
 fn client(base_url: &str) -> MagentoClient {
     let mut config = ClientConfig::new(base_url, AccessCredentials::new("ck", "cs", "at", "ats"));
+    // The test servers are on loopback.
+    config.egress = egress::Policy::allowing_loopback();
     config.requests_per_second = NonZeroU32::new(1000).expect("non-zero");
     config.max_concurrency = NonZeroUsize::new(8).expect("non-zero");
     MagentoClient::new(config).expect("valid config")

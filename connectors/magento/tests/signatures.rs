@@ -36,6 +36,8 @@ fn client(base_url: &str, method: SignatureMethod, signed_scheme: Option<&str>) 
         base_url,
         AccessCredentials::new(CONSUMER_KEY, CONSUMER_SECRET, ACCESS_TOKEN, TOKEN_SECRET),
     );
+    // The test servers are on loopback.
+    config.egress = egress::Policy::allowing_loopback();
     config.signature_method = method;
     config.signed_scheme = signed_scheme.map(str::to_owned);
     config.requests_per_second = std::num::NonZeroU32::new(10_000).expect("non-zero");

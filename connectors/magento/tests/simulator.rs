@@ -47,6 +47,7 @@ fn client_for(sim: &MagentoSim, method: SignatureMethod) -> MagentoClient {
         ),
     );
     config.signature_method = method;
+    config.egress = egress::Policy::allowing_loopback();
     config.requests_per_second = NonZeroU32::new(RPS).expect("non-zero");
     config.max_concurrency = NonZeroUsize::new(4).expect("non-zero");
     config.page_concurrency = NonZeroUsize::new(3).expect("non-zero");
@@ -415,10 +416,16 @@ async fn integration_handshake_then_signed_calls() {
         pending.consumer_secret.clone(),
     );
     let method = SignatureMethod::HmacSha256;
-    let request = request_token(&sim.base_url(), &consumer, method)
-        .await
-        .expect("request token");
+    let request = request_token(
+        &egress::Policy::allowing_loopback(),
+        &sim.base_url(),
+        &consumer,
+        method,
+    )
+    .await
+    .expect("request token");
     let access = access_token(
+        &egress::Policy::allowing_loopback(),
         &sim.base_url(),
         &consumer,
         &request,
@@ -428,6 +435,7 @@ async fn integration_handshake_then_signed_calls() {
     .await
     .expect("access token");
     let reused = access_token(
+        &egress::Policy::allowing_loopback(),
         &sim.base_url(),
         &consumer,
         &request,
@@ -443,6 +451,7 @@ async fn integration_handshake_then_signed_calls() {
         AccessCredentials::from_exchange(consumer.clone(), access),
     );
     config.requests_per_second = NonZeroU32::new(RPS).expect("non-zero");
+    config.egress = egress::Policy::allowing_loopback();
     let client = MagentoClient::new(config).expect("valid config");
     assert_eq!(
         client
@@ -463,9 +472,14 @@ async fn integration_handshake_then_signed_calls() {
         .expect("reauthorize posts again");
     sim.advance_clock(Duration::from_secs(301));
     let consumer = ConsumerCredentials::new(late.consumer_key, late.consumer_secret);
-    let expired = request_token(&sim.base_url(), &consumer, method)
-        .await
-        .expect_err("expired");
+    let expired = request_token(
+        &egress::Policy::allowing_loopback(),
+        &sim.base_url(),
+        &consumer,
+        method,
+    )
+    .await
+    .expect_err("expired");
     assert_eq!(expired.problem(), Some(&OAuthProblem::ConsumerKeyExpired));
     // The old access token was revoked by reauthorizing.
     assert!(

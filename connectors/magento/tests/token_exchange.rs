@@ -82,13 +82,25 @@ async fn handshake_runs_through_index_php_with_both_methods() {
     let server = TestServer::start(magento_token_endpoints).await;
     let base = format!("{}index.php/", server.base_url);
     for method in [SignatureMethod::HmacSha256, SignatureMethod::HmacSha1] {
-        let request = request_token(&base, &consumer(), method)
-            .await
-            .expect("request token");
+        let request = request_token(
+            &egress::Policy::allowing_loopback(),
+            &base,
+            &consumer(),
+            method,
+        )
+        .await
+        .expect("request token");
         assert_eq!(request.token(), REQUEST_TOKEN);
-        let access = access_token(&base, &consumer(), &request, VERIFIER, method)
-            .await
-            .expect("access token");
+        let access = access_token(
+            &egress::Policy::allowing_loopback(),
+            &base,
+            &consumer(),
+            &request,
+            VERIFIER,
+            method,
+        )
+        .await
+        .expect("access token");
         assert_eq!(
             (access.token(), access.token_secret()),
             ("accesstoken", "accesssecret")
@@ -108,6 +120,7 @@ async fn wrong_verifier_is_a_typed_problem() {
     let server = TestServer::start(magento_token_endpoints).await;
     let request = TokenPair::new(REQUEST_TOKEN, REQUEST_SECRET);
     let error = access_token(
+        &egress::Policy::allowing_loopback(),
         &server.base_url,
         &consumer(),
         &request,
@@ -135,9 +148,14 @@ async fn expired_consumers_and_reused_tokens_are_recognised() {
         }
     })
     .await;
-    let error = request_token(&server.base_url, &consumer(), SignatureMethod::HmacSha256)
-        .await
-        .expect_err("expired");
+    let error = request_token(
+        &egress::Policy::allowing_loopback(),
+        &server.base_url,
+        &consumer(),
+        SignatureMethod::HmacSha256,
+    )
+    .await
+    .expect_err("expired");
     assert!(matches!(
         error,
         TokenExchangeError::Refused {
@@ -146,6 +164,7 @@ async fn expired_consumers_and_reused_tokens_are_recognised() {
         }
     ));
     let error = access_token(
+        &egress::Policy::allowing_loopback(),
         &server.base_url,
         &consumer(),
         &TokenPair::new(REQUEST_TOKEN, REQUEST_SECRET),

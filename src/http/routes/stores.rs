@@ -83,6 +83,21 @@ fn parse_base_url(raw: &str) -> Result<String, ApiError> {
     Ok(url.to_string())
 }
 
+/// Refuses a store whose address the egress policy refuses, now rather than at its first
+/// sync (every connection is checked again when made).
+async fn check_egress(egress: &egress::Policy, base_url: &str) -> Result<(), ApiError> {
+    let url = url::Url::parse(base_url)
+        .map_err(|_| ApiError::invalid("base_url", "base_url is not a URL"))?;
+    egress
+        .check_host(&url)
+        .await
+        .map_err(|refusal| refused("base_url", &refusal))
+}
+
+fn refused(field: &'static str, refusal: &egress::Refusal) -> ApiError {
+    ApiError::invalid(field, format!("{field} is refused: {refusal}"))
+}
+
 /// Attribute codes as Magento allows them: lowercase letters, digits and `_`, starting with a letter.
 fn parse_content_attributes(codes: Vec<String>) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
@@ -132,6 +147,7 @@ async fn create_store(
 ) -> ApiResult<(StatusCode, Json<StoreResponse>)> {
     let name = parse_name("name", &req.name)?;
     let base_url = parse_base_url(&req.base_url)?;
+    check_egress(&state.egress, &base_url).await?;
     let signature_method = req.signature_method.unwrap_or_default();
     let rate_limit = req.rate_limit.unwrap_or_default().validate()?;
     let content_attributes = parse_content_attributes(req.content_attributes.unwrap_or_default())?;
@@ -154,14 +170,21 @@ async fn create_store(
 
     let (status, sealed, store_views) = match &credentials {
         Some(creds) => {
-            let views = stores::magento::discover(&base_url, creds, signature_method, rate_limit)
-                .await
-                .map_err(|e| {
-                    ApiError::invalid(
-                        "credentials",
-                        format!("the store did not accept these credentials: {e}"),
-                    )
-                })?;
+            let views = stores::magento::discover(
+                &state.egress,
+                &base_url,
+                creds,
+                signature_method,
+                rate_limit,
+            )
+            .await
+            .map_err(|e| match e {
+                magento::MagentoError::Refused(refusal) => refused("base_url", &refusal),
+                e => ApiError::invalid(
+                    "credentials",
+                    format!("the store did not accept these credentials: {e}"),
+                ),
+            })?;
             (
                 StoreStatus::Active,
                 Some(

@@ -3,7 +3,13 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+use egress::{BodyLimit, Policy};
+
 use crate::oauth::{AccessCredentials, SignatureMethod};
+
+/// The largest answer read from a store: a page of products is the biggest Magento sends
+/// (300 products with long descriptions stay well below it).
+pub const ANSWER_LIMIT: BodyLimit = BodyLimit::new("Magento answer", 32 * 1024 * 1024);
 
 /// Everything a [`MagentoClient`](super::MagentoClient) needs for one store.
 #[derive(Debug, Clone)]
@@ -31,11 +37,13 @@ pub struct ClientConfig {
     /// `searchCriteria[pageSize]` when the caller sets none.
     pub default_page_size: NonZeroU32,
     pub user_agent: String,
+    /// Where requests may go (public addresses only unless ranges are allowed).
+    pub egress: Policy,
 }
 
 impl ClientConfig {
     /// Conservative defaults: HMAC-SHA256, 5 requests/s, 4 concurrent
-    /// requests, 60 s per attempt, pages of 100.
+    /// requests, 60 s per attempt, pages of 100, public addresses only.
     pub fn new(base_url: impl Into<String>, credentials: AccessCredentials) -> Self {
         ClientConfig {
             base_url: base_url.into(),
@@ -51,6 +59,7 @@ impl ClientConfig {
             page_concurrency: NonZeroUsize::MIN,
             default_page_size: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             user_agent: concat!("catalogd-magento/", env!("CARGO_PKG_VERSION")).to_owned(),
+            egress: Policy::public_only(),
         }
     }
 }

@@ -29,7 +29,8 @@ use tracing::Instrument as _;
 use url::Url;
 
 pub use call::Call;
-pub use config::{AdaptiveConcurrencyConfig, ClientConfig, RetryPolicy};
+pub use config::{ANSWER_LIMIT, AdaptiveConcurrencyConfig, ClientConfig, RetryPolicy};
+
 pub use paging::{PageStreamOptions, RawPage};
 
 use self::concurrency::{AdaptiveLimiter, Signal};
@@ -45,7 +46,7 @@ pub struct MagentoClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: egress::HttpClient,
     base: Url,
     signer: Signer,
     rate: DefaultDirectRateLimiter,
@@ -68,12 +69,14 @@ impl std::fmt::Debug for MagentoClient {
 impl MagentoClient {
     pub fn new(config: ClientConfig) -> Result<Self, MagentoError> {
         let base = normalise_base_url(&config.base_url)?;
-        let http = reqwest::Client::builder()
+        // The egress client follows no redirect: one would be re-sent to a URL the signature
+        // does not cover (and lose the Authorization header across hosts), and could lead
+        // where the egress policy refuses to go.
+        let http = config
+            .egress
+            .client()
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
-            // A redirect would be re-sent to a URL the signature does not
-            // cover (and lose the Authorization header across hosts).
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| MagentoError::InvalidConfig(format!("HTTP client: {error}")))?;
         // Burst 1: requests are spaced evenly, so no one-second window ever
@@ -188,7 +191,12 @@ impl MagentoClient {
         let request = self.prepare(call).map_err(Failure::new)?;
         let started = Instant::now();
         let exchange = async {
-            let response = self.inner.http.execute(request).await?;
+            let response = self
+                .inner
+                .http
+                .execute(request)
+                .await
+                .map_err(send_failure)?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -200,8 +208,12 @@ impl MagentoClient {
                 .get(LOCATION)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned);
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, retry_after, location, body))
+            if status.is_success() {
+                let body = response.bytes(ANSWER_LIMIT).await.map_err(read_failure)?;
+                return Ok((status, retry_after, location, Answer::Body(body)));
+            }
+            let answer = Answer::Error(response.error_answer().await);
+            Ok::<_, Failure>((status, retry_after, location, answer))
         };
         let outcome = tokio::time::timeout(self.inner.timeout, exchange).await;
         let elapsed = started.elapsed();
@@ -210,24 +222,25 @@ impl MagentoClient {
                 permit.record(Signal::Overloaded);
                 Err(Failure::new(MagentoError::Timeout(self.inner.timeout)))
             }
-            Ok(Err(error)) => {
-                permit.record(Signal::Overloaded);
-                Err(Failure {
-                    not_sent: error.is_connect(),
-                    error: MagentoError::Connection(describe_transport_error(&error)),
-                })
+            Ok(Err(failure)) => {
+                if matches!(failure.error, MagentoError::Connection(_)) {
+                    permit.record(Signal::Overloaded);
+                }
+                Err(failure)
             }
-            Ok(Ok((status, retry_after, location, body))) => {
+            Ok(Ok((status, retry_after, location, answer))) => {
                 tracing::debug!(
                     status = status.as_u16(),
                     elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                    bytes = body.len(),
                     "Magento answered"
                 );
-                if status.is_success() {
-                    permit.record(Signal::Answered(elapsed));
-                    return Ok(body);
-                }
+                let answer = match answer {
+                    Answer::Body(body) => {
+                        permit.record(Signal::Answered(elapsed));
+                        return Ok(body);
+                    }
+                    Answer::Error(answer) => answer,
+                };
                 let code = status.as_u16();
                 permit.record(if code == 429 || status.is_server_error() {
                     Signal::Overloaded
@@ -238,12 +251,18 @@ impl MagentoClient {
                     MagentoError::Rejected {
                         status: code,
                         message: MagentoMessage::plain(format!(
-                            "redirected to {} (check the store base URL and scheme)",
-                            location.as_deref().unwrap_or("an unknown location")
+                            "redirected to {} (check the store base URL and scheme; redirects are not followed)",
+                            location
+                                .as_deref()
+                                .map_or("an unknown location".into(), redirect_target)
                         )),
                     }
                 } else {
-                    MagentoError::from_status(code, &body, retry_after)
+                    MagentoError::from_status(
+                        code,
+                        MagentoMessage::from_answer(&answer),
+                        retry_after,
+                    )
                 };
                 Err(Failure::new(error))
             }
@@ -275,16 +294,46 @@ fn normalise_base_url(text: &str) -> Result<Url, MagentoError> {
     Ok(url)
 }
 
-/// The error and its causes, without the URL (which is in the span).
-fn describe_transport_error(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// A successful answer's body, or a failed answer read for its message.
+enum Answer {
+    Body(Bytes),
+    Error(egress::ErrorAnswer),
+}
+
+fn send_failure(error: egress::SendError) -> Failure {
+    let not_sent = error.is_connect();
+    let error = match error {
+        egress::SendError::Refused(refusal) => MagentoError::Refused(refusal),
+        egress::SendError::Invalid(message) => MagentoError::InvalidRequest(message),
+        egress::SendError::Timeout => MagentoError::Connection("connecting timed out".to_owned()),
+        egress::SendError::Transport { message, .. } => MagentoError::Connection(message),
+    };
+    Failure { error, not_sent }
+}
+
+fn read_failure(error: egress::ReadError) -> Failure {
+    Failure::new(match error {
+        egress::ReadError::TooLarge { what, max_bytes } => {
+            MagentoError::TooLarge { what, max_bytes }
+        }
+        egress::ReadError::Timeout => {
+            MagentoError::Connection("reading the answer timed out".to_owned())
+        }
+        egress::ReadError::Transport(message) => MagentoError::Connection(message),
+    })
+}
+
+/// A redirect's target as the store owner may see it: the URL without its query (which
+/// can carry anything), or nothing when it is not a URL.
+fn redirect_target(location: &str) -> String {
+    match Url::parse(location) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string().chars().take(200).collect()
+        }
+        Err(_) => "a location that is not a URL".to_owned(),
     }
-    text
 }
 
 #[cfg(test)]

@@ -348,13 +348,10 @@ pub fn import_path(file: &str) -> String {
     file.trim_start_matches('/').to_string()
 }
 
-/// Letters, digits, `_ - . /` only (REFERENCE §7), and no way out of the directory.
+/// Letters, digits, `_ - . /` only (REFERENCE §7), and no way out of the directory: what
+/// Magento's own uploader produces ([`crate::models::gallery_path`]).
 fn is_importable_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.split('/').any(|p| p == ".." || p.is_empty())
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    crate::models::gallery_path(path).is_some()
 }
 
 #[cfg(test)]

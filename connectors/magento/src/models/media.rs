@@ -103,6 +103,23 @@ impl FromMagento for ImageContent {
 
 lenient_deserialize!(MediaGalleryEntry, ImageContent);
 
+/// A gallery `file` as a path below `catalog/product/` (`r/e/red-tee.jpg`), when it is one.
+/// Magento names uploads with letters, digits, `_`, `-` and one `.`
+/// (`lib/internal/Magento/Framework/File/Uploader.php`, `getCorrectFileName`) inside
+/// dispersion directories (`getDispersionPath`: `/r/e/`), so anything else — `..`, `?`, `#`,
+/// `%`, `:`, `\`, an empty segment — did not come from Magento's uploader, and in a URL or a
+/// file name it could lead out of the media directory.
+pub fn gallery_path(file: &str) -> Option<&str> {
+    let path = file.strip_prefix('/').unwrap_or(file);
+    let segments_ok = path
+        .split('/')
+        .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    let characters_ok = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+    (!path.is_empty() && path.len() <= 1024 && segments_ok && characters_ok).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +147,33 @@ mod tests {
         assert!(entry.is_clean());
         assert_eq!(entry.value.id, Some(3418));
         assert_eq!(entry.value.disabled, Some(false));
+    }
+
+    #[test]
+    fn gallery_paths_stay_under_the_media_directory() {
+        assert_eq!(
+            gallery_path("/r/e/red-tee_1.jpg"),
+            Some("r/e/red-tee_1.jpg")
+        );
+        assert_eq!(gallery_path("m/b/MB01.PNG"), Some("m/b/MB01.PNG"));
+        for hostile in [
+            "",
+            "/",
+            "/../../../etc/passwd",
+            "/r/e/../../x.jpg",
+            "/r/./x.jpg",
+            "/r//x.jpg",
+            "//evil.example/x.jpg",
+            "/r/e/x.jpg?sig=1",
+            "/r/e/x.jpg#frag",
+            "/r/e/%2e%2e/x.jpg",
+            "http://169.254.169.254/latest",
+            "/r/e/x:80.jpg",
+            "\\r\\e\\x.jpg",
+            "/r/e/red tee.jpg",
+            "/r/e/caf\u{e9}.jpg",
+        ] {
+            assert_eq!(gallery_path(hostile), None, "{hostile:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ pub use attribute::{Attribute, AttributeOption, FrontendLabel};
 pub use bulk::{BulkAccepted, BulkOperation, BulkRequestItem, BulkStatus, OperationStatus};
 pub use category::{Category, CategoryTree};
 pub use lenient::{Fields, FromMagento, ParseWarning, Parsed};
-pub use media::{ImageContent, MediaGalleryEntry};
+pub use media::{ImageContent, MediaGalleryEntry, gallery_path};
 pub(crate) use page::{PageSummary, summarize_raw_page};
 pub use page::{ProductPage, SearchPage};
 pub use product::{

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use egress::{BodyLimit, HttpClient, Policy, SendError};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 use tracing::instrument;
@@ -123,6 +124,9 @@ impl std::fmt::Display for OAuthProblem {
 pub enum TokenExchangeError {
     #[error("Magento refused the token exchange (HTTP {status}): {problem}")]
     Refused { status: u16, problem: OAuthProblem },
+    /// The egress policy refused the store's address: nothing was sent.
+    #[error("{0}")]
+    Egress(egress::Refusal),
     #[error("invalid store base URL {0:?}")]
     InvalidBaseUrl(String),
     #[error("token exchange request failed: {0}")]
@@ -140,16 +144,19 @@ impl TokenExchangeError {
     }
 }
 
+/// The largest token answer read: `oauth_token=…&oauth_token_secret=…` is under 100 bytes.
+pub const TOKEN_ANSWER_LIMIT: BodyLimit = BodyLimit::new("token answer", 16 * 1024);
+
 /// Runs the token exchange with a chosen HTTP client and signing options.
 #[derive(Debug, Clone)]
 pub struct TokenExchange {
-    http: reqwest::Client,
+    http: HttpClient,
     method: SignatureMethod,
     signed_scheme: Option<String>,
 }
 
 impl TokenExchange {
-    pub fn new(http: reqwest::Client, method: SignatureMethod) -> Self {
+    pub fn new(http: HttpClient, method: SignatureMethod) -> Self {
         TokenExchange {
             http,
             method,
@@ -157,9 +164,13 @@ impl TokenExchange {
         }
     }
 
-    /// A client with a 30 s timeout: Magento answers these quickly.
-    pub fn with_default_client(method: SignatureMethod) -> Result<Self, TokenExchangeError> {
-        let http = reqwest::Client::builder()
+    /// A client under `policy` with a 30 s timeout: Magento answers these quickly.
+    pub fn with_policy(
+        policy: &Policy,
+        method: SignatureMethod,
+    ) -> Result<Self, TokenExchangeError> {
+        let http = policy
+            .client()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|error| TokenExchangeError::Transport(error.to_string()))?;
@@ -210,43 +221,47 @@ impl TokenExchange {
         values: ProtocolValues,
     ) -> Result<TokenPair, TokenExchangeError> {
         let header = signer.authorization_header_with("POST", url, &values);
-        let response = self
+        let request = self
             .http
             .post(url.clone())
             .header(reqwest::header::AUTHORIZATION, header)
-            .header(reqwest::header::CONTENT_LENGTH, "0")
-            .send()
-            .await
-            .map_err(|error| TokenExchangeError::Transport(error.without_url().to_string()))?;
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let response = self.http.send(request).await.map_err(|error| match error {
+            SendError::Refused(refusal) => TokenExchangeError::Egress(refusal),
+            other => TokenExchangeError::Transport(other.to_string()),
+        })?;
         let status = response.status().as_u16();
+        let content_type = response.content_type().map(str::to_owned);
         let body = response
-            .text()
+            .text(TOKEN_ANSWER_LIMIT)
             .await
-            .map_err(|error| TokenExchangeError::Transport(error.without_url().to_string()))?;
-        parse_exchange_response(status, &body)
+            .map_err(|error| TokenExchangeError::Transport(error.to_string()))?;
+        parse_exchange_response(status, content_type.as_deref(), &body)
     }
 }
 
-/// [`TokenExchange::request_token`] with a default HTTP client.
+/// [`TokenExchange::request_token`] with a client under `policy`.
 pub async fn request_token(
+    policy: &Policy,
     base_url: &str,
     consumer: &ConsumerCredentials,
     method: SignatureMethod,
 ) -> Result<TokenPair, TokenExchangeError> {
-    TokenExchange::with_default_client(method)?
+    TokenExchange::with_policy(policy, method)?
         .request_token(base_url, consumer)
         .await
 }
 
-/// [`TokenExchange::access_token`] with a default HTTP client.
+/// [`TokenExchange::access_token`] with a client under `policy`.
 pub async fn access_token(
+    policy: &Policy,
     base_url: &str,
     consumer: &ConsumerCredentials,
     request_token: &TokenPair,
     verifier: &str,
     method: SignatureMethod,
 ) -> Result<TokenPair, TokenExchangeError> {
-    TokenExchange::with_default_client(method)?
+    TokenExchange::with_policy(policy, method)?
         .access_token(base_url, consumer, request_token, verifier)
         .await
 }
@@ -271,7 +286,11 @@ fn endpoint(base_url: &str, route: &str) -> Result<Url, TokenExchangeError> {
 
 /// Bodies are `http_build_query` output: `oauth_token=…&oauth_token_secret=…`
 /// or `oauth_problem=…` (with `+` for spaces).
-fn parse_exchange_response(status: u16, body: &str) -> Result<TokenPair, TokenExchangeError> {
+fn parse_exchange_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) -> Result<TokenPair, TokenExchangeError> {
     let mut token = None;
     let mut secret = None;
     let mut problem = None;
@@ -288,6 +307,8 @@ fn parse_exchange_response(status: u16, body: &str) -> Result<TokenPair, TokenEx
         }
     }
     if let Some(problem) = problem {
+        // Magento's problems are short sentences; anything longer is not repeated whole.
+        let problem: String = problem.chars().take(300).collect();
         return Err(TokenExchangeError::Refused {
             status,
             problem: OAuthProblem::parse(&problem),
@@ -299,23 +320,21 @@ fn parse_exchange_response(status: u16, body: &str) -> Result<TokenPair, TokenEx
         }
         _ => Err(TokenExchangeError::UnexpectedResponse {
             status,
-            detail: describe_unexpected_body(body),
+            detail: describe_unexpected_body(content_type, body),
         }),
     }
 }
 
-/// A short, secret-free description: a body that looked like a token answer
-/// is not echoed.
-fn describe_unexpected_body(body: &str) -> String {
+/// What the answer looked like, never what it said: it may hold half a token, or be
+/// whatever the store's address answers.
+fn describe_unexpected_body(content_type: Option<&str>, body: &str) -> String {
     if body.contains("oauth_token") {
         return "token response without both oauth_token and oauth_token_secret".to_owned();
     }
-    let snippet: String = body.chars().take(200).collect();
-    if snippet.is_empty() {
-        "empty body".to_owned()
-    } else {
-        snippet
-    }
+    format!(
+        "not a token answer ({})",
+        egress::summary(content_type, body.len(), false)
+    )
 }
 
 impl TokenPair {
@@ -336,7 +355,7 @@ mod tests {
 
     #[test]
     fn parses_success_bodies() {
-        let pair = parse_exchange_response(200, "oauth_token=abc&oauth_token_secret=def")
+        let pair = parse_exchange_response(200, None, "oauth_token=abc&oauth_token_secret=def")
             .expect("token pair");
         assert_eq!(pair.token(), "abc");
         assert_eq!(pair.token_secret(), "def");
@@ -371,7 +390,7 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            match parse_exchange_response(401, body) {
+            match parse_exchange_response(401, None, body) {
                 Err(TokenExchangeError::Refused {
                     status: 401,
                     problem,
@@ -383,7 +402,7 @@ mod tests {
 
     #[test]
     fn internal_errors_keep_their_message() {
-        let error = parse_exchange_response(500, "oauth_problem=internal_error&message=boom")
+        let error = parse_exchange_response(500, None, "oauth_problem=internal_error&message=boom")
             .expect_err("500 is an error");
         assert_eq!(
             error.problem(),
@@ -393,8 +412,22 @@ mod tests {
 
     #[test]
     fn half_a_token_answer_is_not_echoed() {
-        let error = parse_exchange_response(200, "oauth_token=abc").expect_err("incomplete");
+        let error = parse_exchange_response(200, None, "oauth_token=abc").expect_err("incomplete");
         assert!(!error.to_string().contains("abc"));
+    }
+
+    #[test]
+    fn other_answers_are_described_not_repeated() {
+        let body = "<html>ami-id\ninstance-id\niam/security-credentials/admin</html>";
+        let error = parse_exchange_response(200, Some("text/html; charset=UTF-8"), body)
+            .expect_err("not a token answer");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "unexpected token exchange response (HTTP 200): not a token answer (text/html, {} bytes)",
+                body.len()
+            )
+        );
     }
 
     #[test]
