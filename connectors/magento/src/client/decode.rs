@@ -10,14 +10,14 @@ use crate::models::{FromMagento, ParseWarning, Parsed, SearchPage};
 
 pub(crate) fn json(body: &[u8]) -> Result<Value, MagentoError> {
     serde_json::from_slice(body).map_err(|error| {
-        MagentoError::InvalidResponse(format!("body is not JSON ({error}): {}", excerpt(body)))
+        MagentoError::InvalidResponse(format!("body is not JSON ({})", describe(&error, body)))
     })
 }
 
 /// Scalars and plain shapes (`true`, an id, a count).
 pub(crate) fn typed<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, MagentoError> {
     serde_json::from_slice(body).map_err(|error| {
-        MagentoError::InvalidResponse(format!("expected {what} ({error}): {}", excerpt(body)))
+        MagentoError::InvalidResponse(format!("expected {what} ({})", describe(&error, body)))
     })
 }
 
@@ -72,20 +72,37 @@ fn prefix_path(warning: &mut ParseWarning, index: usize) {
     };
 }
 
-/// A short excerpt for error messages (bodies never contain our secrets).
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let short: String = text.chars().take(200).collect();
-    if short.len() < text.len() {
-        format!("{short}…")
-    } else {
-        short
-    }
+/// Where and how a body failed to parse, never what it says: serde's own messages quote
+/// values ("invalid type: string \"…\""), and the body is the store's to write.
+fn describe(error: &serde_json::Error, body: &[u8]) -> String {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "another shape",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!(
+        "{kind} at line {}, column {}, of {} bytes",
+        error.line(),
+        error.column(),
+        body.len()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_that_do_not_parse_are_described_not_quoted() {
+        let error = json(b"<html>internal status page: db=primary</html>").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unexpected response from Magento: body is not JSON (not JSON at line 1, column 1, of 45 bytes)"
+        );
+        let error = typed::<bool>(br#""secret value""#, "a boolean").unwrap_err();
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
     use crate::models::StoreView;
 
     #[test]
