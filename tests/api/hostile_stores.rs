@@ -479,3 +479,71 @@ async fn the_store_status_never_repeats_what_the_store_answered() {
         .await;
     assert!(!list.to_string().contains("internal-admin"), "{list}");
 }
+
+/// Starts a job and waits for it to end, whatever its outcome.
+async fn job_outcome(app: &TestApp, owner: &Registered, path: &str, body: Value) -> Value {
+    let (status, started) = app.post(path, Some(&owner.access_token), body).await;
+    assert_eq!(status, 202, "{started}");
+    app.wait_for_job(
+        &owner.access_token,
+        started["job_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn jobs_meeting_a_refused_address_fail_naming_the_setting() {
+    // The store is connected and synced while loopback is allowed; then the operator
+    // removes the range and restarts the workers.
+    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let mut allowing = app.start_worker(&[]);
+    let synced = job_outcome(
+        &app,
+        &owner,
+        &format!("/stores/{store_id}/sync"),
+        json!({"mode": "full"}),
+    )
+    .await;
+    allowing.kill().unwrap();
+    allowing.wait().unwrap();
+    assert_eq!(synced["status"], "succeeded", "{synced}");
+
+    let mut strict = app.start_worker(&[("CATALOGD_EGRESS__ALLOW".to_string(), "[]".to_string())]);
+    let requests_before = sim.stats().total;
+    let sync = job_outcome(
+        &app,
+        &owner,
+        &format!("/stores/{store_id}/sync"),
+        json!({"mode": "full"}),
+    )
+    .await;
+    let media = job_outcome(
+        &app,
+        &owner,
+        &format!("/stores/{store_id}/media"),
+        json!({}),
+    )
+    .await;
+    strict.kill().unwrap();
+    strict.wait().unwrap();
+    for job in [&sync, &media] {
+        assert_eq!(job["status"], "failed", "{job}");
+        let error = job["error"].as_str().unwrap();
+        assert!(error.contains(SETTING), "{error}");
+        assert!(error.contains("127.0.0.1"), "{error}");
+    }
+    assert_eq!(
+        sim.stats().total,
+        requests_before,
+        "nothing reached the store"
+    );
+}

@@ -30,7 +30,10 @@ fn client_for(banner: &serde_json::Value) -> magento::MagentoClient {
         text("access_token"),
         text("access_token_secret"),
     );
-    magento::MagentoClient::new(magento::ClientConfig::new(text("base_url"), credentials)).unwrap()
+    let mut config = magento::ClientConfig::new(text("base_url"), credentials);
+    // The simulator is on loopback.
+    config.egress = egress::Policy::allowing_loopback();
+    magento::MagentoClient::new(config).unwrap()
 }
 
 /// Starts the binary with `args`; returns it and its JSON banner.

@@ -20,6 +20,7 @@ async fn setup() -> (MagentoSim, MagentoClient) {
         c.access_token_secret,
     );
     let mut config = ClientConfig::new(sim.base_url(), credentials);
+    // The simulator is on loopback.
     config.egress = egress::Policy::allowing_loopback();
     let client = MagentoClient::new(config).unwrap();
     (sim, client)

@@ -16,7 +16,10 @@ async fn start(config: SimConfig) -> (MagentoSim, MagentoClient) {
         c.access_token,
         c.access_token_secret,
     );
-    let client = MagentoClient::new(ClientConfig::new(sim.base_url(), credentials)).unwrap();
+    let mut config = ClientConfig::new(sim.base_url(), credentials);
+    // The simulator is on loopback.
+    config.egress = egress::Policy::allowing_loopback();
+    let client = MagentoClient::new(config).unwrap();
     (sim, client)
 }
 
