@@ -98,3 +98,37 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::address::AddressClass;
+
+    #[tokio::test]
+    async fn the_resolver_keeps_only_allowed_addresses() {
+        let strict = PolicyResolver {
+            policy: Policy::public_only(),
+        };
+        let error = match strict.resolve(Name::from_str("localhost").unwrap()).await {
+            Err(error) => error,
+            Ok(_) => panic!("localhost resolves to loopback only"),
+        };
+        let refusal = error.downcast_ref::<Refusal>().expect("a refusal");
+        assert_eq!(refusal.class, AddressClass::Loopback);
+        assert_eq!(refusal.host.as_deref(), Some("localhost"));
+
+        let loopback = PolicyResolver {
+            policy: Policy::allowing(["127.0.0.0/8".parse().unwrap()]),
+        };
+        let addresses: Vec<SocketAddr> = loopback
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .expect("127.0.0.1 is allowed")
+            .collect();
+        assert!(!addresses.is_empty());
+        // ::1, which localhost may also resolve to, is not in the allowed range.
+        assert!(addresses.iter().all(|a| a.ip().is_ipv4()), "{addresses:?}");
+    }
+}

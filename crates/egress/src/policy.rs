@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use url::{Host, Url};
@@ -78,11 +78,9 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
-            Some(host) => write!(
-                f,
-                "{host} resolves to {}, a {} address",
-                self.address, self.class
-            )?,
+            // The address a name resolved to is not shown: tenants read this, and it would
+            // let them read the operator's internal DNS.
+            Some(host) => write!(f, "{host} resolves to a {} address", self.class)?,
             None => write!(f, "{} is a {} address", self.address, self.class)?,
         }
         write!(
@@ -91,9 +89,6 @@ impl fmt::Display for Refusal {
         )
     }
 }
-
-/// How long [`Policy::check_host`] waits for DNS.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Policy {
     /// Public addresses only: the default.
@@ -142,35 +137,25 @@ impl Policy {
         if allowed { Ok(()) } else { Err(class) }
     }
 
-    /// Checks a URL whose host is an address. Names pass here: they are checked when they
-    /// are resolved, at connect time (and again on the connected socket).
+    /// Checks a URL's host as far as it can be without resolving it: an address, or
+    /// `localhost` and `*.localhost`, which RFC 6761 reserves for loopback. Other names pass
+    /// here: they are checked on what they resolve to when a connection is made (and the
+    /// connected socket again). Nothing is looked up, so this answers no question about the
+    /// operator's DNS.
     pub fn check_url(&self, url: &Url) -> Result<(), Refusal> {
-        let address = match url.host() {
-            Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
-            Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
+        let (host, address) = match url.host() {
+            Some(Host::Ipv4(v4)) => (None, IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => (None, IpAddr::V6(v6)),
+            Some(Host::Domain(name)) if is_localhost(name) => {
+                (Some(name.to_owned()), IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
             Some(Host::Domain(_)) | None => return Ok(()),
         };
         self.check(address).map_err(|class| Refusal {
-            host: None,
+            host,
             address,
             class,
         })
-    }
-
-    /// Checks a URL's host now, resolving a name, so that input (a store's URL) can be
-    /// refused when it is given rather than when it is first used. Connections are still
-    /// checked when made: a name may resolve elsewhere later. A name that does not resolve
-    /// (yet) passes.
-    pub async fn check_host(&self, url: &Url) -> Result<(), Refusal> {
-        self.check_url(url)?;
-        let Some(Host::Domain(name)) = url.host() else {
-            return Ok(());
-        };
-        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, 0)));
-        let Ok(Ok(addresses)) = lookup.await else {
-            return Ok(());
-        };
-        self.filter(name, addresses.map(|a| a.ip())).map(|_| ())
     }
 
     /// The addresses of `host` requests may go to; a refusal when none is left.
@@ -198,6 +183,11 @@ impl Policy {
             _ => Ok(allowed),
         }
     }
+}
+
+fn is_localhost(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 #[cfg(test)]
@@ -320,20 +310,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(refusal.host.as_deref(), Some("shop.example"));
         assert_eq!(refusal.address, address("10.0.0.1"));
+        // The resolved address is not repeated to whoever reads the refusal.
         assert_eq!(
             refusal.to_string(),
-            "shop.example resolves to 10.0.0.1, a private address; outbound requests go only to \
+            "shop.example resolves to a private address; outbound requests go only to \
              public addresses unless the operator allows the range with `[egress] allow` \
              (CATALOGD_EGRESS__ALLOW)"
         );
     }
 
-    #[tokio::test]
-    async fn localhost_is_refused_when_its_name_is_resolved() {
-        let url = Url::parse("http://localhost:9/").unwrap();
-        let refusal = Policy::public_only().check_host(&url).await.unwrap_err();
-        assert_eq!(refusal.class, AddressClass::Loopback);
-        assert_eq!(refusal.host.as_deref(), Some("localhost"));
-        assert!(Policy::allowing_loopback().check_host(&url).await.is_ok());
+    #[test]
+    fn localhost_names_are_loopback_without_a_lookup() {
+        for name in ["localhost", "LOCALHOST.", "shop.localhost"] {
+            let url = Url::parse(&format!("http://{name}:9/")).unwrap();
+            let refusal = Policy::public_only().check_url(&url).unwrap_err();
+            assert_eq!(refusal.class, AddressClass::Loopback);
+            assert!(
+                refusal
+                    .to_string()
+                    .contains("resolves to a loopback address")
+            );
+            assert!(Policy::allowing_loopback().check_url(&url).is_ok());
+        }
+        let url = Url::parse("http://localhost.shop.example/").unwrap();
+        assert!(Policy::public_only().check_url(&url).is_ok());
     }
 }

@@ -80,6 +80,25 @@ async fn a_name_is_refused_when_it_resolves_to_refused_addresses() {
 }
 
 #[tokio::test]
+async fn a_name_sent_around_the_client_is_refused_by_its_resolver() {
+    let (address, hits) = serve("127.0.0.1", hello()).await;
+    let client = Policy::public_only().client().build().unwrap();
+    // `RequestBuilder::send` skips `HttpClient::send`'s URL check, so the name reaches the
+    // client's resolver, which refuses what it resolves to before connecting.
+    let error = client
+        .get(format!("http://localhost:{}/", address.port()))
+        .send()
+        .await
+        .expect_err("refused when resolved");
+    // Refused by the resolver (which knows the name), not on a connection.
+    assert!(
+        format!("{error:?}").contains(r#"host: Some("localhost")"#),
+        "{error:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn a_request_sent_around_the_client_is_refused_on_its_connection() {
     let (address, hits) = serve("127.0.0.1", hello()).await;
     let client = Policy::public_only().client().build().unwrap();

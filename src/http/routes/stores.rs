@@ -84,13 +84,14 @@ fn parse_base_url(raw: &str) -> Result<String, ApiError> {
 }
 
 /// Refuses a store whose address the egress policy refuses, now rather than at its first
-/// sync (every connection is checked again when made).
-async fn check_egress(egress: &egress::Policy, base_url: &str) -> Result<(), ApiError> {
+/// request. Only what needs no lookup (an address, `localhost`): a name is checked on what it
+/// resolves to when the store is first reached — discovery below, or the token exchange —
+/// and on every connection after.
+fn check_egress(egress: &egress::Policy, base_url: &str) -> Result<(), ApiError> {
     let url = url::Url::parse(base_url)
         .map_err(|_| ApiError::invalid("base_url", "base_url is not a URL"))?;
     egress
-        .check_host(&url)
-        .await
+        .check_url(&url)
         .map_err(|refusal| refused("base_url", &refusal))
 }
 
@@ -147,7 +148,7 @@ async fn create_store(
 ) -> ApiResult<(StatusCode, Json<StoreResponse>)> {
     let name = parse_name("name", &req.name)?;
     let base_url = parse_base_url(&req.base_url)?;
-    check_egress(&state.egress, &base_url).await?;
+    check_egress(&state.egress, &base_url)?;
     let signature_method = req.signature_method.unwrap_or_default();
     let rate_limit = req.rate_limit.unwrap_or_default().validate()?;
     let content_attributes = parse_content_attributes(req.content_attributes.unwrap_or_default())?;
