@@ -216,6 +216,9 @@ async fn purge_disconnected_stores(state: &AppState, before: DateTime<Utc>) -> a
             .seal(token.as_bytes(), &stores::link_token_context(store_id));
         sqlx::query(
             "UPDATE stores SET base_url = '', magento_store_url = NULL, status_detail = NULL,
+                -- Each store view's URLs are the store's URL too.
+                store_views = COALESCE((SELECT jsonb_agg(v || '{\"base_url\": null, \"base_media_url\": null}' ORDER BY n)
+                                        FROM jsonb_array_elements(store_views) WITH ORDINALITY e(v, n)), '[]'::jsonb),
                 credentials = NULL, handshake = NULL, handshake_started_at = NULL,
                 callback_armed = false, link_token_hash = $2, link_token = $3,
                 connection_purged_at = now()

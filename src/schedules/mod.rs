@@ -40,7 +40,44 @@ pub enum Step {
     Export,
 }
 
-const AVAILABLE: &str = "sync, full_sync, media, audit, enrich, push, export";
+impl Step {
+    /// Every step, in the order a pipeline usually runs them.
+    pub const ALL: [Step; 7] = [
+        Step::Sync,
+        Step::FullSync,
+        Step::Media,
+        Step::Audit,
+        Step::Enrich,
+        Step::Push,
+        Step::Export,
+    ];
+
+    /// The step's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Sync => "sync",
+            Step::FullSync => "full_sync",
+            Step::Media => "media",
+            Step::Audit => "audit",
+            Step::Enrich => "enrich",
+            Step::Push => "push",
+            Step::Export => "export",
+        }
+    }
+
+    /// What the step does, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Sync => "Sync changed products",
+            Step::FullSync => "Full sync",
+            Step::Media => "Mirror pictures",
+            Step::Audit => "Audit",
+            Step::Enrich => "Enrich flagged fields with AI",
+            Step::Push => "Push approved changes",
+            Step::Export => "Export a Magento import CSV",
+        }
+    }
+}
 
 /// A cron expression with its time zone, parsed.
 #[derive(Debug, Clone)]
@@ -170,7 +207,10 @@ pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
             serde_json::from_value::<Step>(serde_json::Value::String(name.clone())).map_err(|_| {
                 ApiError::invalid(
                     "pipeline",
-                    format!("unknown step {name:?}; available steps: {AVAILABLE}"),
+                    format!(
+                        "unknown step {name:?}; available steps: {}",
+                        Step::ALL.map(Step::as_str).join(", ")
+                    ),
                 )
             })
         })
@@ -206,8 +246,10 @@ pub struct ScheduleInput<'a> {
     pub workspace_id: Uuid,
     pub cron: &'a str,
     pub timezone: &'a str,
-    pub pipeline: Vec<Step>,
-    pub enabled: bool,
+    /// `None` keeps the stored pipeline (`["sync"]` for a new schedule).
+    pub pipeline: Option<Vec<Step>>,
+    /// `None` keeps the stored flag, so a paused schedule stays paused (a new one is enabled).
+    pub enabled: Option<bool>,
     pub next_run_at: DateTime<Utc>,
     pub created_by: Option<Uuid>,
 }
@@ -218,19 +260,21 @@ pub async fn upsert(
 ) -> Result<Schedule, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO schedules (store_id, workspace_id, cron, timezone, pipeline, enabled, next_run_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         VALUES ($1, $2, $3, $4, COALESCE($5, $9), COALESCE($6, true), $7, $8)
          ON CONFLICT (store_id) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
-            pipeline = EXCLUDED.pipeline, enabled = EXCLUDED.enabled, next_run_at = EXCLUDED.next_run_at
+            pipeline = COALESCE($5, schedules.pipeline), enabled = COALESCE($6, schedules.enabled),
+            next_run_at = EXCLUDED.next_run_at
          RETURNING {COLUMNS}"
     )))
     .bind(input.store_id)
     .bind(input.workspace_id)
     .bind(input.cron)
     .bind(input.timezone)
-    .bind(sqlx::types::Json(&input.pipeline))
+    .bind(input.pipeline.as_ref().map(sqlx::types::Json))
     .bind(input.enabled)
     .bind(input.next_run_at)
     .bind(input.created_by)
+    .bind(sqlx::types::Json([Step::Sync]))
     .fetch_one(&mut *tx)
     .await
 }
@@ -586,5 +630,14 @@ mod tests {
             .unwrap(),
             [Step::Sync, Step::FullSync, Step::Audit, Step::Export]
         );
+    }
+
+    #[test]
+    fn every_step_reads_back_by_its_name() {
+        let names: Vec<String> = Step::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        assert_eq!(parse_pipeline(&names).unwrap(), Step::ALL);
+        for step in Step::ALL {
+            assert_eq!(serde_json::json!(step), step.as_str());
+        }
     }
 }

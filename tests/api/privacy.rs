@@ -694,6 +694,21 @@ async fn job_logs_request_records_usage_and_disconnected_stores_are_purged_on_sc
         .get(&format!("/stores/{store_id}"), &owner.access_token)
         .await;
     assert_eq!(store["base_url"], "", "{store}");
+    // Each store view's URLs are the store's URL too; the views themselves stay.
+    let views = store["store_views"].as_array().unwrap();
+    assert_eq!(views.len(), 3, "{store}");
+    for view in views {
+        assert!(view["base_url"].is_null(), "{store}");
+        assert!(view["base_media_url"].is_null(), "{store}");
+        assert!(view["code"].is_string(), "{store}");
+    }
+    let stored: String =
+        sqlx::query_scalar("SELECT store_views::text FROM stores WHERE id = $1::uuid")
+            .bind(&store_id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert!(!stored.contains("http"), "{stored}");
     assert_eq!(
         count(
             &app,

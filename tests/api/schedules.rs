@@ -89,6 +89,49 @@ async fn schedules_are_validated_and_preview_their_next_runs() {
     assert_eq!(status, 404);
 }
 
+/// A PUT changes what it names: a new cron alone keeps the pipeline, and a paused schedule stays
+/// paused until someone enables it.
+#[tokio::test]
+async fn a_schedule_put_without_pipeline_or_flag_keeps_them() {
+    let app = TestApp::spawn().await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let path = format!("/stores/{store_id}/schedule");
+    let put = |body: serde_json::Value| {
+        let (app, path, token) = (&app, &path, &owner.access_token);
+        async move {
+            let (status, schedule) = app
+                .call(reqwest::Method::PUT, path, Some(token), Some(body))
+                .await;
+            assert_eq!(status, 200, "{schedule}");
+            schedule
+        }
+    };
+
+    // A new schedule without them: sync, enabled.
+    let created = put(json!({"cron": "0 2 * * *"})).await;
+    assert_eq!(created["pipeline"], json!(["sync"]));
+    assert_eq!(created["enabled"], true);
+    put(json!({"cron": "0 2 * * *", "pipeline": ["full_sync", "audit", "export"], "enabled": false}))
+        .await;
+    let moved = put(json!({"cron": "30 4 * * 1", "timezone": "Europe/Paris"})).await;
+    assert_eq!(moved["cron"], "30 4 * * 1");
+    assert_eq!(moved["timezone"], "Europe/Paris");
+    assert_eq!(moved["pipeline"], json!(["full_sync", "audit", "export"]));
+    assert_eq!(moved["enabled"], false, "a paused schedule stays paused");
+    let resumed = put(json!({"cron": "30 4 * * 1", "enabled": true})).await;
+    assert_eq!(resumed["enabled"], true);
+    assert_eq!(resumed["pipeline"], json!(["full_sync", "audit", "export"]));
+    let (_, fetched) = app.get(&path, &owner.access_token).await;
+    assert_eq!(fetched["pipeline"], json!(["full_sync", "audit", "export"]));
+}
+
 #[tokio::test]
 async fn a_missed_schedule_catches_up_once_and_two_processes_fire_each_run_once() {
     let app = TestApp::spawn().await;

@@ -1399,3 +1399,143 @@ async fn an_admin_disconnects_a_store_after_confirming_and_an_editor_cannot() {
     assert!(page.contains("badge-disconnected"), "{page}");
     assert!(!page.contains("/disconnect\""));
 }
+
+/// The store page's schedule form shows the pipeline as checkboxes in its order and the
+/// enabled flag, and saving it keeps what the person chose.
+#[tokio::test]
+async fn the_schedule_form_shows_and_edits_the_pipeline_and_the_enabled_flag() {
+    let app = TestApp::spawn().await;
+    let sim = sim(2).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/stores/{store}/schedule"),
+            Some(&owner.access_token),
+            Some(json!({"cron": "0 2 * * *", "pipeline": ["full_sync", "audit", "export"], "enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let store_page = format!("/w/{}/stores/{store}", owner.workspace_id);
+    let mut session = web_login(&app, "owner@example.com").await;
+    let (_, _, page) = session.get(&app, &store_page).await;
+    // The stored steps come first, checked, in their order; the others follow unchecked.
+    let boxes: Vec<(&str, bool)> = page
+        .match_indices("name=\"pipeline\" value=\"")
+        .map(|(at, marker)| {
+            let rest = &page[at + marker.len()..];
+            let value = &rest[..rest.find('"').unwrap()];
+            let tag_end = rest.find('>').unwrap();
+            (value, rest[..tag_end].contains("checked"))
+        })
+        .collect();
+    assert_eq!(
+        boxes,
+        [
+            ("full_sync", true),
+            ("audit", true),
+            ("export", true),
+            ("sync", false),
+            ("media", false),
+            ("enrich", false),
+            ("push", false),
+        ],
+        "{page}"
+    );
+    let enabled_at = page.find("name=\"enabled\"").expect("an enabled checkbox");
+    let enabled_tag = &page[enabled_at..enabled_at + page[enabled_at..].find('>').unwrap()];
+    assert!(
+        !enabled_tag.contains("checked"),
+        "the paused schedule shows paused"
+    );
+
+    // Save a new order with the flag on; a cron change alone keeps both.
+    let token = csrf_token(&page);
+    let form = [
+        ("csrf", token.as_str()),
+        ("cron", "0 3 * * *"),
+        ("timezone", "Europe/Berlin"),
+        ("pipeline", "sync"),
+        ("pipeline", "media"),
+        ("pipeline", "audit"),
+        ("enabled", "on"),
+    ];
+    let (status, _, body) = session
+        .post(
+            &app,
+            &format!("{store_page}/schedule"),
+            Some(&app.base),
+            &form,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, schedule) = app
+        .get(&format!("/stores/{store}/schedule"), &owner.access_token)
+        .await;
+    assert_eq!(schedule["pipeline"], json!(["sync", "media", "audit"]));
+    assert_eq!(schedule["enabled"], true);
+    assert_eq!(schedule["timezone"], "Europe/Berlin");
+    // Unchecking "enabled" pauses it.
+    let form = [
+        ("csrf", token.as_str()),
+        ("cron", "0 3 * * *"),
+        ("timezone", "Europe/Berlin"),
+        ("pipeline", "sync"),
+    ];
+    session
+        .post(
+            &app,
+            &format!("{store_page}/schedule"),
+            Some(&app.base),
+            &form,
+        )
+        .await;
+    let (_, schedule) = app
+        .get(&format!("/stores/{store}/schedule"), &owner.access_token)
+        .await;
+    assert_eq!(schedule["pipeline"], json!(["sync"]));
+    assert_eq!(schedule["enabled"], false);
+}
+
+/// Once a workspace archive exists (owners only), the exports page still opens for every other
+/// member and lists what they may download.
+#[tokio::test]
+async fn the_exports_page_lists_what_each_member_may_see() {
+    let app = TestApp::spawn().await;
+    let sim = sim(2).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    app.member(&owner, "admin@example.com", "admin").await;
+    app.member(&owner, "viewer@example.com", "viewer").await;
+    run_job(
+        &app,
+        &owner,
+        &format!("/stores/{store}/exports"),
+        json!({"format": "magento_csv"}),
+    )
+    .await;
+    run_job(
+        &app,
+        &owner,
+        &format!("/workspaces/{}/exports", owner.workspace_id),
+        json!({"format": "workspace_archive"}),
+    )
+    .await;
+    let exports_page = format!("/w/{}/exports", owner.workspace_id);
+    for (email, sees_archive) in [
+        ("owner@example.com", true),
+        ("admin@example.com", false),
+        ("viewer@example.com", false),
+    ] {
+        let mut session = web_login(&app, email).await;
+        let (status, _, page) = session.get(&app, &exports_page).await;
+        assert_eq!(status, 200, "{email}: {page}");
+        assert!(page.contains("Download magento_csv"), "{email}: {page}");
+        assert_eq!(
+            page.contains("Download workspace_archive"),
+            sees_archive,
+            "{email}: {page}"
+        );
+    }
+}

@@ -161,6 +161,12 @@ async fn start_export(
 
 pub const WORKSPACE_ARCHIVE: &str = "workspace_archive";
 
+/// Whether `role` may read an export of `format`: a workspace archive holds the members, the
+/// audit log and everything else of the workspace, so only owners; store exports, every member.
+pub fn visible_to(role: Role, format: &str) -> bool {
+    format != WORKSPACE_ARCHIVE || role == Role::Owner
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceExportRequest {
@@ -268,8 +274,7 @@ async fn get_export(
         .await?
         .filter(|e| e.workspace_id == access.workspace_id)
         .ok_or(ApiError::NotFound("export"))?;
-    if export.format == WORKSPACE_ARCHIVE && access.role != Role::Owner {
-        // It holds the members, the audit log and everything else of the workspace.
+    if !visible_to(access.role, &export.format) {
         return Err(ApiError::Forbidden(
             "only an owner can download the workspace archive",
         ));

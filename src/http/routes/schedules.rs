@@ -29,8 +29,9 @@ pub struct ScheduleRequest {
     pub cron: String,
     /// IANA time zone the cron is read in (default `UTC`).
     pub timezone: Option<String>,
-    /// Steps run in order (default `["sync"]`).
+    /// Steps run in order. Left out, the stored pipeline stays (`["sync"]` for a new schedule).
     pub pipeline: Option<Vec<String>>,
+    /// `false` pauses the schedule. Left out, it stays as it was (a new schedule is enabled).
     pub enabled: Option<bool>,
 }
 
@@ -81,7 +82,8 @@ async fn get_schedule(
     Ok(Json(schedule.into()))
 }
 
-/// Sets the store's schedule (replacing any previous one).
+/// Sets the store's schedule. Cron and time zone are replaced; a pipeline or enabled flag left
+/// out keeps its stored value.
 #[utoipa::path(put, path = "/stores/{id}/schedule", tag = "stores", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "store id")), request_body = ScheduleRequest,
     responses((status = 200, body = ScheduleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -93,8 +95,11 @@ async fn put_schedule(
 ) -> ApiResult<Json<ScheduleResponse>> {
     let timezone = req.timezone.unwrap_or_else(|| "UTC".to_string());
     let spec = CronSpec::parse(&req.cron, &timezone)?;
-    let pipeline =
-        schedules::parse_pipeline(&req.pipeline.unwrap_or_else(|| vec!["sync".to_string()]))?;
+    let pipeline = req
+        .pipeline
+        .as_deref()
+        .map(schedules::parse_pipeline)
+        .transpose()?;
     let next_run_at = spec
         .next_after(Utc::now())
         .ok_or_else(|| ApiError::invalid("cron", "cron expression never fires"))?;
@@ -107,7 +112,7 @@ async fn put_schedule(
             cron: req.cron.trim(),
             timezone: &timezone,
             pipeline,
-            enabled: req.enabled.unwrap_or(true),
+            enabled: req.enabled,
             next_run_at,
             created_by: access.caller.user_id(),
         },
@@ -117,7 +122,10 @@ async fn put_schedule(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, "schedule.updated")
             .target("store", access.id)
-            .details(serde_json::json!({"cron": schedule.cron, "timezone": schedule.timezone, "pipeline": schedule.pipeline.0})),
+            .details(
+                serde_json::json!({"cron": schedule.cron, "timezone": schedule.timezone,
+                "pipeline": schedule.pipeline.0, "enabled": schedule.enabled}),
+            ),
     )
     .await?;
     tx.commit().await?;

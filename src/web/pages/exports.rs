@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{Workspace, call};
 use crate::app::AppState;
+use crate::http::routes::exports::visible_to;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, page, render, text, when};
 use crate::web::session::WebUser;
@@ -25,9 +26,10 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    // Membership is checked above; the list is scoped to this workspace.
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM exports WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 50",
+    // Membership is checked above; the list is scoped to this workspace, and holds only the
+    // formats the person's role may read (every read below would otherwise be refused).
+    let formats: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, format FROM exports WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 50",
     )
     .bind(ws)
     .fetch_all(&state.db)
@@ -36,7 +38,12 @@ async fn list(
         tracing::error!(error = ?e, "listing exports failed");
         layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })?;
-    let mut exports = Vec::with_capacity(ids.len());
+    let role = workspace.role();
+    let ids = formats
+        .into_iter()
+        .filter(|(_, format)| role.is_some_and(|r| visible_to(r, format)))
+        .map(|(id, _)| id);
+    let mut exports = Vec::new();
     for id in ids {
         // Each through the API, which signs a fresh download link and logs the download grant.
         exports.push(

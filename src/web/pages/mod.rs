@@ -80,6 +80,11 @@ impl Workspace {
         }
     }
 
+    /// The person's role, as the API named it.
+    pub fn role(&self) -> Option<crate::auth::Role> {
+        serde_json::from_value(Value::String(self.role.clone())).ok()
+    }
+
     /// Sync, audit, enrich, edit content, create exports.
     pub fn can_edit(&self) -> bool {
         matches!(self.role.as_str(), "owner" | "admin" | "editor")

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Workspace, call, get_list, load_store};
 use crate::app::AppState;
+use crate::schedules::Step;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
 use crate::web::session::WebUser;
@@ -255,7 +256,11 @@ async fn show(
             h2 #schedule-heading { "Schedule" }
             @match &schedule {
                 Some(s) => {
-                    p #schedule-summary { "Runs " code { (text(&s["cron"])) } " (" (text(&s["timezone"])) ")" @if s["enabled"] == json!(false) { ", paused" } "." }
+                    p #schedule-summary {
+                        "Runs " code { (text(&s["cron"])) } " (" (text(&s["timezone"])) "): "
+                        (s["pipeline"].as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join(" → "))
+                        @if s["enabled"] == json!(false) { ", paused" } "."
+                    }
                     p { "Next runs:" }
                     ul.next-runs { @for t in s["next_runs"].as_array().into_iter().flatten() { li { (when(t)) } } }
                 }
@@ -275,6 +280,7 @@ async fn show(
                         hx-trigger="input changed delay:400ms"
                         value=(schedule.as_ref().map(|s| text(&s["timezone"]).to_string()).unwrap_or_else(|| "UTC".into()));
                     div #cron-preview aria-live="polite" {}
+                    (pipeline_fields(schedule.as_ref()))
                     button type="submit" { "Save schedule" }
                 }
             }
@@ -297,23 +303,64 @@ async fn show(
     )))
 }
 
-#[derive(Deserialize)]
-struct ScheduleForm {
-    cron: String,
-    #[serde(default)]
-    timezone: String,
+/// The schedule's steps as checkboxes, the pipeline's own steps first in their order (a form
+/// posts checked boxes in document order, which is the order they run in), then the others;
+/// and whether the schedule runs at all.
+fn pipeline_fields(schedule: Option<&Value>) -> Markup {
+    let stored: Vec<Step> = schedule
+        .and_then(|s| serde_json::from_value(s["pipeline"].clone()).ok())
+        .unwrap_or_else(|| vec![Step::Sync]);
+    let enabled = schedule.is_none_or(|s| s["enabled"] != json!(false));
+    let others = Step::ALL.into_iter().filter(|s| !stored.contains(s));
+    let steps = stored
+        .iter()
+        .map(|s| (*s, true))
+        .chain(others.map(|s| (s, false)));
+    html! {
+        fieldset #pipeline {
+            legend { "Pipeline: the checked steps, in this order, each after the one before succeeded" }
+            @for (step, checked) in steps {
+                label.check for=(format!("step-{}", step.as_str())) {
+                    input id=(format!("step-{}", step.as_str())) type="checkbox" name="pipeline"
+                        value=(step.as_str()) checked[checked];
+                    (step.label())
+                }
+            }
+        }
+        label.check for="schedule-enabled" {
+            input #schedule-enabled type="checkbox" name="enabled" value="on" checked[enabled];
+            "Enabled (unchecked: paused, nothing runs)"
+        }
+    }
 }
 
 async fn set_schedule(
     Extension(api): Extension<InternalApi>,
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
-    Form(form): Form<ScheduleForm>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, Response> {
     load_store(&api, &user, ws, id).await?;
-    let mut body = json!({"cron": form.cron.trim()});
-    if !form.timezone.trim().is_empty() {
-        body["timezone"] = json!(form.timezone.trim());
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .unwrap_or("")
+    };
+    let pipeline: Vec<&str> = fields
+        .iter()
+        .filter(|(k, _)| k == "pipeline")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    // The form always shows the pipeline and the flag: what it sends is the whole schedule.
+    let mut body = json!({
+        "cron": field("cron"),
+        "pipeline": pipeline,
+        "enabled": fields.iter().any(|(k, _)| k == "enabled"),
+    });
+    if !field("timezone").is_empty() {
+        body["timezone"] = json!(field("timezone"));
     }
     call(
         &api,
