@@ -64,6 +64,7 @@ impl AppState {
         let login_limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_account,
             settings.auth.login_attempts_per_minute_per_client,
+            settings.auth.registrations_per_minute_per_client,
         );
         let egress = settings.egress.policy();
         let ai = Providers::from_settings(&settings.ai, &egress)

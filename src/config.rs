@@ -254,6 +254,8 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub trust_forwarded_for: bool,
+    /// Proxies the operator runs: skipped when reading X-Forwarded-For from the right.
+    pub trusted_proxies: Vec<egress::Cidr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +266,8 @@ pub struct AuthSettings {
     pub refresh_token_ttl_secs: u64,
     pub login_attempts_per_minute_per_account: u32,
     pub login_attempts_per_minute_per_client: u32,
+    pub totp_failures_per_hour_per_account: u32,
+    pub registrations_per_minute_per_client: u32,
     pub previous_jwt_secret_grace_secs: u64,
 }
 
@@ -330,9 +334,11 @@ impl Settings {
         }
         if self.auth.login_attempts_per_minute_per_account == 0
             || self.auth.login_attempts_per_minute_per_client == 0
+            || self.auth.totp_failures_per_hour_per_account == 0
+            || self.auth.registrations_per_minute_per_client == 0
         {
             return Err(ConfigError::Invalid(
-                "auth.login_attempts_per_minute_* must be positive".into(),
+                "auth.login_attempts_per_minute_*, auth.totp_failures_per_hour_per_account and auth.registrations_per_minute_per_client must be positive".into(),
             ));
         }
         if self.jobs.heartbeat_secs == 0
@@ -456,6 +462,7 @@ const LIST_KEYS: &[&str] = &[
     "previous_master_keys",
     "previous_jwt_secrets",
     "egress.allow",
+    "http.trusted_proxies",
 ];
 
 fn list(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {

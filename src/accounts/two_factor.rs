@@ -50,16 +50,44 @@ struct TotpRow {
     totp_secret: Option<Vec<u8>>,
     enabled: bool,
     totp_last_step: Option<i64>,
+    /// Wrong codes in the current hour.
+    recent_failures: i64,
+    /// Seconds until that hour is over.
+    failure_window_left_secs: i64,
 }
 
+/// The hour wrong codes are counted in, from the first of them.
+const FAILURE_WINDOW: &str = "interval '1 hour'";
+
 async fn lock_row(tx: &mut PgConnection, user_id: Uuid) -> Result<Option<TotpRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT totp_secret, totp_enabled_at IS NOT NULL AS enabled, totp_last_step
-         FROM users WHERE id = $1 FOR UPDATE",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT totp_secret, totp_enabled_at IS NOT NULL AS enabled, totp_last_step,
+                CASE WHEN totp_failures_since > now() - {FAILURE_WINDOW}
+                     THEN totp_failures ELSE 0 END::bigint AS recent_failures,
+                coalesce(ceil(extract(epoch FROM
+                    totp_failures_since + {FAILURE_WINDOW} - now())), 0)::bigint
+                    AS failure_window_left_secs
+         FROM users WHERE id = $1 FOR UPDATE"
+    )))
     .bind(user_id)
     .fetch_optional(&mut *tx)
     .await
+}
+
+/// Counts a wrong code in the current hour, or starts a new hour with it.
+async fn count_failure(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET
+            totp_failures = CASE WHEN totp_failures_since > now() - {FAILURE_WINDOW}
+                                 THEN totp_failures + 1 ELSE 1 END,
+            totp_failures_since = CASE WHEN totp_failures_since > now() - {FAILURE_WINDOW}
+                                       THEN totp_failures_since ELSE now() END
+         WHERE id = $1"
+    )))
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 fn open_secret(
@@ -145,12 +173,15 @@ pub enum Check {
 }
 
 /// Checks a login's second factor. `Err(TotpRequired)` when the account has one and `totp` is
-/// missing or wrong.
+/// missing or wrong; `Err(TooManyRequests)` once `max_failures_per_hour` wrong codes were
+/// sent within the hour from the first of them (a right code is refused too until then, or
+/// guessing would go on).
 pub async fn check_login(
     db: &PgPool,
     keyring: &Keyring,
     user_id: Uuid,
     totp_input: Option<&str>,
+    max_failures_per_hour: u32,
 ) -> Result<Check, ApiError> {
     let mut tx = db.begin().await?;
     let Some(row) = lock_row(&mut tx, user_id).await? else {
@@ -163,6 +194,11 @@ pub async fn check_login(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::TotpRequired)?;
+    if row.recent_failures >= i64::from(max_failures_per_hour) {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: row.failure_window_left_secs.max(1) as u64,
+        });
+    }
     let sealed = row
         .totp_secret
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("two-factor on without a secret")))?;
@@ -187,6 +223,8 @@ pub async fn check_login(
     .await?
     .rows_affected();
     if spent == 0 {
+        count_failure(&mut tx, user_id).await?;
+        tx.commit().await?;
         return Err(ApiError::TotpRequired);
     }
     let remaining: i64 = sqlx::query_scalar(

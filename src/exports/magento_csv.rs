@@ -1,7 +1,9 @@
 //! Magento's import CSV for catalogd's content: the writer lives in the Magento connector
 //! (`magento::import`); this is how our content model reads to it.
 
-pub use magento::import::{COLUMNS, EMPTY_VALUE, Image, ImportContent, Issue, Writer, import_path};
+pub use magento::import::{
+    COLUMNS, EMPTY_VALUE, Image, ImportContent, Issue, Writer, importable_path,
+};
 
 use crate::catalog::content::Content;
 

@@ -280,6 +280,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     );
     let rows_written = writer.rows;
     issues.append(&mut writer.issues);
+    let mut spreadsheet_warnings = std::mem::take(&mut writer.spreadsheet_warnings);
     let mut out = writer
         .finish()
         .map_err(|e| JobError::Transient(e.to_string()))?;
@@ -299,6 +300,8 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                 .join("; ")
         )));
     }
+    // Warnings for spreadsheets do not fail a strict export: Magento reads those cells right.
+    issues.append(&mut spreadsheet_warnings);
     let bytes = if zipped {
         let (zip, file) = Scratch::create(&ctx.state.settings.data_dir)?;
         zip_with_images(ctx, store.id, &csv.path, file, &mut issues).await?;
@@ -565,6 +568,19 @@ async fn zip_with_images(
             break;
         };
         for (file, key) in rows {
+            // The entry's name comes from the store: one that could reach outside `images/`
+            // when unzipped (`..`, `\`, an absolute path) is left out, as the CSV leaves it.
+            let Some(path) = magento_csv::importable_path(&file) else {
+                issues.push(Issue {
+                    sku: String::new(),
+                    store_view: DEFAULT_SCOPE.into(),
+                    problem: format!(
+                        "image path {file:?} is not one Magento's import takes (letters, \
+                         digits, `_ - . /`, no `..`): the picture is not in the ZIP"
+                    ),
+                });
+                continue;
+            };
             let Ok(key) = ObjectKey::parse(&key) else {
                 continue;
             };
@@ -581,8 +597,8 @@ async fn zip_with_images(
                 }
                 Err(e) => return Err(JobError::Transient(format!("reading {key}: {e}"))),
             };
-            let name = format!("images/{}", magento_csv::import_path(&file));
-            zip.start_file(name, stored).map_err(zip_err)?;
+            zip.start_file(format!("images/{path}"), stored)
+                .map_err(zip_err)?;
             zip.write_all(&picture).map_err(io)?;
         }
         after = Some(last);

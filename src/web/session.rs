@@ -195,8 +195,21 @@ pub fn request_origin(parts: &Parts) -> Origin {
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .copied(),
         user_agent: parts.headers.get(axum::http::header::USER_AGENT).cloned(),
-        forwarded_for: parts.headers.get("x-forwarded-for").cloned(),
+        forwarded_for: forwarded_for(&parts.headers),
     }
+}
+
+/// Every `X-Forwarded-For` header as one list, in order, so the API reads the same hops.
+fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<axum::http::HeaderValue> {
+    let values: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    axum::http::HeaderValue::from_bytes(&values.join(&b", "[..])).ok()
 }
 
 /// Sends the browser to the login page (through htmx's redirect header for partial requests).

@@ -2,7 +2,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde_json::json;
 
-use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, error_code};
+use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, assert_rate_limited, error_code};
 
 #[tokio::test]
 async fn register_login_refresh_and_me() {
@@ -260,22 +260,12 @@ async fn login_attempts_are_rate_limited_per_account() {
             .await;
         assert_eq!(status, 401);
     }
-    let res = app
-        .client
-        .post(app.url("/auth/login"))
-        .json(&json!({"email": "fay@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
-    let retry_after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(error_code(&body), "rate_limited");
+    assert_rate_limited(
+        &app,
+        "/auth/login",
+        json!({"email": "fay@example.com", "password": PASSWORD}),
+    )
+    .await;
     // Another account from the same address is not locked out by this one.
     app.register("gus@example.com").await;
     let (status, _) = app

@@ -48,6 +48,21 @@ async fn export(app: &TestApp, who: &Registered, store_id: &str, body: Value) ->
     record
 }
 
+/// The id and SKU of the store's first product.
+async fn first_product(app: &TestApp, who: &Registered, store_id: &str) -> (String, String) {
+    let (_, listed) = app
+        .get(
+            &format!("/stores/{store_id}/products?limit=1"),
+            &who.access_token,
+        )
+        .await;
+    let item = &listed["items"][0];
+    (
+        item["id"].as_str().unwrap().to_string(),
+        item["sku"].as_str().unwrap().to_string(),
+    )
+}
+
 /// The validation issues of an export record whose problem mentions `text`.
 fn issues_naming<'a>(record: &'a Value, text: &str) -> Vec<&'a Value> {
     record["issues"]
@@ -76,14 +91,7 @@ fn records(text: &str) -> Vec<csv::StringRecord> {
 #[tokio::test]
 async fn a_magento_csv_reads_back_exactly_and_downloads_through_a_signed_url() {
     let (app, _sim, owner, store_id) = setup(30).await;
-    let (_, listed) = app
-        .get(
-            &format!("/stores/{store_id}/products?limit=1"),
-            &owner.access_token,
-        )
-        .await;
-    let product_id = listed["items"][0]["id"].as_str().unwrap().to_string();
-    let sku = listed["items"][0]["sku"].as_str().unwrap().to_string();
+    let (product_id, sku) = first_product(&app, &owner, &store_id).await;
     let nasty = "<p class=\"x\">Quotes \" commas, new\nlines, emoji 🧣, עברית, &amp; __EMPTY__</p>";
     app.approved_edit(
         &owner.access_token,
@@ -336,17 +344,10 @@ async fn a_magento_zip_holds_the_csv_and_every_picture_it_names() {
             .any(|i| i["problem"].as_str().unwrap().contains("not mirrored")),
         "{early}"
     );
-    let (_, started) = app
-        .post(
-            &format!("/stores/{store_id}/media"),
-            Some(&owner.access_token),
-            json!({}),
-        )
-        .await;
-    app.wait_for_job(
+    app.run_job(
+        &format!("/stores/{store_id}/media"),
         &owner.access_token,
-        started["job_id"].as_str().unwrap(),
-        Duration::from_secs(60),
+        json!({}),
     )
     .await;
     let record = export(&app, &owner, &store_id, json!({"format": "magento_zip"})).await;
@@ -527,4 +528,107 @@ async fn translated_names_reimport_without_changing_any_url_key() {
         };
         assert_eq!(key, expected, "{sku} in {view:?}");
     }
+}
+
+#[tokio::test]
+async fn a_magento_zip_never_names_an_entry_outside_images() {
+    let (app, _sim, owner, store_id) = setup(6).await;
+    app.run_job(
+        &format!("/stores/{store_id}/media"),
+        &owner.access_token,
+        json!({}),
+    )
+    .await;
+    // A picture recorded under a path no Magento uploader makes (the media job refuses such
+    // paths today; a row from before, or restored from a backup, may still hold one).
+    let hostile = [
+        "/../../../etc/cron.d/evil.png",
+        "/t/e/..\\..\\win.png",
+        "//abs/../../x.png",
+    ];
+    for (n, path) in hostile.iter().enumerate() {
+        sqlx::query(
+            "UPDATE media SET file = $1 WHERE (product_id, entry_id) =
+                (SELECT product_id, entry_id FROM media ORDER BY product_id, entry_id OFFSET $2 LIMIT 1)",
+        )
+        .bind(path)
+        .bind(n as i64)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let record = export(&app, &owner, &store_id, json!({"format": "magento_zip"})).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    for path in hostile {
+        let reported = issues_naming(&record, "not in the ZIP")
+            .into_iter()
+            .filter(|i| {
+                i["problem"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{path:?}"))
+            })
+            .count();
+        assert_eq!(reported, 1, "{path}: {record}");
+    }
+    let bytes = reqwest::get(record["download_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert!(archive.len() > 1, "the other pictures are there");
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        assert!(
+            name == "products.csv" || name.starts_with("images/"),
+            "{name}"
+        );
+        assert!(
+            !name.contains("..") && !name.contains('\\') && !name.contains("//"),
+            "{name}"
+        );
+        assert!(entry.enclosed_name().is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn formula_like_cells_stay_exact_and_warn_whoever_opens_the_file_in_a_spreadsheet() {
+    let (app, _sim, owner, store_id) = setup(3).await;
+    let (product_id, sku) = first_product(&app, &owner, &store_id).await;
+    let formula = "=HYPERLINK(\"http://evil.example\",\"Click\")";
+    app.approved_edit(
+        &owner.access_token,
+        &product_id,
+        json!({"store_view": "all", "fields": {"meta_title": formula}}),
+    )
+    .await;
+    // A warning, not a problem for Magento: a strict export still succeeds.
+    let record = export(
+        &app,
+        &owner,
+        &store_id,
+        json!({"format": "magento_csv", "source": "live_with_approved", "strict": true}),
+    )
+    .await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let warned: Vec<&Value> = issues_naming(&record, "formula")
+        .into_iter()
+        .filter(|i| i["sku"] == sku.as_str())
+        .collect();
+    assert_eq!(warned.len(), 1, "{record}");
+    assert!(
+        warned[0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("meta_title starts with '='"),
+        "{record}"
+    );
+    let (_, text) = download(record["download_url"].as_str().unwrap()).await;
+    let rows = records(&text);
+    let column = rows[0].iter().position(|c| c == "meta_title").unwrap();
+    let row = rows.iter().find(|r| &r[0] == sku.as_str()).unwrap();
+    assert_eq!(&row[column], formula, "the cell is exact");
 }

@@ -336,6 +336,27 @@ pub struct Registered {
 }
 
 /// Asserts the API's error shape and returns its code.
+/// Sends `body` to `path` without a token and checks the answer is a 429 `rate_limited` whose
+/// `Retry-After` is within the minute.
+pub async fn assert_rate_limited(app: &TestApp, path: &str, body: Value) {
+    let res = app
+        .client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_code(&body), "rate_limited");
+}
+
 pub fn error_code(body: &Value) -> &str {
     let code = body["error"]["code"]
         .as_str()

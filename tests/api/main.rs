@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account_limits;
 mod accounts;
 mod api_keys;
 mod audits;

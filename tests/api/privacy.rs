@@ -35,11 +35,16 @@ fn decode_base32(text: &str) -> Vec<u8> {
 /// These tests sweep through the CLI; the app's own scheduled sweep would race them.
 const NO_SCHEDULED_SWEEP: &[(&str, &str)] = &[("CATALOGD_RETENTION__SWEEP_IN_SERVE", "false")];
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn login(app: &TestApp, email: &str, password: &str, totp: Option<&str>) -> (u16, Value) {
+pub(crate) async fn login(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> (u16, Value) {
     let mut body = json!({"email": email, "password": password});
     if let Some(code) = totp {
         body["totp"] = json!(code);
@@ -418,7 +423,12 @@ async fn deleting_an_account_removes_personal_data_at_once_and_workspace_content
     assert!(objects_dir.exists());
 
     let (status, report) = app
-        .call(Method::DELETE, "/me", Some(&leaving.access_token), None)
+        .call(
+            Method::DELETE,
+            "/me",
+            Some(&leaving.access_token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(

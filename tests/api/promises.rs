@@ -430,7 +430,12 @@ async fn users_can_export_all_their_data_and_delete_their_account_personal_data_
     .await;
 
     let (status, _) = app
-        .call(Method::DELETE, "/me", Some(&owner.access_token), None)
+        .call(
+            Method::DELETE,
+            "/me",
+            Some(&owner.access_token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, 200);
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = $1")
@@ -549,8 +554,13 @@ async fn security_relevant_actions_are_written_to_the_workspace_audit_log() {
     reqwest::get(record["download_url"].as_str().unwrap())
         .await
         .unwrap();
-    app.call(Method::DELETE, "/me", Some(&leaving.access_token), None)
-        .await;
+    app.call(
+        Method::DELETE,
+        "/me",
+        Some(&leaving.access_token),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
     app.call(
         Method::DELETE,
         &format!("/stores/{store_id}"),

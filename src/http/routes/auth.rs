@@ -15,6 +15,7 @@ use crate::accounts::{two_factor, users, workspaces};
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::ClientAddr;
+use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
@@ -66,15 +67,20 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-/// Creates an account and its first workspace, with the new user as owner.
+/// Creates an account and its first workspace, with the new user as owner. Rate limited per
+/// client address.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = RegisterResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = RegisterResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
+    if let Err(retry_after_secs) = state.login_limiter.check_registration(addr) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let email = Email::parse(&req.email)?;
     let name = parse_name("name", &req.name)?;
     let workspace_name = parse_name("workspace_name", &req.workspace_name)?;
@@ -119,7 +125,8 @@ pub struct LoginRequest {
 }
 
 /// Exchanges email and password for an access and a refresh token. Rate limited per account
-/// and per client address.
+/// (every spelling of its address alike) and per client address; wrong two-factor codes have
+/// their own limit per account.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn login(
@@ -128,7 +135,7 @@ async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    if let Err(retry_after_secs) = state.login_limiter.check(&req.email, addr) {
+    if let Err(retry_after_secs) = state.login_limiter.check_client(addr) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let account = users::credentials_by_email(&state.db, &req.email).await?;
@@ -136,6 +143,14 @@ async fn login(
         Some(c) => (Some(c.id), Some(c.password_hash)),
         None => (None, None),
     };
+    // The account's budget, whichever spelling of its address was typed.
+    let budget = match user_id {
+        Some(id) => AccountKey::Account(id),
+        None => AccountKey::address(&req.email),
+    };
+    if let Err(retry_after_secs) = state.login_limiter.check_account(&budget) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let valid = password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await?;
     let user_id = match (valid, user_id) {
         (true, Some(id)) => id,
@@ -156,6 +171,7 @@ async fn login(
         &state.keyring,
         user_id,
         req.totp.as_deref(),
+        state.settings.auth.totp_failures_per_hour_per_account,
     )
     .await
     {

@@ -17,6 +17,7 @@ use crate::accounts::email::{Email, parse_name};
 use crate::accounts::{sessions, two_factor, users, workspaces};
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
+use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::auth::{Caller, Role};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -129,13 +130,7 @@ async fn update_me(
                 "changing the email or password needs the current password",
             )
         })?;
-        let stored = users::password_hash(&state.db, user_id).await?;
-        if !password::verify(current, stored, state.settings.auth.bcrypt_cost).await? {
-            return Err(ApiError::invalid(
-                "current_password",
-                "the current password is not right",
-            ));
-        }
+        check_password(&state, user_id, current, "current_password").await?;
     }
     let new_hash = match password {
         Some(p) => Some(password::hash(p, state.settings.auth.bcrypt_cost).await?),
@@ -182,16 +177,75 @@ async fn update_me(
     }))
 }
 
-/// Deletes the account: name, email, password hash, sessions and the API keys it created are
+/// Re-checks the account's password before a sensitive change. The check spends the account's
+/// login budget, so a stolen session guesses the password no faster than a login would.
+async fn check_password(
+    state: &AppState,
+    user_id: Uuid,
+    given: String,
+    field: &'static str,
+) -> ApiResult<()> {
+    if let Err(retry_after_secs) = state
+        .login_limiter
+        .check_account(&AccountKey::Account(user_id))
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let stored = users::password_hash(&state.db, user_id).await?;
+    if !password::verify(given, stored, state.settings.auth.bcrypt_cost).await? {
+        return Err(ApiError::invalid(
+            field,
+            format!("the {} is not right", field.replace('_', " ")),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMeRequest {
+    /// The account's password.
+    pub password: String,
+    /// For an account with two-factor login: a current code from the authenticator app, or a
+    /// recovery code.
+    pub totp_code: Option<String>,
+}
+
+/// Deletes the account, confirmed with its password (and a two-factor code when it has
+/// two-factor login): name, email, password hash, sessions and the API keys it created are
 /// removed at once. Workspaces it alone owned close now and are deleted with all their content
 /// (products, versions, media and export files) by the next retention sweep; other workspaces
 /// keep their content, with the account shown as a deleted user.
 #[utoipa::path(delete, path = "/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = DeletionReport), (status = 401, body = ErrorBody)))]
+    request_body = DeleteMeRequest,
+    responses((status = 200, body = DeletionReport), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn delete_me(
     State(state): State<AppState>,
     caller: Caller,
+    ApiJson(req): ApiJson<DeleteMeRequest>,
 ) -> ApiResult<Json<DeletionReport>> {
+    let user_id = caller.require_user()?;
+    check_password(&state, user_id, req.password, "password").await?;
+    match two_factor::check_login(
+        &state.db,
+        &state.keyring,
+        user_id,
+        req.totp_code.as_deref(),
+        state.settings.auth.totp_failures_per_hour_per_account,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(ApiError::TotpRequired) => {
+            return Err(ApiError::invalid(
+                "totp_code",
+                "this account uses two-factor login: send a current code from the \
+                 authenticator app (or a recovery code) as totp_code",
+            ));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(Json(deletion::delete_account(&state.db, &caller).await?))
 }
 
@@ -273,10 +327,7 @@ async fn stop_totp(
     ApiJson(req): ApiJson<TotpDisableRequest>,
 ) -> ApiResult<StatusCode> {
     let user_id = caller.require_user()?;
-    let stored = users::password_hash(&state.db, user_id).await?;
-    if !password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await? {
-        return Err(ApiError::invalid("password", "the password is not right"));
-    }
+    check_password(&state, user_id, req.password, "password").await?;
     if two_factor::required_of(&state.db, user_id).await? {
         return Err(ApiError::Conflict(
             "a workspace you belong to requires two-factor login".into(),

@@ -122,6 +122,9 @@ const TEXT_COLUMNS: &[&str] = &[
     "meta_description",
 ];
 
+/// First characters that make a spreadsheet read a cell as a formula (OWASP's "CSV injection").
+const FORMULA_STARTS: [char; 4] = ['=', '+', '-', '@'];
+
 /// A problem found while writing, reported in the export's summary.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Issue {
@@ -137,6 +140,10 @@ pub struct Writer<W: Write> {
     separator: char,
     pub rows: u64,
     pub issues: Vec<Issue>,
+    /// Cells a spreadsheet would run as formulas: not a problem for Magento's import (the cell
+    /// stays exact), so kept apart from `issues` for strict exports, but worth telling whoever
+    /// opens the file.
+    pub spreadsheet_warnings: Vec<Issue>,
 }
 
 impl<W: Write> Writer<W> {
@@ -171,6 +178,7 @@ impl<W: Write> Writer<W> {
             separator: ',',
             rows: 0,
             issues: Vec::new(),
+            spreadsheet_warnings: Vec::new(),
         })
     }
 
@@ -191,16 +199,33 @@ impl<W: Write> Writer<W> {
         views: &[(String, C)],
     ) -> Result<(), csv::Error> {
         let row = self.row(sku, "", default, None);
-        self.csv.write_record(&row)?;
-        self.rows += 1;
+        self.write(sku, "", &row)?;
         for (code, overrides) in views {
             if overrides.is_empty() {
                 continue;
             }
             let row = self.row(sku, code, overrides, Some(default));
-            self.csv.write_record(&row)?;
-            self.rows += 1;
+            self.write(sku, code, &row)?;
         }
+        Ok(())
+    }
+
+    fn write(&mut self, sku: &str, view: &str, row: &[String]) -> Result<(), csv::Error> {
+        for (column, cell) in self.columns.iter().zip(row) {
+            if let Some(first) = cell.chars().next().filter(|c| FORMULA_STARTS.contains(c)) {
+                self.spreadsheet_warnings.push(Issue {
+                    sku: sku.to_string(),
+                    store_view: view.to_string(),
+                    problem: format!(
+                        "{column} starts with {first:?}: a spreadsheet opening this file may \
+                         run it as a formula. The file keeps it exact for Magento's import; \
+                         open it in a spreadsheet only as text"
+                    ),
+                });
+            }
+        }
+        self.csv.write_record(row)?;
+        self.rows += 1;
         Ok(())
     }
 
@@ -287,8 +312,7 @@ impl<W: Write> Writer<W> {
         let mut additional = Vec::new();
         let mut labels = Vec::new();
         for item in media {
-            let path = import_path(item.file);
-            if !is_importable_path(&path) {
+            let Some(path) = importable_path(item.file) else {
                 self.issues.push(Issue {
                     sku: sku.to_string(),
                     store_view: view.to_string(),
@@ -298,7 +322,7 @@ impl<W: Write> Writer<W> {
                     ),
                 });
                 continue;
-            }
+            };
             let label = item.label.unwrap_or_default().to_string();
             if label.contains(self.separator) {
                 // The importer splits `additional_image_labels` on the separator, so this
@@ -348,10 +372,13 @@ pub fn import_path(file: &str) -> String {
     file.trim_start_matches('/').to_string()
 }
 
-/// Letters, digits, `_ - . /` only (REFERENCE §7), and no way out of the directory: what
-/// Magento's own uploader produces ([`crate::models::gallery_path`]).
-fn is_importable_path(path: &str) -> bool {
-    crate::models::gallery_path(path).is_some()
+/// [`import_path`] when it has letters, digits, `_ - . /` only (REFERENCE §7) and no way out
+/// of the directory (no `..`, no empty segment, so nothing absolute; no `\`): what Magento's
+/// own uploader produces ([`crate::models::gallery_path`]). Both the CSV's image columns and a
+/// ZIP's `images/` entries are named by it, so neither can point outside the import directory.
+pub fn importable_path(file: &str) -> Option<String> {
+    let path = import_path(file);
+    crate::models::gallery_path(&path).is_some().then_some(path)
 }
 
 #[cfg(test)]
@@ -406,6 +433,71 @@ mod tests {
             assert_eq!(&row[2], *value, "name");
             assert_eq!(&row[3], *value, "description");
             assert_eq!(&row[7], *value, "meta_keywords");
+        }
+    }
+
+    #[test]
+    fn formula_like_cells_stay_exact_and_are_reported_for_spreadsheets() {
+        let default = content(&[
+            ("name", "=HYPERLINK(\"http://x.example\",\"Tee\")"),
+            ("description", "- cotton\n- wool"),
+            ("meta_title", "a = b, + c"),
+        ]);
+        let french = content(&[("meta_keyword", "@SUM(A1)"), ("name", "+33 Tee")]);
+        let mut w = Writer::without_url_key(Vec::new()).unwrap();
+        w.product("-SKU", &default, &[("fr".to_string(), french)])
+            .unwrap();
+        assert!(w.issues.is_empty(), "{:?}", w.issues);
+        let mut flagged: Vec<(String, String)> = w
+            .spreadsheet_warnings
+            .iter()
+            .map(|i| {
+                let column = i.problem.split_whitespace().next().unwrap().to_string();
+                (i.store_view.clone(), column)
+            })
+            .collect();
+        flagged.sort();
+        let expected = [
+            ("", "description"),
+            ("", "name"),
+            ("", "sku"),
+            ("fr", "meta_keywords"),
+            ("fr", "name"),
+            ("fr", "sku"),
+        ];
+        assert_eq!(
+            flagged,
+            expected.map(|(v, c)| (v.to_string(), c.to_string()))
+        );
+        assert!(w.spreadsheet_warnings.iter().all(|i| i.sku == "-SKU"));
+        let rows = read(&w.finish().unwrap());
+        assert_eq!(&rows[1][2], "=HYPERLINK(\"http://x.example\",\"Tee\")");
+        assert_eq!(&rows[1][3], "- cotton\n- wool");
+        assert_eq!(&rows[2][2], "+33 Tee");
+    }
+
+    #[test]
+    fn only_paths_inside_the_import_directory_are_importable() {
+        assert_eq!(
+            importable_path("/t/e/tee.jpg").as_deref(),
+            Some("t/e/tee.jpg")
+        );
+        assert_eq!(
+            importable_path("t/e/tee-2_b.png").as_deref(),
+            Some("t/e/tee-2_b.png")
+        );
+        for hostile in [
+            "/../../etc/cron.d/x.jpg",
+            "/t/../../x.jpg",
+            "..",
+            "/t/e/..",
+            "t\\..\\x.jpg",
+            "C:/x.jpg",
+            "/t//x.jpg",
+            "/t/e/x.jpg?v=1",
+            "",
+        ] {
+            assert_eq!(importable_path(hostile), None, "{hostile:?}");
         }
     }
 
