@@ -1,10 +1,15 @@
 //! `catalogd bench sync`: measures a full sync of a simulated catalog against simply
 //! downloading the same pages with the same concurrency, and a re-sync of the unchanged catalog.
 //!
+//! `catalogd bench push` (in [`push`]) measures pushes the same way.
+//!
 //! The simulator runs as its own process (the `magento-sim` binary next to this one), so the
 //! peak RSS reported is catalogd's alone.
 
 mod api_load;
+mod push;
+
+pub use push::{PushBenchOptions, push};
 
 use std::io::{BufRead, BufReader};
 use std::num::NonZeroUsize;

@@ -75,7 +75,7 @@ enum Command {
         command: ApiKeyCommand,
     },
     /// Benchmarks (release builds): `catalogd bench sync --products 100000`,
-    /// `catalogd bench enrich --products 1000 --rpm 600`.
+    /// `catalogd bench enrich --products 1000 --rpm 600`, `catalogd bench push --products 10000`.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -118,6 +118,27 @@ enum BenchCommand {
         /// The fake provider's answer time, milliseconds.
         #[arg(long, default_value_t = 300)]
         latency_ms: u64,
+        /// Keep the benchmark's database afterwards.
+        #[arg(long)]
+        keep_database: bool,
+    },
+    /// A change to one field of every product (default scope and one store view) pushed one
+    /// at a time as a peer would, by catalogd's push, and by its bulk push.
+    Push {
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        /// Products the one-at-a-time baseline writes (its rate does not depend on the count).
+        #[arg(long, default_value_t = 200)]
+        baseline_products: usize,
+        /// The store's `max_concurrency`.
+        #[arg(long, default_value_t = 8)]
+        concurrency: u32,
+        /// The store's `requests_per_second`.
+        #[arg(long, default_value_t = 200)]
+        requests_per_second: u32,
+        /// How long the simulated store takes to answer each request, milliseconds.
+        #[arg(long, default_value_t = 100)]
+        store_latency_ms: u64,
         /// Keep the benchmark's database afterwards.
         #[arg(long)]
         keep_database: bool,
@@ -262,6 +283,30 @@ pub async fn run() -> anyhow::Result<()> {
                     rpm,
                     concurrency,
                     latency_ms,
+                    keep_database,
+                },
+            )
+            .await?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Push {
+                    products,
+                    baseline_products,
+                    concurrency,
+                    requests_per_second,
+                    store_latency_ms,
+                    keep_database,
+                },
+        } => {
+            bench::push(
+                settings,
+                bench::PushBenchOptions {
+                    products,
+                    baseline_products,
+                    concurrency,
+                    requests_per_second,
+                    store_latency_ms,
                     keep_database,
                 },
             )

@@ -1,6 +1,8 @@
 //! Magento as a [`Connector`]: product pages through the REST client, mapped to the neutral
 //! model. Magento's JSON shapes do not leave this module.
 
+use std::collections::HashMap;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use magento::client::Call;
@@ -146,6 +148,63 @@ impl MagentoConnector {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(map_error(e)),
         }
+    }
+
+    /// The products of `scope` with these SKUs, as the scope shows them now: one request per
+    /// list of SKUs (`sku in …`, see [`magento::client::sku_lists`]) and a single read for each
+    /// SKU no list can carry. Every SKU asked for comes back with what was found (`None`: the
+    /// store has no such product) or why it could not be read; when a list fails, its SKUs are
+    /// read alone.
+    pub async fn read_products(
+        &self,
+        scope: &str,
+        skus: &[&str],
+    ) -> HashMap<String, Result<Option<PulledProduct>, ConnectorError>> {
+        let mut out = HashMap::with_capacity(skus.len());
+        let store_scope = match parse_scope(scope) {
+            Ok(s) => s,
+            Err(e) => {
+                for sku in skus {
+                    out.insert(sku.to_string(), Err(e.clone()));
+                }
+                return out;
+            }
+        };
+        let lists = magento::client::sku_lists(skus.iter().copied());
+        let mut alone = lists.alone;
+        for list in lists.lists {
+            match self.client.get_products_by_sku(&store_scope, &list).await {
+                Ok(mut found) => {
+                    for sku in list {
+                        let product = found.remove(sku).and_then(|parsed| {
+                            let warnings = parsed
+                                .warnings
+                                .iter()
+                                .map(|w| format!("{}: {}", w.path, w.message))
+                                .collect();
+                            to_pulled(parsed.value, &self.extra_content, warnings)
+                        });
+                        out.insert(sku.to_string(), Ok(product));
+                    }
+                }
+                Err(e) => match map_error(e) {
+                    e @ ConnectorError::NeedsReauth(_) => {
+                        for sku in list {
+                            out.insert(sku.to_string(), Err(e.clone()));
+                        }
+                    }
+                    // One product the store cannot answer for fails the list: each SKU is read
+                    // alone, so only that product's read fails.
+                    _ => alone.extend(list),
+                },
+            }
+        }
+        // Concurrently: the client's limiters keep the store's pace.
+        let reads = alone.iter().map(|sku| self.read_product(scope, sku));
+        for (sku, read) in alone.iter().zip(futures::future::join_all(reads).await) {
+            out.insert(sku.to_string(), read);
+        }
+        out
     }
 
     /// The calls that write `writes` in `scope` and nothing else: one product save with only

@@ -43,7 +43,7 @@ pub struct PulledPage {
     pub skipped: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectorError {
     /// The platform refused our credentials: the owner must re-authorise.
     #[error("the store refused our credentials: {0}")]

@@ -10,9 +10,11 @@
 
 mod bulk;
 pub mod catalog;
+mod inspect;
 pub mod oauth;
 pub mod search;
 mod server;
+mod sku_faults;
 mod structure;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -200,10 +202,11 @@ pub(crate) struct Inner {
     clock_offset: Mutex<chrono::Duration>,
     faults: Mutex<Faults>,
     fail_next: AtomicU32,
-    stats: Mutex<RequestStats>,
+    pub(crate) sku_faults: sku_faults::SkuFaults,
+    pub(crate) stats: Mutex<RequestStats>,
     pub in_flight: AtomicU32,
     requests: AtomicU64,
-    writes: Mutex<Vec<RecordedWrite>>,
+    pub(crate) writes: Mutex<Vec<RecordedWrite>>,
     flaws: Vec<PlantedFlaw>,
     pub rng: Mutex<StdRng>,
     pub bulks: Mutex<HashMap<String, Vec<bulk::Operation>>>,
@@ -298,6 +301,7 @@ impl MagentoSim {
             clock_offset: Mutex::new(chrono::Duration::zero()),
             faults: Mutex::new(Faults::default()),
             fail_next: AtomicU32::new(0),
+            sku_faults: sku_faults::SkuFaults::default(),
             stats: Mutex::new(RequestStats::default()),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
@@ -464,6 +468,12 @@ impl MagentoSim {
     /// The next `n` REST requests fail with 503.
     pub fn fail_next(&self, n: u32) {
         self.inner.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Every REST request naming one of `skus` answers 503 until the list is set again
+    /// (empty: none); requests about other products are served.
+    pub fn fail_skus(&self, skus: impl IntoIterator<Item = String>) {
+        self.inner.sku_faults.set(skus);
     }
 
     /// Changes a product as an admin would; `store_view` `None` edits default values. Bumps

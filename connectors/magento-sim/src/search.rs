@@ -172,7 +172,9 @@ fn like(value: &str, pattern: &str) -> bool {
 fn matches(product: &SimProduct, view: Option<&str>, filter: &Filter) -> bool {
     let actual = field_text(product, view, &filter.field);
     let v = filter.value.as_str();
-    let list = || v.split(',').map(str::trim).collect::<Vec<_>>();
+    // Magento splits an `in`/`nin` string at every comma, with no escape and no trimming
+    // (`lib/internal/Magento/Framework/DB/Adapter/Pdo/Mysql.php`, `prepareSqlCondition`).
+    let list = || v.split(',').collect::<Vec<_>>();
     use std::cmp::Ordering::*;
     match (filter.condition.as_str(), actual.as_deref()) {
         ("null", a) => a.is_none(),

@@ -66,6 +66,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     if let Some(sku) = path.strip_prefix("/__sim/products/") {
         return admin_change(&inner, &method, &decode_segment(sku), &body);
     }
+    if let Some(what) = path.strip_prefix("/__sim/")
+        && method == Method::GET
+    {
+        return crate::inspect::answer(&inner, what);
+    }
     if let Some(file) = path.strip_prefix("/media/catalog/product") {
         return ([(header::CONTENT_TYPE, "image/png")], png_for(file)).into_response();
     }
@@ -201,6 +206,13 @@ async fn rest_call(
     };
     let params = crate::oauth::query_params(query);
     let route: Vec<&str> = route.iter().map(String::as_str).collect();
+    if inner.sku_faults.hits(&route, &params, &body) {
+        return magento_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service temporarily unavailable",
+            Value::Null,
+        );
+    }
     if let Some(bulk) = asynchronous {
         return crate::bulk::submit(inner, method, path, store_code, view, &route, bulk, &body);
     }

@@ -7,6 +7,7 @@
 //! `catalog`, `bulk`) and only describe calls.
 
 mod bulk;
+mod by_sku;
 mod call;
 mod catalog;
 mod concurrency;
@@ -28,6 +29,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER}
 use tracing::Instrument as _;
 use url::Url;
 
+pub use by_sku::{MAX_LIST_BYTES, MAX_SKUS_PER_LIST, SkuLists, sku_lists, travels_in_list};
 pub use call::Call;
 pub use config::{ANSWER_LIMIT, AdaptiveConcurrencyConfig, ClientConfig, RetryPolicy};
 
