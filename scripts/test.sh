@@ -31,6 +31,12 @@ if ! command -v st >/dev/null 2>&1; then
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
+# Webhook tests verify every delivery with the Standard Webhooks reference library.
+if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
+    echo "installing standardwebhooks"
+    python3 -m pip install --quiet --disable-pip-version-check "standardwebhooks==1.1.0"
+fi
+
 # The web UI's tests drive a headless Chromium through chromedriver.
 if [ ! -x /usr/bin/chromedriver ]; then
     echo "installing chromium and chromium-driver"

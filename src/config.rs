@@ -53,6 +53,22 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub ai: AiSettings,
     pub egress: EgressSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// `[webhooks]`: how deliveries are sent and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The unit of the retry schedule in milliseconds: retries come after 5, 300, 1800, 7200,
+    /// 18000, 36000 and 36000 units (Standard Webhooks' schedule in seconds at 1000).
+    pub retry_unit_ms: u64,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after_secs: u64,
+    /// Deadline for one attempt: connecting, sending and reading the answer.
+    pub timeout_secs: u64,
+    /// Deliveries sent at once by one process.
+    pub concurrency: u32,
 }
 
 /// `[egress]`: where outbound requests may go besides public addresses.
@@ -339,6 +355,11 @@ impl Settings {
         {
             return Err(ConfigError::Invalid(
                 "auth.login_attempts_per_minute_*, auth.totp_failures_per_hour_per_account and auth.registrations_per_minute_per_client must be positive".into(),
+            ));
+        }
+        if self.webhooks.timeout_secs == 0 || self.webhooks.concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "webhooks.timeout_secs and webhooks.concurrency must be positive".into(),
             ));
         }
         if self.jobs.heartbeat_secs == 0

@@ -170,6 +170,7 @@ pub const SEALED_COLUMNS: &[(&str, &str, &str)] = &[
     ("stores", "link_token", "stores.link_token"),
     ("stores", "handshake", "stores.handshake"),
     ("users", "totp_secret", "users.totp_secret"),
+    ("webhooks", "secret", "webhooks.secret"),
 ];
 
 /// Re-encrypts every sealed value under `to`'s current key, in one transaction.

@@ -32,3 +32,4 @@ pub mod stores;
 pub mod sync;
 pub mod telemetry;
 pub mod web;
+pub mod webhooks;

@@ -43,6 +43,10 @@ pub async fn run(
     let settings = state.settings.jobs.clone();
 
     let reaper = tokio::spawn(reap_expired_leases(state.clone(), stop_rx.clone()));
+    let webhooks = tokio::spawn(crate::webhooks::dispatch::run(
+        state.clone(),
+        stop_rx.clone(),
+    ));
 
     let mut monitor = Monitor::new();
     for &kind in JobKind::ALL {
@@ -81,6 +85,7 @@ pub async fn run(
         })
         .await;
     reaper.abort();
+    webhooks.abort();
     result.map_err(|e| anyhow::anyhow!("job workers: {e}"))
 }
 

@@ -30,3 +30,4 @@ mod storage;
 mod stores;
 mod sync;
 mod web;
+mod webhooks;

@@ -177,6 +177,20 @@ impl Response {
         Ok(Bytes::from(body))
     }
 
+    /// The first `max_bytes` of the body and whether there was more; the rest is not read.
+    pub async fn head(mut self, max_bytes: usize) -> Result<(Bytes, bool), ReadError> {
+        let mut body: Vec<u8> = Vec::with_capacity(max_bytes.min(8 * 1024));
+        while let Some(chunk) = self.inner.chunk().await.map_err(read_error)? {
+            let room = max_bytes - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                return Ok((Bytes::from(body), true));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((Bytes::from(body), false))
+    }
+
     /// The body as text (invalid UTF-8 replaced), with a cap.
     pub async fn text(self, limit: BodyLimit) -> Result<String, ReadError> {
         let bytes = self.bytes(limit).await?;

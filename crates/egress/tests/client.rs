@@ -226,6 +226,29 @@ async fn an_endless_body_is_cut_at_its_cap_and_memory_stays_flat() {
 }
 
 #[tokio::test]
+async fn the_head_of_an_endless_body_is_read_and_the_rest_left() {
+    let (address, _) = serve("127.0.0.1", endless()).await;
+    let client = Policy::allowing_loopback().client().build().unwrap();
+    let answer = client
+        .send(client.get(format!("http://{address}/")))
+        .await
+        .unwrap();
+    let (head, more) = answer.head(1024).await.unwrap();
+    assert_eq!(head.len(), 1024);
+    assert!(more);
+
+    let (address, _) = serve("127.0.0.1", hello()).await;
+    let answer = client
+        .send(client.get(format!("http://{address}/")))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.head(1024).await.unwrap(),
+        (bytes::Bytes::from("hello"), false)
+    );
+}
+
+#[tokio::test]
 async fn an_announced_length_past_the_cap_is_refused_before_reading() {
     let big = Router::new().fallback(get(|| async { vec![b'y'; 2 * 1024 * 1024] }));
     let (address, _) = serve("127.0.0.1", big).await;

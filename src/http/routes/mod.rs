@@ -10,4 +10,5 @@ pub mod products;
 pub mod review;
 pub mod schedules;
 pub mod stores;
+pub mod webhooks;
 pub mod workspaces;

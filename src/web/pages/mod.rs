@@ -8,6 +8,7 @@ mod products;
 mod review;
 mod settings;
 mod stores;
+mod webhooks;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(review::router())
         .merge(settings::router())
         .merge(exports::router())
+        .merge(webhooks::router())
 }
 
 /// What a page inside a workspace knows about it and the person's place in it.

@@ -75,7 +75,7 @@ async fn settings_page(
     .await?
     .body;
     let body = html! {
-        p { a href=(format!("/w/{ws}/audit-log")) { "Audit log" } }
+        p { a href=(format!("/w/{ws}/audit-log")) { "Audit log" } " · " a href=(format!("/w/{ws}/webhooks")) { "Webhooks" } }
         section aria-labelledby="ai-heading" {
             h2 #ai-heading { "AI processing and budgets" }
             form.card method="post" action=(format!("/w/{ws}/settings")) {
