@@ -135,6 +135,7 @@ async fn insert_store(
             rate_limit: rate,
             content_attributes: Vec::new(),
             created_by: None,
+            signature_form: None,
         },
     )
     .await?;
@@ -177,6 +178,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
         &base_url,
         &credentials,
         SignatureMethod::HmacSha256,
+        magento::SignatureForm::default(),
         rate,
     )?;
     let started = Instant::now();

@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use magento::client::Call;
 use magento::models::{AttributeValue, CustomAttribute, MediaGalleryEntry, Product};
 use magento::{
-    ConditionType, MagentoClient, MagentoError, ProductPage, SearchCriteria, SortDirection,
-    StoreScope,
+    ConditionType, MagentoClient, MagentoError, ProductPage, SearchCriteria, SignatureForm,
+    SortDirection, StoreScope,
 };
 use serde_json::{Map, Value, json};
 
@@ -20,6 +20,14 @@ pub struct MagentoConnector {
     client: MagentoClient,
     /// Content attribute codes beyond the standard ones.
     extra_content: Vec<String>,
+    form: Option<FormMemory>,
+}
+
+/// Where the signature rules the client learns are remembered for the store.
+struct FormMemory {
+    db: sqlx::PgPool,
+    store_id: uuid::Uuid,
+    known: std::sync::Mutex<Option<SignatureForm>>,
 }
 
 impl MagentoConnector {
@@ -27,6 +35,44 @@ impl MagentoConnector {
         MagentoConnector {
             client,
             extra_content,
+            form: None,
+        }
+    }
+
+    /// Records on the store the signature rules its calls end up accepted with, when they
+    /// differ from `known` (what the store row says).
+    pub fn remembering_form(
+        mut self,
+        db: sqlx::PgPool,
+        store_id: uuid::Uuid,
+        known: Option<SignatureForm>,
+    ) -> MagentoConnector {
+        self.form = Some(FormMemory {
+            db,
+            store_id,
+            known: std::sync::Mutex::new(known),
+        });
+        self
+    }
+
+    /// After a call: the client switched rules on an invalid-signature 401 and the other
+    /// rules were accepted (`MagentoClient::send`), so the store is told apart from now on.
+    async fn remember_form(&self) {
+        let Some(memory) = &self.form else {
+            return;
+        };
+        let learned = self.client.signature_form();
+        {
+            let mut known = memory.known.lock().unwrap_or_else(|e| e.into_inner());
+            if *known == Some(learned) {
+                return;
+            }
+            *known = Some(learned);
+        }
+        if let Err(e) =
+            crate::stores::set_signature_form(&memory.db, memory.store_id, learned).await
+        {
+            tracing::warn!(store_id = %memory.store_id, error = %e, "could not record the store's signature rules");
         }
     }
 
@@ -50,8 +96,9 @@ impl MagentoConnector {
         let body = self
             .client
             .send(&MagentoClient::product_list_call(&scope, &criteria))
-            .await
-            .map_err(map_error)?;
+            .await;
+        self.remember_form().await;
+        let body = body.map_err(map_error)?;
         let extra_content = self.extra_content.clone();
         let page_number = query.page;
         // Parsing and mapping a page of 300 products is CPU work of milliseconds: on the
@@ -136,7 +183,9 @@ impl MagentoConnector {
         sku: &str,
     ) -> Result<Option<PulledProduct>, ConnectorError> {
         let store_scope = parse_scope(scope)?;
-        match self.client.get_product(&store_scope, sku).await {
+        let read = self.client.get_product(&store_scope, sku).await;
+        self.remember_form().await;
+        match read {
             Ok(parsed) => {
                 let warnings = parsed
                     .warnings
@@ -343,7 +392,9 @@ impl MagentoConnector {
     }
 
     pub async fn send(&self, call: &PreparedCall) -> Result<(), ConnectorError> {
-        self.client.send(&call.call).await.map_err(map_error)?;
+        let sent = self.client.send(&call.call).await;
+        self.remember_form().await;
+        sent.map_err(map_error)?;
         Ok(())
     }
 }
@@ -384,6 +435,15 @@ impl Connector for MagentoConnector {
 }
 
 pub fn map_error(e: MagentoError) -> ConnectorError {
+    if let Some(resource) = e.missing_permission() {
+        return ConnectorError::PermissionMissing {
+            resource: resource.to_string(),
+            message: e.to_string(),
+        };
+    }
+    if let Some(max) = e.max_page_size() {
+        return ConnectorError::PageSizeLimit { max };
+    }
     match e {
         MagentoError::Unauthorized { .. } => ConnectorError::NeedsReauth(e.to_string()),
         MagentoError::RateLimited { .. }

@@ -48,12 +48,29 @@ pub enum ConnectorError {
     /// The platform refused our credentials: the owner must re-authorise.
     #[error("the store refused our credentials: {0}")]
     NeedsReauth(String),
+    /// The credentials work but the store's integration is not granted an API resource the
+    /// call needs: the owner grants it in the integration's "API" tab. The store stays usable.
+    #[error("{}", permission_message(.resource, .message))]
+    PermissionMissing {
+        /// The ACL resources Magento named, e.g. `Magento_Catalog::products`.
+        resource: String,
+        message: String,
+    },
+    /// The store refuses pages this large; it answers pages of up to `max` products.
+    #[error("the store answers at most {max} products per page")]
+    PageSizeLimit { max: u32 },
     /// Worth retrying later.
     #[error("{0}")]
     Transient(String),
     /// Retrying will not help.
     #[error("{0}")]
     Fatal(String),
+}
+
+fn permission_message(resource: &str, message: &str) -> String {
+    format!(
+        "{message} — the integration in Magento (System > Extensions > Integrations, tab \"API\") must be granted {resource}; the store stays connected"
+    )
 }
 
 pub trait Connector: Send + Sync {

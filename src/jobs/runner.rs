@@ -181,6 +181,7 @@ async fn clean_up(
         JobKind::Push | JobKind::Enrich | JobKind::Media | JobKind::Export => {}
     }
     if status == JobStatus::Succeeded {
+        crate::stores::permissions::step_succeeded(conn, job_id).await?;
         crate::schedules::continue_pipeline(conn, job_id).await?;
     }
     Ok(())

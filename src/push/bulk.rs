@@ -17,7 +17,7 @@ use super::{Prepared, PushParams, PushResult, load, prepare, record};
 use crate::connector::ConnectorError;
 use crate::connector::magento::{BulkOutcome, MagentoConnector};
 use crate::jobs::context::{JobContext, JobError, Outcome};
-use crate::stores::Store;
+use crate::stores::{Store, permissions};
 
 /// Submissions of one operation, counting the first.
 const MAX_ROUNDS: u32 = 3;
@@ -89,6 +89,11 @@ pub(super) async fn run(
                                     if let ConnectorError::NeedsReauth(m) = e {
                                         return Err(JobError::Fatal(m));
                                     }
+                                    if matches!(e, ConnectorError::PermissionMissing { .. }) {
+                                        return Err(
+                                            permissions::refused(db, store.id, "push", e).await
+                                        );
+                                    }
                                     result = Some(PushResult::Failed(e.to_string()));
                                     break;
                                 }
@@ -132,6 +137,9 @@ pub(super) async fn run(
         for mut bulk in std::mem::take(&mut checkpoint.submitted) {
             let outcomes = match connector.bulk_outcomes(&bulk.uuid).await {
                 Ok(outcomes) => outcomes,
+                Err(e @ ConnectorError::PermissionMissing { .. }) => {
+                    return Err(permissions::refused(db, store.id, "push", e).await);
+                }
                 Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
                 Err(e) => return Err(JobError::Transient(e.to_string())),
             };
@@ -209,6 +217,9 @@ async fn submit(
         let bodies = items.iter().map(|i| i.body.clone()).collect();
         let (uuid, refused) = match connector.submit_product_saves(&scope, bodies).await {
             Ok(answer) => answer,
+            Err(e @ ConnectorError::PermissionMissing { .. }) => {
+                return Err(permissions::refused(db, store.id, "push", e).await);
+            }
             Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
             Err(e) => return Err(JobError::Transient(e.to_string())),
         };

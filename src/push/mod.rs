@@ -24,7 +24,7 @@ use crate::catalog::versions::effective;
 use crate::connector::magento::{MagentoConnector, PreparedCall, RemoteRequest};
 use crate::connector::{ConnectorError, PulledProduct};
 use crate::jobs::context::{JobContext, JobError, Outcome};
-use crate::stores::{self, Store, StoreStatus};
+use crate::stores::{self, Store, StoreStatus, permissions};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushParams {
@@ -140,6 +140,9 @@ pub(crate) async fn prepare(
                 "the store no longer has a product with SKU {:?}",
                 proposal.sku
             )));
+        }
+        Err(e @ ConnectorError::PermissionMissing { .. }) => {
+            return Err(permissions::refused(db, store.id, "push", e).await);
         }
         Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
         Err(e) => return Ok(Prepared::Failed(e.to_string())),
@@ -341,6 +344,9 @@ async fn push_one(
     for call in &calls {
         match connector.send(call).await {
             Ok(()) => {}
+            Err(e @ ConnectorError::PermissionMissing { .. }) => {
+                return Err(permissions::refused(&ctx.state.db, store.id, "push", e).await);
+            }
             Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
             Err(e) => return Ok(Some(PushResult::Failed(e.to_string()))),
         }
@@ -508,11 +514,15 @@ pub fn connector_of(
         &store.base_url,
         &credentials,
         store.signature_method(),
+        store.signature_form(),
         store.rate_limit(),
     )
     .map_err(|e| JobError::Fatal(e.to_string()))?;
-    Ok(MagentoConnector::new(
-        client,
-        store.content_attributes.clone(),
-    ))
+    Ok(
+        MagentoConnector::new(client, store.content_attributes.clone()).remembering_form(
+            state.db.clone(),
+            store.id,
+            store.known_signature_form(),
+        ),
+    )
 }

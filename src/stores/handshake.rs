@@ -222,12 +222,18 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
         access_token_secret,
     };
     let rate = super::RateLimit::default();
-    let discovered =
-        super::magento::discover(&state.egress, &claimed.base_url, &credentials, method, rate)
-            .await;
-    let (views, detail) = match discovered {
-        Ok(views) => (Some(views), None),
+    let discovered = super::magento::discover_with_form(
+        &state.egress,
+        &claimed.base_url,
+        &credentials,
+        method,
+        rate,
+    )
+    .await;
+    let (views, form, detail) = match discovered {
+        Ok((views, form)) => (Some(views), form, None),
         Err(e) => (
+            None,
             None,
             Some(format!(
                 "connected, but store views could not be read yet: {e}"
@@ -241,7 +247,9 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE stores SET status = 'active', status_detail = $2, credentials = $3,
             store_views = COALESCE($4, store_views), connected_at = now(), handshake_started_at = NULL,
-            magento_store_url = COALESCE($5, magento_store_url)
+            missing_permissions = '[]'::jsonb,
+            magento_store_url = COALESCE($5, magento_store_url),
+            signature_form = COALESCE($6, signature_form)
          WHERE id = $1 AND status <> 'disconnected'",
     )
     .bind(store_id)
@@ -249,6 +257,7 @@ async fn try_complete(state: &AppState, store_id: Uuid) -> anyhow::Result<()> {
     .bind(sealed)
     .bind(views.map(sqlx::types::Json))
     .bind(verified_store_url)
+    .bind(form.map(magento::SignatureForm::as_str))
     .execute(&mut *tx)
     .await?;
     let mut entry = Entry::new("store.connected").target("store", store_id);

@@ -4,8 +4,12 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+use magento::client::Call;
 use magento::oauth::{ConsumerCredentials, TokenExchange, TokenExchangeError};
-use magento::{AccessCredentials, ClientConfig, MagentoClient, MagentoError};
+use magento::scope::Route;
+use magento::{
+    AccessCredentials, ClientConfig, MagentoClient, MagentoError, SignatureForm, StoreScope,
+};
 
 use super::{RateLimit, SignatureMethod, StoreCredentials, StoreView};
 
@@ -57,15 +61,12 @@ pub fn client(
     base_url: &str,
     credentials: &StoreCredentials,
     signature_method: SignatureMethod,
+    signature_form: SignatureForm,
     rate: RateLimit,
 ) -> Result<MagentoClient, MagentoError> {
-    MagentoClient::new(config(
-        egress,
-        base_url,
-        credentials,
-        signature_method,
-        rate,
-    ))
+    let mut config = config(egress, base_url, credentials, signature_method, rate);
+    config.signature_form = signature_form;
+    MagentoClient::new(config)
 }
 
 fn config(
@@ -100,6 +101,26 @@ pub async fn discover(
     signature_method: SignatureMethod,
     rate: RateLimit,
 ) -> Result<Vec<StoreView>, MagentoError> {
+    discover_with_form(egress, base_url, credentials, signature_method, rate)
+        .await
+        .map(|(views, _)| views)
+}
+
+/// A SKU no store is expected to have whose path escape (`%3A`) only Laminas' path
+/// normalisation decodes: listing its images (a media route always carries the SKU in the
+/// path) tells the two signature rules apart.
+const FORM_PROBE_SKU: &str = "catalogd:signature-probe";
+
+/// [`discover`], plus the signature rules the store verifies with, learned from the images of
+/// [`FORM_PROBE_SKU`] (`None` when the answer proves nothing, e.g. the integration may not
+/// read products).
+pub async fn discover_with_form(
+    egress: &egress::Policy,
+    base_url: &str,
+    credentials: &StoreCredentials,
+    signature_method: SignatureMethod,
+    rate: RateLimit,
+) -> Result<(Vec<StoreView>, Option<SignatureForm>), MagentoError> {
     // Connecting is interactive: fail within seconds rather than retry for minutes.
     let mut config = config(egress, base_url, credentials, signature_method, rate);
     config.timeout = Duration::from_secs(20);
@@ -133,5 +154,17 @@ pub async fn discover(
         })
         .collect();
     out.sort_by_key(|v| v.id);
-    Ok(out)
+    let probe = Call::get(
+        StoreScope::All,
+        Route::new()
+            .lit("products")
+            .value(FORM_PROBE_SKU)
+            .lit("media"),
+    );
+    let form = match client.send(&probe).await {
+        Ok(_) => Some(client.signature_form()),
+        Err(e) if e.is_not_found() => Some(client.signature_form()),
+        Err(_) => None,
+    };
+    Ok((out, form))
 }

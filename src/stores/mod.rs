@@ -2,6 +2,7 @@
 
 pub mod handshake;
 pub mod magento;
+pub mod permissions;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -152,11 +153,15 @@ pub struct Store {
     pub last_audit_run: Option<Uuid>,
     /// Pushes go through Magento's asynchronous bulk API.
     pub push_via_bulk: bool,
+    pub missing_permissions: sqlx::types::Json<Vec<permissions::MissingPermission>>,
+    max_page_size: Option<i32>,
+    signature_form: Option<String>,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
-    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk";
+    created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk,
+    missing_permissions, max_page_size, signature_form";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -166,6 +171,23 @@ impl Store {
     /// The latest product change seen by a sync; incremental syncs start shortly before it.
     pub fn sync_watermark(&self) -> Option<DateTime<Utc>> {
         self.sync_watermark
+    }
+
+    /// The signature rules the store verifies with, as far as known (Laminas' until learned).
+    pub fn signature_form(&self) -> ::magento::SignatureForm {
+        self.known_signature_form().unwrap_or_default()
+    }
+
+    /// The signature rules learned for the store, if any.
+    pub fn known_signature_form(&self) -> Option<::magento::SignatureForm> {
+        self.signature_form
+            .as_deref()
+            .and_then(::magento::SignatureForm::parse)
+    }
+
+    /// The largest page the store answers, once it refused a larger one.
+    pub fn max_page_size(&self) -> Option<u32> {
+        self.max_page_size.and_then(|max| u32::try_from(max).ok())
     }
 
     pub fn rate_limit(&self) -> RateLimit {
@@ -242,6 +264,15 @@ pub struct StoreResponse {
     pub content_attributes: Vec<String>,
     /// Pushes go through Magento's asynchronous bulk API (one bulk per store view, polled).
     pub push_via_bulk: bool,
+    /// API permissions Magento refused to the store's integration: grant each `resource` in
+    /// the integration's "API" tab. The store stays connected meanwhile.
+    pub missing_permissions: Vec<permissions::MissingPermission>,
+    /// The largest page of products the store answers (its `webapi/validation/maximum_page_size`),
+    /// learned when it refused a larger one; syncs then read pages of this size.
+    pub max_page_size: Option<u32>,
+    /// How the store verifies request signatures: `laminas` (Magento up to 2.4.6) or `2.4.7+`
+    /// (which no longer decodes `%2F`, `%3A`… in the signed path); `null` until learned.
+    pub signature_form: Option<String>,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
@@ -276,6 +307,8 @@ impl StoreResponse {
             workspace_id: store.workspace_id,
             signature_method: store.signature_method(),
             rate_limit: store.rate_limit(),
+            max_page_size: store.max_page_size(),
+            signature_form: store.signature_form.clone(),
             name: store.name,
             platform: store.platform,
             base_url: store.base_url,
@@ -288,6 +321,7 @@ impl StoreResponse {
             last_synced_at: store.last_synced_at,
             content_attributes: store.content_attributes,
             push_via_bulk: store.push_via_bulk,
+            missing_permissions: store.missing_permissions.0,
             created_at: store.created_at,
             connected_at: store.connected_at,
             disconnected_at: store.disconnected_at,
@@ -321,6 +355,7 @@ pub struct NewStore<'a> {
     pub rate_limit: RateLimit,
     pub content_attributes: Vec<String>,
     pub created_by: Option<Uuid>,
+    pub signature_form: Option<::magento::SignatureForm>,
 }
 
 pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, sqlx::Error> {
@@ -328,8 +363,8 @@ pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, s
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO stores (id, workspace_id, name, base_url, status, signature_method, credentials,
             link_token_hash, link_token, callback_armed, store_views, requests_per_second, max_concurrency,
-            created_by, connected_at, content_attributes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN now() END, $16)
+            created_by, connected_at, content_attributes, signature_form)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN now() END, $16, $17)
          RETURNING {STORE_COLUMNS}"
     )))
     .bind(new.id)
@@ -348,6 +383,7 @@ pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, s
     .bind(new.created_by)
     .bind(connected)
     .bind(&new.content_attributes)
+    .bind(new.signature_form.map(::magento::SignatureForm::as_str))
     .fetch_one(&mut *tx)
     .await
 }
@@ -440,6 +476,30 @@ pub async fn arm_callback(
     .bind(workspace_id)
     .fetch_optional(&mut *tx)
     .await
+}
+
+/// Remembers which signature rules the store accepts.
+pub async fn set_signature_form(
+    db: &PgPool,
+    id: Uuid,
+    form: ::magento::SignatureForm,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stores SET signature_form = $2 WHERE id = $1")
+        .bind(id)
+        .bind(form.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Remembers the largest page the store answers.
+pub async fn set_max_page_size(db: &PgPool, id: Uuid, max: u32) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stores SET max_page_size = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Marks a store whose credentials Magento refused; the next callback may re-establish them.

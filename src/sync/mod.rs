@@ -27,7 +27,9 @@ use crate::connector::{Connector, ConnectorError, PageQuery, PulledPage};
 use crate::jobs::context::{JobContext, JobError, Outcome, Stop};
 use crate::stores::{self, Store, StoreStatus};
 
-/// Products per page: Magento's input limit when enabled (300) is the ceiling.
+/// Products per page: Magento's input limit when enabled (300) is the ceiling. A store whose
+/// `webapi/validation/maximum_page_size` is lower says so, and is then read in pages of its
+/// maximum (`stores.max_page_size`).
 pub const PAGE_SIZE: u32 = 300;
 /// Incremental syncs look back this far before the watermark: clocks and transactions
 /// that commit late must not hide a change.
@@ -62,6 +64,17 @@ struct Checkpoint {
     max_updated: Option<DateTime<Utc>>,
     /// Products in the default scope, for progress.
     default_total: Option<u64>,
+    /// The page size `next_page` counts in (absent in checkpoints of older versions: 300).
+    #[serde(default)]
+    page_size: Option<u32>,
+}
+
+/// How the pulling of one scope ended.
+enum ScopeEnd {
+    Done,
+    Stopped(Stop),
+    /// The store refused the page size: it answers pages of up to this many products.
+    PageSizeLimit(u32),
 }
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
@@ -121,6 +134,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                 since,
                 max_updated: None,
                 default_total: None,
+                page_size: Some(page_size_for(&store)),
             }
         }
     };
@@ -128,7 +142,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let concurrency = store.rate_limit().max_concurrency.max(1) as usize;
     while checkpoint.scope_index < checkpoint.scopes.len() {
         let scope = checkpoint.scopes[checkpoint.scope_index].clone();
-        if let Some(stop) = pull_scope(
+        match pull_scope(
             ctx,
             &connector,
             &store,
@@ -138,7 +152,12 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         )
         .await?
         {
-            return Ok(Outcome::Stopped(stop));
+            ScopeEnd::Done => {}
+            ScopeEnd::Stopped(stop) => return Ok(Outcome::Stopped(stop)),
+            ScopeEnd::PageSizeLimit(max) => {
+                smaller_pages(ctx, &store, &mut checkpoint, max).await?;
+                continue;
+            }
         }
         if scope == DEFAULT_SCOPE && params.mode == SyncMode::Full {
             let removed = pages::mark_removed(&ctx.state.db, store.id, ctx.job.id).await?;
@@ -180,6 +199,45 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     Ok(Outcome::Done)
 }
 
+/// The page size for `store`: ours, or the store's maximum when it is lower.
+fn page_size_for(store: &Store) -> u32 {
+    store
+        .max_page_size()
+        .map_or(PAGE_SIZE, |max| max.clamp(1, PAGE_SIZE))
+}
+
+/// The store refused our page size naming its maximum: it is remembered for the store, and the
+/// scope goes on from the first product not yet committed, in pages of the maximum (the page
+/// that holds it is read again; unchanged products write nothing).
+async fn smaller_pages(
+    ctx: &JobContext,
+    store: &Store,
+    checkpoint: &mut Checkpoint,
+    max: u32,
+) -> Result<(), JobError> {
+    let current = checkpoint.page_size.unwrap_or(PAGE_SIZE);
+    if max >= current {
+        return Err(JobError::Fatal(format!(
+            "the store refused pages of {current} products, saying it answers up to {max}"
+        )));
+    }
+    stores::set_max_page_size(&ctx.state.db, store.id, max).await?;
+    let committed = u64::from(checkpoint.next_page.saturating_sub(1)) * u64::from(current);
+    checkpoint.next_page = u32::try_from(committed / u64::from(max) + 1).unwrap_or(u32::MAX);
+    checkpoint.page_size = Some(max);
+    let mut tx = ctx.state.db.begin().await?;
+    ctx.save(&mut tx, checkpoint).await?;
+    tx.commit().await?;
+    ctx.log(
+        "warn",
+        format!(
+            "the store answers at most {max} products per page (its webapi/validation/maximum_page_size); reading on in pages of {max}"
+        ),
+    )
+    .await;
+    Ok(())
+}
+
 fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, JobError> {
     let credentials = store
         .credentials(&ctx.state.keyring)
@@ -190,13 +248,17 @@ fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, 
         &store.base_url,
         &credentials,
         store.signature_method(),
+        store.signature_form(),
         store.rate_limit(),
     )
     .map_err(|e| JobError::Fatal(e.to_string()))?;
-    Ok(Arc::new(MagentoConnector::new(
-        client,
-        store.content_attributes.clone(),
-    )))
+    Ok(Arc::new(
+        MagentoConnector::new(client, store.content_attributes.clone()).remembering_form(
+            ctx.state.db.clone(),
+            store.id,
+            store.known_signature_form(),
+        ),
+    ))
 }
 
 /// Products committed in one transaction at most (four full pages): a transaction's fixed
@@ -222,6 +284,7 @@ struct Fetcher {
     connector: Arc<dyn Connector>,
     scope: String,
     since: Option<DateTime<Utc>>,
+    page_size: u32,
     concurrency: usize,
     next_request: u32,
     /// Unknown until the first answer; then no page past the last is asked for.
@@ -234,7 +297,7 @@ impl Fetcher {
         // Up to a batch of answered pages waits for its commit while `concurrency` more are
         // being requested: the store is never left idle by a commit, and memory stays bounded.
         // The client's own limiter keeps the requests to the store within its limit.
-        let window = self.concurrency + MAX_BATCH_PRODUCTS / PAGE_SIZE as usize;
+        let window = self.concurrency + (MAX_BATCH_PRODUCTS / self.page_size as usize).max(1);
         while self.in_flight.len() < window
             && self.last_page.is_none_or(|last| self.next_request <= last)
         {
@@ -245,7 +308,7 @@ impl Fetcher {
             let query = PageQuery {
                 scope: self.scope.clone(),
                 page: self.next_request,
-                page_size: PAGE_SIZE,
+                page_size: self.page_size,
                 updated_since: self.since,
             };
             let connector = self.connector.clone();
@@ -364,7 +427,8 @@ async fn alongside<T>(
     }
 }
 
-/// Pulls one scope from `checkpoint.next_page` to its end. `Some(stop)` when told to stop.
+/// Pulls one scope from `checkpoint.next_page` to its end, or until told to stop or the store
+/// refuses the page size.
 async fn pull_scope(
     ctx: &JobContext,
     connector: &Arc<dyn Connector>,
@@ -372,30 +436,33 @@ async fn pull_scope(
     scope: &str,
     concurrency: usize,
     checkpoint: &mut Checkpoint,
-) -> Result<Option<Stop>, JobError> {
+) -> Result<ScopeEnd, JobError> {
+    let page_size = checkpoint.page_size.unwrap_or(PAGE_SIZE);
     let mut fetcher = Fetcher {
         connector: connector.clone(),
         scope: scope.to_string(),
         since: checkpoint.since,
+        page_size,
         concurrency,
         next_request: checkpoint.next_page,
         last_page: None,
         in_flight: FuturesOrdered::new(),
     };
     let fetched = |joined: Result<Result<FetchedPage, ConnectorError>, JoinError>| {
-        joined
-            .map_err(|e| JobError::Transient(format!("page fetch task failed: {e}")))?
-            .map_err(|e| connector_failure(ctx, store, e))
+        joined.map_err(|e| ConnectorError::Transient(format!("page fetch task failed: {e}")))?
     };
     let mut committing = FuturesOrdered::new();
     // The SKUs of the batch committed last, and how it tells the next one it is done.
     let mut last_skus: HashSet<String> = HashSet::new();
     let mut last_done: Option<tokio::sync::oneshot::Receiver<()>> = None;
     // A page that failed after others were ready: those commit first, then it is reported.
-    let mut failed: Option<JobError> = None;
+    let mut failed: Option<ConnectorError> = None;
     let outcome = loop {
         if let Some(e) = failed.take() {
-            break Err(e);
+            break match e {
+                ConnectorError::PageSizeLimit { max } => Ok(ScopeEnd::PageSizeLimit(max)),
+                e => Err(connector_failure(ctx, store, e).await),
+            };
         }
         while committing.len() >= COMMITS_IN_FLIGHT {
             if let Some(result) = committing.next().await {
@@ -405,16 +472,19 @@ async fn pull_scope(
         fetcher.fill();
         let waited = std::time::Instant::now();
         let Some(joined) = alongside(&mut committing, fetcher.next()).await? else {
-            break Ok(None);
+            break Ok(ScopeEnd::Done);
         };
         let first = match fetched(joined) {
             Ok(first) => first,
-            Err(e) => break Err(e),
+            Err(e) => {
+                failed = Some(e);
+                continue;
+            }
         };
         if fetcher.last_page.is_none() {
             let total = first.page.total_count.unwrap_or(0);
             fetcher.last_page = Some(
-                u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))
+                u32::try_from(total.div_ceil(u64::from(page_size)))
                     .unwrap_or(u32::MAX)
                     .max(first.number),
             );
@@ -425,13 +495,13 @@ async fn pull_scope(
             ctx.set_total(checkpoint.default_total.map(|t| t as i64 * scopes));
         }
         if let Some(stop) = alongside(&mut committing, ctx.should_stop()).await? {
-            break Ok(Some(stop));
+            break Ok(ScopeEnd::Stopped(stop));
         }
         // An empty or short page is the end, whatever total_count said; older stores repeat
         // the last page instead of answering empty, which the total guards against.
         let is_last = |page: &PulledPage| {
             page.products.is_empty()
-                || (page.products.len() as u64 + page.skipped) < u64::from(PAGE_SIZE)
+                || (page.products.len() as u64 + page.skipped) < u64::from(page_size)
         };
         let mut end = is_last(&first.page);
         let mut batch_products = first.page.products.len();
@@ -510,7 +580,7 @@ async fn pull_scope(
         };
         committing.push_back(commit_batch(ctx, store, scope, batch, before, done));
         if end {
-            break Ok(None);
+            break Ok(ScopeEnd::Done);
         }
     };
     // Whatever ended the scope, the batches already handed over commit first (in order), so
@@ -521,21 +591,20 @@ async fn pull_scope(
     outcome
 }
 
-fn connector_failure(ctx: &JobContext, store: &Store, e: ConnectorError) -> JobError {
+async fn connector_failure(ctx: &JobContext, store: &Store, e: ConnectorError) -> JobError {
     match e {
         ConnectorError::NeedsReauth(message) => {
-            let db = ctx.state.db.clone();
-            let store_id = store.id;
-            let detail = message.clone();
-            tokio::spawn(async move {
-                if let Err(e) = stores::mark_needs_reauth(&db, store_id, &detail).await {
-                    tracing::error!(%store_id, error = %e, "could not mark the store as needing re-authorisation");
-                }
-            });
+            if let Err(e) = stores::mark_needs_reauth(&ctx.state.db, store.id, &message).await {
+                tracing::error!(store_id = %store.id, error = %e, "could not mark the store as needing re-authorisation");
+            }
             JobError::Fatal(format!(
                 "{message}; click Reauthorize on the integration in Magento"
             ))
         }
+        e @ ConnectorError::PermissionMissing { .. } => {
+            stores::permissions::refused(&ctx.state.db, store.id, ctx.job.kind.as_str(), e).await
+        }
+        e @ ConnectorError::PageSizeLimit { .. } => JobError::Fatal(e.to_string()),
         ConnectorError::Transient(m) => JobError::Transient(m),
         ConnectorError::Fatal(m) => JobError::Fatal(m),
     }

@@ -8,8 +8,10 @@
 //! malformed bodies. The catalog is generated deterministically from a seed with flaws the
 //! simulator lists ([`MagentoSim::planted_flaws`]).
 
+pub mod acl;
 mod bulk;
 pub mod catalog;
+mod fixtures;
 mod inspect;
 pub mod oauth;
 pub mod search;
@@ -30,7 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use catalog::{PlantedFlaw, SimProduct};
-pub use oauth::SignatureMethod;
+pub use oauth::{SignatureForm, SignatureMethod};
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -38,8 +40,13 @@ pub struct SimConfig {
     pub seed: u64,
     /// Store view codes; `default` comes first.
     pub store_views: Vec<String>,
-    /// Magento's web API input limits: `pageSize` above 300 is refused.
+    /// Magento's web API input limits (`webapi/validation/input_limit_enabled`): a `pageSize`
+    /// above `maximum_page_size` is refused.
     pub input_limits: bool,
+    /// `webapi/validation/maximum_page_size` (Magento's default 300), enforced with
+    /// `input_limits` as `lib/internal/Magento/Framework/Webapi/Validator/SearchCriteriaValidator.php`
+    /// does: 400 "Maximum SearchCriteria pageSize is %max".
+    pub maximum_page_size: u64,
     /// 2.3-style paging: a page past the end repeats the last page instead of answering empty.
     pub legacy_last_page: bool,
     /// Pages that shift under a client, as when products are deleted between page requests:
@@ -47,6 +54,8 @@ pub struct SimConfig {
     /// listed twice (products past the last page are then not listed at all).
     pub page_overlap: u64,
     pub signature_methods: Vec<SignatureMethod>,
+    /// The base-string rules of the release: `laminas` (up to 2.4.6) or `2.4.7+`.
+    pub signature_form: SignatureForm,
     /// 2.3's media entry update: an entry sent with `file` loses its id and becomes a new
     /// gallery entry (`Catalog/Model/Product/Gallery/GalleryManagement::update`,
     /// magento/magento2#27147). 2.4 keeps the id.
@@ -62,9 +71,11 @@ impl Default for SimConfig {
             seed: 1,
             store_views: vec!["default".into(), "fr".into(), "de".into()],
             input_limits: false,
+            maximum_page_size: 300,
             legacy_last_page: false,
             page_overlap: 0,
             signature_methods: vec![SignatureMethod::HmacSha256],
+            signature_form: SignatureForm::Laminas,
             media_file_quirk: false,
             port: 0,
         }
@@ -160,6 +171,17 @@ struct Integration {
     /// When the consumer was last posted to the callback (starts the 300 s window).
     updated_at: DateTime<Utc>,
     callback_url: Option<String>,
+    /// ACL resources the integration was not granted (Magento's "Resource Access": custom).
+    denied: HashSet<String>,
+}
+
+/// Why a REST call was refused before it ran.
+pub(crate) enum Refused {
+    /// Magento's ACL refusal for the route's resource (also what an integration that is not
+    /// active gets: no user, so no resource is allowed).
+    Acl(&'static str),
+    /// The OAuth layer's own message.
+    Oauth(String),
 }
 
 pub(crate) struct Catalog {
@@ -285,6 +307,7 @@ impl MagentoSim {
                 }),
                 updated_at: Utc::now(),
                 callback_url: None,
+                denied: HashSet::new(),
             },
         );
         let inner = Arc::new(Inner {
@@ -367,6 +390,7 @@ impl MagentoSim {
                     access: None,
                     updated_at: self.now(),
                     callback_url: Some(callback_url.to_string()),
+                    denied: HashSet::new(),
                 },
             );
         self.post_to_consumer(&consumer_key, callback_url).await
@@ -427,6 +451,30 @@ impl MagentoSim {
             consumer_secret: secret,
             verifier,
         })
+    }
+
+    /// Takes `resource` (an ACL resource such as `Magento_Catalog::products`) out of the
+    /// integration's grants, as an owner unticking it under "API" → "Resource Access" would.
+    pub fn deny_resource(&self, consumer_key: &str, resource: &str) -> Result<(), SimError> {
+        self.set_grant(consumer_key, resource, false)
+    }
+
+    /// Grants `resource` to the integration again.
+    pub fn grant_resource(&self, consumer_key: &str, resource: &str) -> Result<(), SimError> {
+        self.set_grant(consumer_key, resource, true)
+    }
+
+    fn set_grant(&self, consumer_key: &str, resource: &str, granted: bool) -> Result<(), SimError> {
+        let mut integrations = self.inner.integrations.lock().expect("integrations");
+        let integration = integrations
+            .get_mut(consumer_key)
+            .ok_or_else(|| SimError::UnknownIntegration(consumer_key.into()))?;
+        if granted {
+            integration.denied.remove(resource);
+        } else {
+            integration.denied.insert(resource.to_string());
+        }
+        Ok(())
     }
 
     pub fn integration_status(&self, consumer_key: &str) -> Option<IntegrationStatus> {
@@ -566,29 +614,39 @@ impl Inner {
         (faults.latency, fault)
     }
 
-    /// Checks an OAuth-signed REST request; `Err` is Magento's 401 message.
-    pub fn authenticate(
+    /// Checks an OAuth-signed REST request for a route that needs `resource` (`None`:
+    /// anonymous). OAuth failures carry the messages of
+    /// `app/code/Magento/Integration/Model/Oauth/Token/Provider.php` and
+    /// `lib/internal/Magento/Framework/Oauth/Oauth.php`.
+    pub(crate) fn authenticate(
         &self,
         method: &str,
         host: &str,
         path: &str,
         query: &str,
         auth: Option<&str>,
-    ) -> Result<(), String> {
-        const UNAUTHORIZED: &str = "The consumer isn't authorized to access %resources.";
-        let params = auth.and_then(oauth::header_params).ok_or(UNAUTHORIZED)?;
-        let consumer_key = params.get("oauth_consumer_key").ok_or(UNAUTHORIZED)?;
-        let token = params.get("oauth_token").ok_or(UNAUTHORIZED)?;
+        resource: Option<&'static str>,
+    ) -> Result<(), Refused> {
+        // Without an OAuth header the caller is anonymous.
+        let Some(params) = auth.and_then(oauth::header_params) else {
+            return resource.map_or(Ok(()), |r| Err(Refused::Acl(r)));
+        };
+        let oauth = |m: &str| Refused::Oauth(m.to_string());
+        let consumer_key = params
+            .get("oauth_consumer_key")
+            .ok_or_else(|| oauth("oauth_consumer_key is required"))?;
+        let token = params
+            .get("oauth_token")
+            .ok_or_else(|| oauth("oauth_token is required"))?;
         let integrations = self.integrations.lock().expect("integrations");
-        let integration = integrations.get(consumer_key).ok_or(UNAUTHORIZED)?;
+        let integration = integrations
+            .get(consumer_key)
+            .ok_or_else(|| oauth("A consumer having the specified key does not exist"))?;
         let access = integration
             .access
             .as_ref()
             .filter(|a| &a.token == token)
-            .ok_or(UNAUTHORIZED)?;
-        if integration.status != IntegrationStatus::Active {
-            return Err(UNAUTHORIZED.into());
-        }
+            .ok_or_else(|| oauth("Specified token does not exist"))?;
         self.check_signature(
             &params,
             method,
@@ -598,6 +656,16 @@ impl Inner {
             &integration.consumer_secret,
             &access.secret,
         )
+        .map_err(Refused::Oauth)?;
+        // `OauthUserContext` finds no active integration: no user, so no resource is allowed.
+        let Some(resource) = resource else {
+            return Ok(());
+        };
+        if integration.status != IntegrationStatus::Active || integration.denied.contains(resource)
+        {
+            return Err(Refused::Acl(resource));
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -639,7 +707,14 @@ impl Inner {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         signed.extend(oauth::query_params(query));
-        let base = oauth::base_string(method, "http", host, path, &signed);
+        let base = oauth::base_string(
+            method,
+            "http",
+            host,
+            path,
+            &signed,
+            self.config.signature_form,
+        );
         let expected = oauth::sign(signature_method, &base, consumer_secret, token_secret);
         if params.get("oauth_signature") != Some(&expected) {
             return Err("The signature is invalid. Verify and try again.".into());

@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits] [--legacy-last-page] [--media-file-quirk]"
+            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits [--maximum-page-size N]] [--signature-form laminas|2.4.7+] [--legacy-last-page] [--media-file-quirk]"
         );
         return std::process::ExitCode::SUCCESS;
     }
@@ -60,6 +60,24 @@ async fn main() -> std::process::ExitCode {
         }
     };
     config.input_limits = args.iter().any(|a| a == "--input-limits");
+    if let Some(form) = parse("--signature-form") {
+        match magento_sim::SignatureForm::parse(&form) {
+            Some(form) => config.signature_form = form,
+            None => {
+                eprintln!("magento-sim: --signature-form is laminas or 2.4.7+");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(max) = parse("--maximum-page-size") {
+        match max.parse() {
+            Ok(max) if max > 0 => config.maximum_page_size = max,
+            _ => {
+                eprintln!("magento-sim: --maximum-page-size must be a positive number");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     config.legacy_last_page = args.iter().any(|a| a == "--legacy-last-page");
     config.media_file_quirk = args.iter().any(|a| a == "--media-file-quirk");
     let sim = match MagentoSim::start(config).await {

@@ -24,6 +24,30 @@ impl SignatureMethod {
     }
 }
 
+/// Which base-string rules the store verifies with; they differ between Magento releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureForm {
+    /// Up to 2.4.6: laminas-oauth with laminas-uri's `normalizePath`.
+    #[default]
+    Laminas,
+    /// 2.4.7 and later: `lib/internal/Magento/Framework/Oauth/Helper/Uri/Http.php::normalizePath`
+    /// decodes only escapes of unreserved characters, and
+    /// `lib/internal/Magento/Framework/Oauth/Helper/Signature/Hmac.php` orders the parameters
+    /// with `ksort`.
+    Magento247,
+}
+
+impl SignatureForm {
+    /// `laminas` or `2.4.7+`.
+    pub fn parse(name: &str) -> Option<SignatureForm> {
+        match name {
+            "laminas" => Some(SignatureForm::Laminas),
+            "2.4.7+" => Some(SignatureForm::Magento247),
+            _ => None,
+        }
+    }
+}
+
 /// RFC 3986 unreserved characters stay; everything else is escaped (PHP's rawurlencode).
 const RAW: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -57,6 +81,18 @@ pub fn header_params(header: &str) -> Option<BTreeMap<String, String>> {
 /// Magento's path normalisation (laminas-uri): escapes of unreserved characters and of
 /// `: @ & = + $ , / ;` are decoded, other escapes uppercased.
 pub fn normalize_path(path: &str) -> String {
+    decode_path_escapes(path, |c| {
+        c.is_ascii_alphanumeric() || "-._~:@&=+$,/;%".contains(c)
+    })
+}
+
+/// 2.4.7's path normalisation: only escapes of unreserved characters are decoded, the other
+/// escapes uppercased.
+pub fn normalize_path_247(path: &str) -> String {
+    decode_path_escapes(path, |c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+}
+
+fn decode_path_escapes(path: &str, decoded: impl Fn(char) -> bool) -> String {
     let bytes = path.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -68,8 +104,8 @@ pub fn normalize_path(path: &str) -> String {
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
                 let c = v as char;
-                // `%25` is decoded too, as laminas-uri does.
-                if c.is_ascii_alphanumeric() || "-._~:@&=+$,/;%".contains(c) {
+                // Laminas decodes `%25` too.
+                if decoded(c) {
                     out.push(v);
                 } else {
                     out.push(b'%');
@@ -151,18 +187,26 @@ pub fn base_string(
     host: &str,
     path: &str,
     params: &BTreeMap<String, String>,
+    form: SignatureForm,
 ) -> String {
     let host = host.to_ascii_lowercase();
     let host = match (scheme, host.rsplit_once(':')) {
         ("http", Some((h, "80"))) | ("https", Some((h, "443"))) => h.to_string(),
         _ => host,
     };
-    let url = format!("{scheme}://{host}{}", normalize_path(path));
+    let path = match form {
+        SignatureForm::Laminas => normalize_path(path),
+        SignatureForm::Magento247 => normalize_path_247(path),
+    };
+    let url = format!("{scheme}://{host}{path}");
+    // A BTreeMap iterates in byte order of the decoded names: `ksort`.
     let mut pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (rawurlencode(k), rawurlencode(v)))
         .collect();
-    pairs.sort_by(|a, b| strnatcmp(&a.0, &b.0).then_with(|| strnatcmp(&a.1, &b.1)));
+    if form == SignatureForm::Laminas {
+        pairs.sort_by(|a, b| strnatcmp(&a.0, &b.0).then_with(|| strnatcmp(&a.1, &b.1)));
+    }
     let joined = pairs
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -222,7 +266,14 @@ mod tests {
         ] {
             params.insert(k.to_string(), v.to_string());
         }
-        let base = base_string("GET", "http", "photos.example.net", "/photos", &params);
+        let base = base_string(
+            "GET",
+            "http",
+            "photos.example.net",
+            "/photos",
+            &params,
+            SignatureForm::Laminas,
+        );
         assert_eq!(
             base,
             "GET&http%3A%2F%2Fphotos.example.net%2Fphotos&file%3Dvacation.jpg%26oauth_consumer_key%3Ddpf43f3p2l4k3l03%26oauth_nonce%3DchapoH%26oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D137131202%26oauth_token%3Dnnch734d00sl2jdk%26size%3Doriginal"
@@ -258,6 +309,37 @@ mod tests {
         assert_eq!(normalize_path("/p/%e9%"), "/p/%E9%");
         assert_eq!(normalize_path("/p/%\u{e9}x"), "/p/%\u{e9}x");
         assert_eq!(normalize_path("/p/%c3%a9"), "/p/%C3%A9");
+    }
+
+    #[test]
+    fn the_2_4_7_form_keeps_reserved_escapes_and_sorts_by_bytes() {
+        assert_eq!(
+            normalize_path_247("/rest/V1/products/A%2fB%3A%20%7e%c3%a9"),
+            "/rest/V1/products/A%2FB%3A%20~%C3%A9"
+        );
+        let params: BTreeMap<String, String> = [("f[10]", "a"), ("f[2]", "b")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let laminas = base_string("GET", "http", "h", "/p%2F", &params, SignatureForm::Laminas);
+        assert!(
+            laminas.ends_with("f%255B2%255D%3Db%26f%255B10%255D%3Da"),
+            "{laminas}"
+        );
+        assert!(laminas.contains("%2Fp%2F&"), "{laminas}");
+        let newer = base_string(
+            "GET",
+            "http",
+            "h",
+            "/p%2F",
+            &params,
+            SignatureForm::Magento247,
+        );
+        assert!(
+            newer.ends_with("f%255B10%255D%3Da%26f%255B2%255D%3Db"),
+            "{newer}"
+        );
+        assert!(newer.contains("%2Fp%252F&"), "{newer}");
     }
 
     #[test]

@@ -157,17 +157,6 @@ async fn rest_call(
         }
         None => {}
     }
-    if let Err(message) = inner.authenticate(method.as_str(), host, path, query, auth) {
-        let parameters = if message.contains("%resources") {
-            json!({"resources": "Magento_Catalog::products"})
-        } else {
-            Value::Null
-        };
-        let status =
-            StatusCode::from_u16(crate::oauth_status(&message)).unwrap_or(StatusCode::UNAUTHORIZED);
-        return magento_error(status, &message, parameters);
-    }
-
     let segments: Vec<&str> = rest.split('/').collect();
     let decode = |route: &[&str]| route.iter().map(|s| decode_segment(s)).collect::<Vec<_>>();
     // `/rest[/<code>][/async[/bulk]]/V1/…`
@@ -204,8 +193,19 @@ async fn rest_call(
             );
         }
     };
-    let params = crate::oauth::query_params(query);
     let route: Vec<&str> = route.iter().map(String::as_str).collect();
+    // Magento matches the route first, then checks the caller against its ACL resource.
+    let resource = crate::acl::resource(&route);
+    match inner.authenticate(method.as_str(), host, path, query, auth, resource) {
+        Ok(()) => {}
+        Err(crate::Refused::Acl(resource)) => return crate::acl::refusal(resource),
+        Err(crate::Refused::Oauth(message)) => {
+            let status = StatusCode::from_u16(crate::oauth_status(&message))
+                .unwrap_or(StatusCode::UNAUTHORIZED);
+            return magento_error(status, &message, Value::Null);
+        }
+    }
+    let params = crate::oauth::query_params(query);
     if inner.sku_faults.hits(&route, &params, &body) {
         return magento_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -470,11 +470,11 @@ fn list_products(
         Err(e) => return magento_error(StatusCode::BAD_REQUEST, &e.to_string(), Value::Null),
     };
     let page_size = match (criteria.page_size, inner.config.input_limits) {
-        (Some(n), true) if n > 300 => {
+        (Some(n), true) if n > inner.config.maximum_page_size => {
             return magento_error(
                 StatusCode::BAD_REQUEST,
                 "Maximum SearchCriteria pageSize is %max",
-                json!({"max": 300}),
+                json!({"max": inner.config.maximum_page_size}),
             );
         }
         (Some(n), _) if n > 0 => Some(n),

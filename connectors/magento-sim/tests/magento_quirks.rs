@@ -122,3 +122,185 @@ async fn a_2_4_media_update_keeps_the_entry_whatever_it_carries() {
         "{gallery}"
     );
 }
+
+#[tokio::test]
+async fn an_ungranted_resource_is_refused_with_magentos_acl_message() {
+    let (sim, client) = start(SimConfig {
+        products: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let key = sim.credentials().consumer_key;
+    sim.deny_resource(&key, magento_sim::acl::BULK_STATUS)
+        .unwrap();
+    let error = client
+        .bulk_detailed_status("0f6b3b2e-0000-4000-8000-000000000000")
+        .await
+        .expect_err("refused");
+    assert_eq!(error.status(), Some(401));
+    let message = error.magento_message().unwrap();
+    assert_eq!(
+        message.template.as_deref(),
+        Some("The consumer isn't authorized to access %resources.")
+    );
+    assert_eq!(
+        error.missing_permission(),
+        Some("Magento_AsynchronousOperations::system_magento_logging_bulk_operations")
+    );
+    // Granted routes go on working with the same credentials.
+    let sku = sim.skus().remove(0);
+    client.get_product(&StoreScope::All, &sku).await.unwrap();
+    sim.grant_resource(&key, magento_sim::acl::BULK_STATUS)
+        .unwrap();
+    let error = client
+        .bulk_detailed_status("0f6b3b2e-0000-4000-8000-000000000000")
+        .await
+        .expect_err("no such bulk");
+    assert_eq!(error.status(), Some(404));
+}
+
+#[tokio::test]
+async fn a_deleted_token_is_refused_with_the_token_providers_message() {
+    let (sim, client) = start(SimConfig {
+        products: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let key = sim.credentials().consumer_key;
+    // Reauthorize deletes the working token before posting the callback again; the post
+    // itself fails here (nothing listens), the token is gone all the same.
+    let _ = sim.reauthorize(&key, "http://127.0.0.1:9/callback").await;
+    let sku = sim.skus().remove(0);
+    let error = client
+        .get_product(&StoreScope::All, &sku)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "Magento refused the call (HTTP 401): Specified token does not exist"
+    );
+    assert!(error.is_needs_reauth());
+    assert_eq!(error.missing_permission(), None);
+}
+
+#[tokio::test]
+async fn a_page_above_the_stores_maximum_is_refused_naming_the_maximum() {
+    let (_sim, client) = start(SimConfig {
+        products: 30,
+        input_limits: true,
+        maximum_page_size: 10,
+        ..SimConfig::default()
+    })
+    .await;
+    let criteria = magento::SearchCriteria::new().page_size(11).current_page(1);
+    let error = client
+        .search_products_page(&StoreScope::All, &criteria)
+        .await
+        .expect_err("refused");
+    assert_eq!(error.status(), Some(400));
+    assert_eq!(error.max_page_size(), Some(10));
+    let criteria = magento::SearchCriteria::new().page_size(10).current_page(3);
+    let page = client
+        .search_products_page(&StoreScope::All, &criteria)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 10);
+    assert_eq!(page.total_count, Some(30));
+}
+
+/// Every character whose path escape the two signature rules treat differently, plus `#`,
+/// a space and non-ASCII.
+const AWKWARD_SKU: &str = "A/B+C#D:E@F&G=H$I,J;K L-é";
+
+/// Reads (a `sku` search: the client keeps such SKUs out of paths where it can), renames (a
+/// `PUT` with the SKU in the path) and relabels the image of [`AWKWARD_SKU`] (a media route,
+/// which always carries it) on a store of `store_form` with a client that starts with
+/// `client_form`; returns the requests the store received.
+async fn awkward_round_trip(
+    store_form: magento_sim::SignatureForm,
+    client_form: magento::SignatureForm,
+) -> u64 {
+    let sim = MagentoSim::start(SimConfig {
+        products: 3,
+        signature_form: store_form,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(sim.create_product(AWKWARD_SKU, "Awkward"));
+    let c = sim.credentials();
+    let mut config = ClientConfig::new(
+        sim.base_url(),
+        AccessCredentials::new(
+            c.consumer_key,
+            c.consumer_secret,
+            c.access_token,
+            c.access_token_secret,
+        ),
+    );
+    config.egress = egress::Policy::allowing_loopback();
+    config.signature_form = client_form;
+    let client = MagentoClient::new(config).unwrap();
+    let expected = match store_form {
+        magento_sim::SignatureForm::Laminas => magento::SignatureForm::Laminas,
+        magento_sim::SignatureForm::Magento247 => magento::SignatureForm::Magento247,
+    };
+
+    let read = client
+        .get_product(&StoreScope::All, AWKWARD_SKU)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(read.name.as_deref(), Some("Awkward"));
+    let save = Call::new(
+        reqwest::Method::PUT,
+        StoreScope::All,
+        Route::new().lit("products").value(AWKWARD_SKU),
+    )
+    .with_body(json!({"product": {"sku": AWKWARD_SKU, "name": "Renamed"}}));
+    client.send_json(&save).await.unwrap();
+    let entry_id = sim.product(AWKWARD_SKU, None).unwrap()["media_gallery_entries"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let relabel = magento::models::MediaGalleryEntry {
+        label: Some("Side view".into()),
+        ..Default::default()
+    };
+    assert!(
+        client
+            .update_media(&StoreScope::All, AWKWARD_SKU, entry_id, &relabel)
+            .await
+            .unwrap()
+    );
+    let product = sim.product(AWKWARD_SKU, None).unwrap();
+    assert_eq!(product["name"], "Renamed");
+    assert_eq!(product["media_gallery_entries"][0]["label"], "Side view");
+    assert_eq!(
+        client.signature_form(),
+        expected,
+        "learned from the first path with the SKU"
+    );
+    sim.stats().total
+}
+
+#[tokio::test]
+async fn each_release_verifies_awkward_skus_with_its_own_signature_rules() {
+    use magento::SignatureForm as Client;
+    use magento_sim::SignatureForm as Store;
+    // Signed the store's way: one request per call.
+    assert_eq!(awkward_round_trip(Store::Laminas, Client::Laminas).await, 3);
+    assert_eq!(
+        awkward_round_trip(Store::Magento247, Client::Magento247).await,
+        3
+    );
+    // Signed the other way: the first call is refused as an invalid signature and sent again
+    // the store's way; the client keeps that way for the rest.
+    assert_eq!(
+        awkward_round_trip(Store::Magento247, Client::Laminas).await,
+        4
+    );
+    assert_eq!(
+        awkward_round_trip(Store::Laminas, Client::Magento247).await,
+        4
+    );
+}

@@ -186,9 +186,9 @@ fn strtr(text: &str, pairs: &[(String, String)]) -> String {
 /// Why a Magento call failed.
 #[derive(Debug, Error)]
 pub enum MagentoError {
-    /// 401: bad signature, revoked or reauthorised integration, or missing
-    /// API permissions. Never retried; the store needs re-authorisation.
-    #[error("Magento refused the credentials (HTTP 401): {message}")]
+    /// 401: bad signature, revoked or reauthorised integration, or a missing API permission
+    /// ([`MagentoError::missing_permission`] tells the last apart). Never retried.
+    #[error("Magento refused the call (HTTP 401): {message}")]
     Unauthorized { message: MagentoMessage },
     /// 404: unknown SKU, entry, route…
     #[error("not found (HTTP 404): {message}")]
@@ -240,10 +240,78 @@ fn retry_after_text(retry_after: Option<Duration>) -> String {
         .unwrap_or_default()
 }
 
+/// The template of Magento's ACL refusal, raised by
+/// `app/code/Magento/Webapi/Controller/Rest/RequestValidator.php::checkPermissions` once the
+/// OAuth credentials were accepted, with the route's resources (from the module's
+/// `etc/webapi.xml`) as `%resources`; `lib/internal/Magento/Framework/Webapi/ErrorProcessor.php`
+/// answers it as a 401 like a rejected token. Rejected credentials carry their own messages
+/// (`app/code/Magento/Integration/Model/Oauth/Token/Provider.php`: "Specified token does not
+/// exist", "A consumer having the specified key does not exist"…).
+pub const ACL_REFUSAL: &str = "The consumer isn't authorized to access %resources.";
+
+/// The template of Magento's refusal of a page larger than the store allows.
+pub const MAX_PAGE_SIZE: &str = "Maximum SearchCriteria pageSize is %max";
+
+/// Magento's message for a signature it computed differently
+/// (`lib/internal/Magento/Framework/Oauth/Oauth.php::_validateSignature`).
+pub const INVALID_SIGNATURE: &str = "The signature is invalid. Verify and try again.";
+
 impl MagentoError {
-    /// The store's credentials no longer work: mark it `needs_reauth`.
+    /// The store's credentials no longer work: mark it `needs_reauth`. A missing API
+    /// permission is not that: the integration works, it lacks one grant. A signature the store calls invalid after both base-string rules were tried fails that
+    /// call alone: the token was found, so the store is still connected.
     pub fn is_needs_reauth(&self) -> bool {
         matches!(self, MagentoError::Unauthorized { .. })
+            && self.missing_permission().is_none()
+            && !self.is_invalid_signature()
+    }
+
+    /// The ACL resources (comma-separated, as Magento lists them) a 401 says the integration
+    /// is not granted; `None` for any other error.
+    pub fn missing_permission(&self) -> Option<&str> {
+        let MagentoError::Unauthorized { message } = self else {
+            return None;
+        };
+        if message.template.as_deref() != Some(ACL_REFUSAL) {
+            return None;
+        }
+        message
+            .text
+            .strip_prefix("The consumer isn't authorized to access ")
+            .and_then(|rest| rest.strip_suffix('.'))
+            .map(str::trim)
+            .filter(|resources| !resources.is_empty())
+    }
+
+    /// The largest `searchCriteria[pageSize]` the store accepts, when it refused a larger one:
+    /// 400 "Maximum SearchCriteria pageSize is %max" from
+    /// `lib/internal/Magento/Framework/Webapi/Validator/SearchCriteriaValidator.php`, whose
+    /// maximum is the store's `webapi/validation/maximum_page_size` once input limiting is on.
+    pub fn max_page_size(&self) -> Option<u32> {
+        let MagentoError::Rejected {
+            status: 400,
+            message,
+        } = self
+        else {
+            return None;
+        };
+        if message.template.as_deref() != Some(MAX_PAGE_SIZE) {
+            return None;
+        }
+        message
+            .text
+            .strip_prefix("Maximum SearchCriteria pageSize is ")?
+            .trim()
+            .trim_end_matches('.')
+            .parse::<u32>()
+            .ok()
+            .filter(|max| *max > 0)
+    }
+
+    /// Magento computed another signature for the call: with a store on the other release's
+    /// path normalisation, the credentials may still be right.
+    pub fn is_invalid_signature(&self) -> bool {
+        matches!(self, MagentoError::Unauthorized { message } if message.text == INVALID_SIGNATURE)
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -410,6 +478,50 @@ mod tests {
         let body = serde_json::to_vec(&json!({"message": "m".repeat(5000)})).unwrap();
         let message = MagentoMessage::from_body(&body).expect("a message");
         assert_eq!(message.text.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn an_acl_refusal_names_the_resource_and_is_no_reauthorisation() {
+        let refusal = from_status(
+            401,
+            br#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_AsynchronousOperations::system_magento_logging_bulk_operations"}}"#,
+        );
+        assert_eq!(
+            refusal.missing_permission(),
+            Some("Magento_AsynchronousOperations::system_magento_logging_bulk_operations")
+        );
+        assert!(!refusal.is_needs_reauth());
+        let dead = from_status(401, br#"{"message":"Specified token does not exist"}"#);
+        assert_eq!(dead.missing_permission(), None);
+        assert!(dead.is_needs_reauth());
+        // The same words as plain text (a proxy, a module) are not Magento's refusal.
+        let plain = from_status(
+            401,
+            br#"{"message":"The consumer isn't authorized to access Magento_Catalog::products."}"#,
+        );
+        assert_eq!(plain.missing_permission(), None);
+        let signature = from_status(
+            401,
+            br#"{"message":"The signature is invalid. Verify and try again."}"#,
+        );
+        assert!(signature.is_invalid_signature() && !signature.is_needs_reauth());
+    }
+
+    #[test]
+    fn a_page_size_refusal_carries_the_stores_maximum() {
+        let refusal = from_status(
+            400,
+            br#"{"message":"Maximum SearchCriteria pageSize is %max","parameters":{"max":100}}"#,
+        );
+        assert_eq!(refusal.max_page_size(), Some(100));
+        for body in [
+            br#"{"message":"Maximum SearchCriteria pageSize is %max","parameters":{"max":0}}"#.as_slice(),
+            br#"{"message":"Maximum SearchCriteria pageSize is %max"}"#,
+            br#"{"message":"Maximum SearchCriteria pageSize is 100"}"#,
+            br#"{"message":"Maximum SearchCriteria pageSize is %max","parameters":{"max":"99999999999999"}}"#,
+        ] {
+            assert_eq!(from_status(400, body).max_page_size(), None);
+        }
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub use client::{
 };
 pub use error::{MagentoError, MagentoMessage};
 pub use models::{ParseWarning, Parsed, Product, ProductPage};
-pub use oauth::{AccessCredentials, ConsumerCredentials, SignatureMethod};
+pub use oauth::{AccessCredentials, ConsumerCredentials, SignatureForm, SignatureMethod};
 pub use scope::{StoreCode, StoreScope};
 pub use search::{ConditionType, Filter, SearchCriteria, SortDirection};

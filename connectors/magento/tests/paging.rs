@@ -207,7 +207,7 @@ async fn an_error_ends_the_stream_after_being_yielded() {
         pages[1]
             .as_ref()
             .expect_err("page 2 fails")
-            .is_needs_reauth()
+            .is_invalid_signature()
     );
 }
 

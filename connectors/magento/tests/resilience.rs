@@ -203,10 +203,15 @@ async fn unauthorized_is_final_and_secret_free() {
         .get_product(&StoreScope::All, "TS-RED-M")
         .await
         .expect_err("401");
-    assert!(error.is_needs_reauth());
+    // An ACL refusal: the credentials work, the integration lacks the grant.
+    assert!(!error.is_needs_reauth());
+    assert_eq!(
+        error.missing_permission(),
+        Some("Magento_Catalog::products")
+    );
     assert_eq!(
         error.to_string(),
-        "Magento refused the credentials (HTTP 401): The consumer isn't authorized to access Magento_Catalog::products."
+        "Magento refused the call (HTTP 401): The consumer isn't authorized to access Magento_Catalog::products."
     );
     assert_eq!(server.count(), 1, "a 401 is never retried");
     assert_no_secrets(&error);

@@ -169,9 +169,9 @@ async fn create_store(
         })
         .transpose()?;
 
-    let (status, sealed, store_views) = match &credentials {
+    let (status, sealed, store_views, signature_form) = match &credentials {
         Some(creds) => {
-            let views = stores::magento::discover(
+            let (views, form) = stores::magento::discover_with_form(
                 &state.egress,
                 &base_url,
                 creds,
@@ -194,9 +194,10 @@ async fn create_store(
                         .seal_json(creds, &stores::credentials_context(id)),
                 ),
                 views,
+                form,
             )
         }
-        None => (StoreStatus::Pending, None, Vec::new()),
+        None => (StoreStatus::Pending, None, Vec::new(), None),
     };
     let (token, token_hash) = stores::new_link_token();
     let link_token = state
@@ -221,6 +222,7 @@ async fn create_store(
             rate_limit,
             content_attributes,
             created_by: access.caller.user_id(),
+            signature_form,
         },
     )
     .await?;

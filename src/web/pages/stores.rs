@@ -163,6 +163,17 @@ fn status_markup(ws: Uuid, store: &Value) -> Markup {
             hx-swap=[pending.then_some("outerHTML")] {
             p { "Connection: " (badge(status)) }
             @if let Some(detail) = store["status_detail"].as_str() { p.hint { (detail) } }
+            @let missing = store["missing_permissions"].as_array().cloned().unwrap_or_default();
+            @if !missing.is_empty() {
+                div.notice role="alert" {
+                    p { "Magento refuses these API resources to catalogd's integration. In Magento's admin, open System → Integrations, edit the integration, and grant them on its API tab:" }
+                    ul {
+                        @for entry in &missing {
+                            li { code { (text(&entry["resource"])) } " — needed by " (text(&entry["step"])) ", since " (when(&entry["since"])) }
+                        }
+                    }
+                }
+            }
             @if pending {
                 p { "Waiting for Magento: in Magento's admin, open System → Integrations → Add New Integration, paste the two URLs below, save, then click Activate." }
             }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use egress::{BodyLimit, Policy};
 
-use crate::oauth::{AccessCredentials, SignatureMethod};
+use crate::oauth::{AccessCredentials, SignatureForm, SignatureMethod};
 
 /// The largest answer read from a store: a page of products is the biggest Magento sends
 /// (300 products with long descriptions stay well below it).
@@ -19,6 +19,9 @@ pub struct ClientConfig {
     pub base_url: String,
     pub credentials: AccessCredentials,
     pub signature_method: SignatureMethod,
+    /// The base-string rules the store verifies with, as far as known; a signature the store
+    /// calls invalid is tried once with the other rules (see [`MagentoClient::signature_form`]).
+    pub signature_form: SignatureForm,
     /// Requests per second to this store, retries included. Magento sends
     /// no rate-limit headers, so this is the operator's promise to the store.
     pub requests_per_second: NonZeroU32,
@@ -49,6 +52,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             credentials,
             signature_method: SignatureMethod::HmacSha256,
+            signature_form: SignatureForm::default(),
             requests_per_second: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
             max_concurrency: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
             timeout: Duration::from_secs(60),

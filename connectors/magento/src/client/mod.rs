@@ -21,6 +21,7 @@ mod stores;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,7 +39,7 @@ pub use paging::{PageStreamOptions, RawPage};
 use self::concurrency::{AdaptiveLimiter, Signal};
 use self::retry::{Decision, Failure};
 use crate::error::{MagentoError, MagentoMessage};
-use crate::oauth::Signer;
+use crate::oauth::{ProtocolValues, SignatureForm, Signer};
 
 /// A client for one Magento store. Cheap to clone; clones share the rate
 /// limit and the concurrency limit.
@@ -51,6 +52,9 @@ struct Inner {
     http: egress::HttpClient,
     base: Url,
     signer: Signer,
+    /// The store verifies with the 2.4.7+ rules (else Laminas'): starts as configured, flips
+    /// when a call signed the other way is accepted after an invalid-signature 401.
+    magento247: AtomicBool,
     rate: DefaultDirectRateLimiter,
     concurrency: Arc<AdaptiveLimiter>,
     retry: RetryPolicy,
@@ -90,6 +94,7 @@ impl MagentoClient {
             inner: Arc::new(Inner {
                 http,
                 base,
+                magento247: AtomicBool::new(config.signature_form == SignatureForm::Magento247),
                 signer,
                 rate: RateLimiter::direct(quota),
                 concurrency: AdaptiveLimiter::new(
@@ -107,6 +112,15 @@ impl MagentoClient {
     /// The store base URL, with a trailing slash.
     pub fn base_url(&self) -> &Url {
         &self.inner.base
+    }
+
+    /// The base-string rules the store accepts, as learned so far.
+    pub fn signature_form(&self) -> SignatureForm {
+        if self.inner.magento247.load(Ordering::Relaxed) {
+            SignatureForm::Magento247
+        } else {
+            SignatureForm::Laminas
+        }
     }
 
     /// The adaptive concurrency limit right now.
@@ -129,11 +143,21 @@ impl MagentoClient {
     /// nonce and timestamp). The Authorization header is marked sensitive,
     /// so `Debug` output of the request does not show it.
     pub fn prepare(&self, call: &Call) -> Result<reqwest::Request, MagentoError> {
+        self.prepare_in(self.signature_form(), call)
+    }
+
+    fn prepare_in(
+        &self,
+        form: SignatureForm,
+        call: &Call,
+    ) -> Result<reqwest::Request, MagentoError> {
         let url = self.url_for(call)?;
-        let header = self
-            .inner
-            .signer
-            .authorization_header(call.method.as_str(), &url);
+        let header = self.inner.signer.authorization_header_in(
+            form,
+            call.method.as_str(),
+            &url,
+            &ProtocolValues::fresh(),
+        );
         let mut authorization = HeaderValue::from_str(&header).map_err(|_| {
             MagentoError::InvalidRequest("authorization header is not ASCII".to_owned())
         })?;
@@ -162,12 +186,27 @@ impl MagentoClient {
         );
         async {
             let mut attempt = 0;
+            let mut form = self.signature_form();
+            let mut other_form_tried = false;
             loop {
                 attempt += 1;
-                let failure = match self.attempt(call).await {
-                    Ok(body) => return Ok(body),
+                let failure = match self.attempt(form, call).await {
+                    Ok(body) => {
+                        if other_form_tried {
+                            self.learn_form(form);
+                        }
+                        return Ok(body);
+                    }
                     Err(failure) => failure,
                 };
+                // Magento 2.4.7 changed how the signed path is normalised: a store that calls
+                // the signature invalid gets the same call signed the other way, once.
+                if failure.error.is_invalid_signature() && !other_form_tried {
+                    other_form_tried = true;
+                    form = form.other();
+                    tracing::info!(form = form.as_str(), "invalid signature; signing the other way");
+                    continue;
+                }
                 match retry::decide(&self.inner.retry, &failure, attempt, call.idempotent) {
                     Decision::RetryAfter(delay) => {
                         tracing::warn!(attempt, ?delay, error = %failure.error, "retrying Magento call");
@@ -185,12 +224,23 @@ impl MagentoClient {
     }
 
     /// One attempt: slot, rate token, signature, timeout, mapping.
-    async fn attempt(&self, call: &Call) -> Result<Bytes, Failure> {
+    /// Remembers the rules the store accepted (a concurrent call may have learned them too).
+    fn learn_form(&self, form: SignatureForm) {
+        let magento247 = form == SignatureForm::Magento247;
+        if self.inner.magento247.swap(magento247, Ordering::Relaxed) != magento247 {
+            tracing::info!(
+                form = form.as_str(),
+                "the store verifies signatures this way"
+            );
+        }
+    }
+
+    async fn attempt(&self, form: SignatureForm, call: &Call) -> Result<Bytes, Failure> {
         let mut permit = self.inner.concurrency.acquire().await;
         self.inner.rate.until_ready().await;
         // Signed after waiting: Magento refuses timestamps from the future,
         // and every attempt needs its own nonce.
-        let request = self.prepare(call).map_err(Failure::new)?;
+        let request = self.prepare_in(form, call).map_err(Failure::new)?;
         let started = Instant::now();
         let exchange = async {
             let response = self

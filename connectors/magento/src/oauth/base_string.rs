@@ -14,12 +14,54 @@
 //! * names are sorted with PHP's `strnatcmp`, not byte order;
 //! * OAuth parameters come only from the `Authorization` header, and JSON
 //!   bodies are not signed.
+//!
+//! Magento 2.4.7 and later sign differently ([`SignatureForm::Magento247`]):
+//! `lib/internal/Magento/Framework/Oauth/Helper/Uri/Http.php::normalizePath`
+//! decodes only escapes of unreserved characters (`/products/A%2FB` is signed
+//! as it is sent), and `lib/internal/Magento/Framework/Oauth/Helper/Signature/Hmac.php`
+//! orders the parameters with `ksort` (byte order of the decoded names), not
+//! `strnatcmp`.
 
 use url::Url;
 
 use super::natural_order::strnatcmp;
 use super::percent::{is_unreserved, rawurldecode, rawurlencode};
 use super::signature_method::BaseStringParts;
+
+/// Which of Magento's two base-string rules a store verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum SignatureForm {
+    /// Laminas OAuth and Laminas URI (Magento up to 2.4.6).
+    #[default]
+    Laminas,
+    /// Magento's own helpers (2.4.7 and later).
+    Magento247,
+}
+
+impl SignatureForm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureForm::Laminas => "laminas",
+            SignatureForm::Magento247 => "2.4.7+",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SignatureForm> {
+        match text {
+            "laminas" => Some(SignatureForm::Laminas),
+            "2.4.7+" => Some(SignatureForm::Magento247),
+            _ => None,
+        }
+    }
+
+    /// The form of the other releases.
+    pub fn other(self) -> SignatureForm {
+        match self {
+            SignatureForm::Laminas => SignatureForm::Magento247,
+            SignatureForm::Magento247 => SignatureForm::Laminas,
+        }
+    }
+}
 
 /// The base string Magento computes for a request it receives at `url`
 /// (exactly as sent), with `protocol_params` taken from the header.
@@ -32,6 +74,7 @@ pub(crate) fn magento_base_string_parts(
     url: &Url,
     signed_scheme: Option<&str>,
     protocol_params: &[(&str, &str)],
+    form: SignatureForm,
 ) -> BaseStringParts {
     let mut params = KeyedParams::default();
     for (name, value) in protocol_params {
@@ -53,17 +96,23 @@ pub(crate) fn magento_base_string_parts(
         }
     }
 
-    let mut encoded: Vec<(String, String)> = params
-        .0
+    let mut decoded = params.0;
+    if form == SignatureForm::Magento247 {
+        // `ksort` on the decoded names: PHP compares non-numeric strings byte by byte.
+        decoded.sort_by(|(a, _), (b, _)| a.cmp(b));
+    }
+    let mut encoded: Vec<(String, String)> = decoded
         .into_iter()
         .map(|(name, value)| (rawurlencode(name), rawurlencode(value)))
         .collect();
-    // `uksort` is stable in PHP 8, and so is `sort_by`.
-    encoded.sort_by(|(a, _), (b, _)| strnatcmp(a.as_bytes(), b.as_bytes()));
+    if form == SignatureForm::Laminas {
+        // `uksort` is stable in PHP 8, and so is `sort_by`.
+        encoded.sort_by(|(a, _), (b, _)| strnatcmp(a.as_bytes(), b.as_bytes()));
+    }
 
     BaseStringParts {
         method: method.to_ascii_uppercase(),
-        uri: magento_base_uri(url, signed_scheme),
+        uri: magento_base_uri(url, signed_scheme, form),
         params: encoded,
     }
 }
@@ -120,7 +169,7 @@ pub(crate) fn rfc5849_base_string_parts(
 /// builds it from the request Magento received. The port is the one in the
 /// `Host` header (the `url` crate already hides the default port of the
 /// scheme the client used), dropped when it is the signed scheme's default.
-fn magento_base_uri(url: &Url, signed_scheme: Option<&str>) -> String {
+fn magento_base_uri(url: &Url, signed_scheme: Option<&str>, form: SignatureForm) -> String {
     let scheme = signed_scheme.unwrap_or(url.scheme()).to_ascii_lowercase();
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     let port = url
@@ -128,7 +177,10 @@ fn magento_base_uri(url: &Url, signed_scheme: Option<&str>) -> String {
         .filter(|port| Some(*port) != default_port(&scheme))
         .map(|port| format!(":{port}"))
         .unwrap_or_default();
-    let mut path = laminas_normalize_path(url.path());
+    let mut path = match form {
+        SignatureForm::Laminas => laminas_normalize_path(url.path()),
+        SignatureForm::Magento247 => magento247_normalize_path(url.path()),
+    };
     if path.is_empty() {
         path.push('/');
     }
@@ -182,6 +234,14 @@ pub(crate) fn laminas_normalize_path(path: &str) -> String {
     encode_path(&decoded)
 }
 
+/// `Magento\Framework\Oauth\Helper\Uri\Http::normalizePath`: the same steps,
+/// but only escapes of unreserved characters are decoded.
+pub(crate) fn magento247_normalize_path(path: &str) -> String {
+    let without_dots = remove_dot_segments(path);
+    let decoded = decode_escapes(without_dots.as_bytes(), is_unreserved);
+    encode_path(&decoded)
+}
+
 /// Characters Laminas leaves literal in a normalised path (besides the
 /// unreserved ones).
 fn path_literal(byte: u8) -> bool {
@@ -198,6 +258,12 @@ fn hex_value(byte: u8) -> Option<u8> {
 /// `%XX`; the decoded byte replaces the escape when allowed, otherwise the
 /// escape is kept with upper-case hex.
 fn decode_allowed_escapes(path: &[u8]) -> Vec<u8> {
+    decode_escapes(path, path_literal)
+}
+
+/// One pass over `%XX`: escapes of bytes `decodable` accepts are decoded, the
+/// others kept with upper-case hex.
+fn decode_escapes(path: &[u8], decodable: fn(u8) -> bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < path.len() {
@@ -208,7 +274,7 @@ fn decode_allowed_escapes(path: &[u8]) -> Vec<u8> {
             )
         {
             let byte = hi * 16 + lo;
-            if path_literal(byte) {
+            if decodable(byte) {
                 out.push(byte);
             } else {
                 out.push(b'%');
@@ -322,7 +388,13 @@ mod tests {
         let request = url(
             "https://Shop.Example:443/index.php/rest/V1/products?searchCriteria&a=1=2&b=x+y&c=&b=z&oauth_token=evil&d=%5B",
         );
-        let parts = magento_base_string_parts("get", &request, None, &[("oauth_nonce", "n")]);
+        let parts = magento_base_string_parts(
+            "get",
+            &request,
+            None,
+            &[("oauth_nonce", "n")],
+            SignatureForm::Laminas,
+        );
         assert_eq!(parts.method, "GET");
         assert_eq!(parts.uri, "https://shop.example/index.php/rest/V1/products");
         assert_eq!(
@@ -339,20 +411,49 @@ mod tests {
     #[test]
     fn natural_order_puts_index_2_before_10() {
         let request = url("http://h/rest/V1/products?f%5B10%5D=a&f%5B2%5D=b");
-        let parts = magento_base_string_parts("GET", &request, None, &[]);
+        let parts = magento_base_string_parts("GET", &request, None, &[], SignatureForm::Laminas);
         let names: Vec<&str> = parts.params.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["f%5B2%5D", "f%5B10%5D"]);
-        // Byte order would have put them the other way round.
-        assert_eq!(names[0].cmp(names[1]), std::cmp::Ordering::Greater);
+        // Byte order (2.4.7's ksort) puts them the other way round.
+        let parts =
+            magento_base_string_parts("GET", &request, None, &[], SignatureForm::Magento247);
+        let names: Vec<&str> = parts.params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["f%5B10%5D", "f%5B2%5D"]);
+    }
+
+    #[test]
+    fn magento_2_4_7_decodes_only_unreserved_escapes() {
+        assert_eq!(
+            magento247_normalize_path("/rest/V1/products/A%2FB%2bC%20D%c3%a9%7e%41%3a%25"),
+            "/rest/V1/products/A%2FB%2BC%20D%C3%A9~A%3A%25"
+        );
+        let request = url("http://h/rest/V1/products/A%2FB");
+        let parts =
+            magento_base_string_parts("GET", &request, None, &[], SignatureForm::Magento247);
+        assert_eq!(parts.uri, "http://h/rest/V1/products/A%2FB");
+        let parts = magento_base_string_parts("GET", &request, None, &[], SignatureForm::Laminas);
+        assert_eq!(parts.uri, "http://h/rest/V1/products/A/B");
     }
 
     #[test]
     fn signed_scheme_overrides_and_drops_its_default_port() {
         let default_port = url("https://shop.example/rest/V1/store/websites");
-        let parts = magento_base_string_parts("GET", &default_port, Some("http"), &[]);
+        let parts = magento_base_string_parts(
+            "GET",
+            &default_port,
+            Some("http"),
+            &[],
+            SignatureForm::Laminas,
+        );
         assert_eq!(parts.uri, "http://shop.example/rest/V1/store/websites");
         let other_port = url("https://shop.example:8443/rest/V1/x");
-        let parts = magento_base_string_parts("GET", &other_port, Some("http"), &[]);
+        let parts = magento_base_string_parts(
+            "GET",
+            &other_port,
+            Some("http"),
+            &[],
+            SignatureForm::Laminas,
+        );
         assert_eq!(parts.uri, "http://shop.example:8443/rest/V1/x");
     }
 

@@ -11,6 +11,7 @@ mod token_exchange;
 #[cfg(test)]
 mod rfc5849_examples;
 
+pub use base_string::SignatureForm;
 pub use credentials::{AccessCredentials, ConsumerCredentials, TokenPair};
 pub use signature_method::SignatureMethod;
 pub use signer::{ProtocolValues, Signer};

@@ -7,7 +7,7 @@ use rand::distr::Alphanumeric;
 use secrecy::ExposeSecret;
 use url::Url;
 
-use super::base_string::magento_base_string_parts;
+use super::base_string::{SignatureForm, magento_base_string_parts};
 use super::credentials::{AccessCredentials, ConsumerCredentials, TokenPair};
 use super::percent::rawurlencode;
 use super::signature_method::SignatureMethod;
@@ -22,6 +22,7 @@ pub struct Signer {
     token: Option<TokenPair>,
     method: SignatureMethod,
     signed_scheme: Option<String>,
+    form: SignatureForm,
 }
 
 /// The per-request protocol values; fixed ones make signatures reproducible.
@@ -63,6 +64,7 @@ impl Signer {
             token,
             method,
             signed_scheme: None,
+            form: SignatureForm::default(),
         }
     }
 
@@ -85,6 +87,16 @@ impl Signer {
         self
     }
 
+    /// Sign with `form`'s base-string rules (the store's Magento release).
+    pub fn with_form(mut self, form: SignatureForm) -> Self {
+        self.form = form;
+        self
+    }
+
+    pub fn form(&self) -> SignatureForm {
+        self.form
+    }
+
     pub fn signature_method(&self) -> SignatureMethod {
         self.method
     }
@@ -102,13 +114,29 @@ impl Signer {
         url: &Url,
         values: &ProtocolValues,
     ) -> String {
+        self.authorization_header_in(self.form, http_method, url, values)
+    }
+
+    /// The header value signed with `form`'s rules rather than the signer's own.
+    pub fn authorization_header_in(
+        &self,
+        form: SignatureForm,
+        http_method: &str,
+        url: &Url,
+        values: &ProtocolValues,
+    ) -> String {
         let params = self.protocol_params(values);
         let borrowed: Vec<(&str, &str)> = params
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        let parts =
-            magento_base_string_parts(http_method, url, self.signed_scheme.as_deref(), &borrowed);
+        let parts = magento_base_string_parts(
+            http_method,
+            url,
+            self.signed_scheme.as_deref(),
+            &borrowed,
+            form,
+        );
         let signature = self.method.sign(
             self.consumer.secret(),
             self.token.as_ref().map(|t| t.token_secret.expose_secret()),
@@ -139,8 +167,14 @@ impl Signer {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        magento_base_string_parts(http_method, url, self.signed_scheme.as_deref(), &borrowed)
-            .to_base_string()
+        magento_base_string_parts(
+            http_method,
+            url,
+            self.signed_scheme.as_deref(),
+            &borrowed,
+            self.form,
+        )
+        .to_base_string()
     }
 
     fn protocol_params(&self, values: &ProtocolValues) -> Vec<(&'static str, String)> {
