@@ -309,8 +309,7 @@ async fn a_store_upgraded_to_2_4_7_is_learned_from_its_first_refusal() {
         .fetch_one(&shop.app.db)
         .await
         .unwrap();
-    let entry_id = shop.sim.product(AWKWARD_SKU, None).unwrap()["media_gallery_entries"][0]
-        ["id"]
+    let entry_id = shop.sim.product(AWKWARD_SKU, None).unwrap()["media_gallery_entries"][0]["id"]
         .as_i64()
         .unwrap();
     let token = &shop.owner.access_token;
