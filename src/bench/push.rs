@@ -139,6 +139,7 @@ pub async fn push(mut settings: Settings, options: PushBenchOptions) -> anyhow::
         &base_url,
         &credentials,
         SignatureMethod::HmacSha256,
+        magento::SignatureForm::default(),
         rate,
     )?;
     let skus: Vec<String> = sqlx::query_scalar(
