@@ -143,7 +143,21 @@ async fn insert_store(
     Ok((workspace_id, store_id))
 }
 
-pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
+/// A daemon on a fresh database of its own, reaching the simulator on this machine, syncing one
+/// store at a time as the sync and push benches measure it; returns the database's name too.
+async fn sync_bench_state(
+    mut settings: Settings,
+) -> anyhow::Result<(AppState, sqlx::PgPool, String)> {
+    let database = own_database(&mut settings)?;
+    settings.egress.allow_loopback();
+    settings.jobs.concurrency.sync = 1;
+    let keys = KeyMaterial::load_or_generate(&settings)?;
+    let pool = db::connect_and_migrate(&settings.database).await?;
+    let state = AppState::new(pool.clone(), settings, keys)?;
+    Ok((state, pool, database))
+}
+
+pub async fn sync(settings: Settings, options: BenchOptions) -> anyhow::Result<()> {
     let (sim, base_url, credentials) = start_simulator(options.products, options.store_latency_ms)?;
     let rate = RateLimit {
         requests_per_second: options.requests_per_second,
@@ -152,13 +166,7 @@ pub async fn sync(mut settings: Settings, options: BenchOptions) -> anyhow::Resu
     .validate()
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let database = own_database(&mut settings)?;
-    // The simulator runs on this machine.
-    settings.egress.allow_loopback();
-    settings.jobs.concurrency.sync = 1;
-    let keys = KeyMaterial::load_or_generate(&settings)?;
-    let pool = db::connect_and_migrate(&settings.database).await?;
-    let state = AppState::new(pool.clone(), settings, keys)?;
+    let (state, pool, database) = sync_bench_state(settings).await?;
 
     let views = stores::magento::discover(
         &state.egress,

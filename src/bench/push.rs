@@ -16,14 +16,13 @@ use magento::{Product, StoreScope};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{finished, insert_store, own_database, start_simulator, store_job, timed_sync};
+use super::{finished, insert_store, start_simulator, store_job, sync_bench_state, timed_sync};
 use crate::app::AppState;
 use crate::catalog::content::Content;
 use crate::catalog::versions::{self, Author, NewProposal, VersionOrigin};
 use crate::config::Settings;
 use crate::jobs::{self, JobKind};
 use crate::push::PushParams;
-use crate::secrets::KeyMaterial;
 use crate::stores::{self, RateLimit, SignatureMethod};
 use crate::sync::SyncMode;
 use crate::{db, jobs::runner};
@@ -91,7 +90,7 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-pub async fn push(mut settings: Settings, options: PushBenchOptions) -> anyhow::Result<()> {
+pub async fn push(settings: Settings, options: PushBenchOptions) -> anyhow::Result<()> {
     let (sim, base_url, credentials) = start_simulator(options.products, options.store_latency_ms)?;
     let rate = RateLimit {
         requests_per_second: options.requests_per_second,
@@ -99,13 +98,7 @@ pub async fn push(mut settings: Settings, options: PushBenchOptions) -> anyhow::
     }
     .validate()
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let database = own_database(&mut settings)?;
-    // The simulator runs on this machine.
-    settings.egress.allow_loopback();
-    settings.jobs.concurrency.sync = 1;
-    let keys = KeyMaterial::load_or_generate(&settings)?;
-    let pool = db::connect_and_migrate(&settings.database).await?;
-    let state = AppState::new(pool.clone(), settings, keys)?;
+    let (state, pool, database) = sync_bench_state(settings).await?;
     let views = stores::magento::discover(
         &state.egress,
         &base_url,
