@@ -374,7 +374,10 @@ async fn timed_sync(
 ) -> anyhow::Result<(Duration, jobs::JobRun)> {
     let started = Instant::now();
     let mut tx = state.db.begin().await?;
-    let params = serde_json::to_value(SyncParams { mode })?;
+    let params = serde_json::to_value(SyncParams {
+        mode,
+        full_when_due: false,
+    })?;
     let job_id = jobs::enqueue(
         &mut tx,
         store_job(workspace_id, store_id, JobKind::Sync, params),

@@ -409,7 +409,13 @@ struct PipelineRest {
 /// Queues the job of one step; its parameters carry the rest of the pipeline.
 pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<Uuid, sqlx::Error> {
     let job_id = Uuid::now_v7();
-    let sync = |mode| serde_json::to_value(SyncParams { mode }).unwrap_or_default();
+    let sync = |mode| {
+        serde_json::to_value(SyncParams {
+            mode,
+            full_when_due: true,
+        })
+        .unwrap_or_default()
+    };
     let (kind, mut params) = match job.step {
         Step::Sync => (JobKind::Sync, sync(SyncMode::Incremental)),
         Step::FullSync => (JobKind::Sync, sync(SyncMode::Full)),

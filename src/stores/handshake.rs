@@ -5,7 +5,9 @@
 //! received (sealed) and answers at once; the request-token / access-token exchange then runs
 //! in the background, within Magento's 300-second window. Each callback URL accepts one post
 //! per activation: a repeated or forged post is refused and logged. Failure leaves the store
-//! `failed` and ready for one more post, which Magento's "Reauthorize" sends.
+//! `failed` and ready for one more post, which Magento's "Reauthorize" sends. A connected
+//! store also accepts Magento's "Reauthorize" unannounced when the post carries the consumer
+//! key and secret it already holds: Magento has deleted the old token by then.
 
 use std::net::IpAddr;
 
@@ -94,6 +96,37 @@ struct Target {
     id: Uuid,
     workspace_id: Uuid,
     callback_armed: bool,
+    credentials: Option<Vec<u8>>,
+}
+
+/// Whether an unexpected post is Magento's "Reauthorize" of the integration this store already
+/// uses. Magento deletes the store's access token, then posts the same consumer key and secret
+/// with a new verifier, ignoring the answer
+/// (`Integration/Controller/Adminhtml/Integration/TokensExchange.php`,
+/// `Integration/Model/OauthService.php` `postToConsumer`): refusing it would leave the store
+/// with a dead token. The consumer secret proves the post comes from the store itself.
+fn is_reauthorization(state: &AppState, target: &Target, form: &CallbackForm) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(sealed) = &target.credentials else {
+        return false;
+    };
+    let Ok(held) = state
+        .keyring
+        .open_json::<StoreCredentials>(sealed, &super::credentials_context(target.id))
+    else {
+        return false;
+    };
+    let same_key: bool = held
+        .consumer_key
+        .as_bytes()
+        .ct_eq(form.consumer_key.as_bytes())
+        .into();
+    let same_secret: bool = held
+        .consumer_secret
+        .as_bytes()
+        .ct_eq(form.consumer_secret.as_bytes())
+        .into();
+    same_key && same_secret
 }
 
 /// Records Magento's post for the store behind `token` and disarms the URL. Returns the store
@@ -106,7 +139,7 @@ pub async fn accept_callback(
 ) -> Result<Uuid, ApiError> {
     let mut tx = state.db.begin().await?;
     let target: Option<Target> = sqlx::query_as(
-        "SELECT id, workspace_id, callback_armed FROM stores
+        "SELECT id, workspace_id, callback_armed, credentials FROM stores
          WHERE link_token_hash = $1 AND status <> 'disconnected' FOR UPDATE",
     )
     .bind(hash_link_token(token))
@@ -119,7 +152,8 @@ pub async fn accept_callback(
     let mut entry = Entry::new("store.callback_refused").target("store", target.id);
     entry.workspace_id = Some(target.workspace_id);
     entry.client_addr = client_addr;
-    if !target.callback_armed {
+    let reauthorized = !target.callback_armed && is_reauthorization(state, &target, &form);
+    if !target.callback_armed && !reauthorized {
         tracing::warn!(store_id = %target.id, client = ?client_addr, "repeated Magento callback refused");
         audit_log::record(
             &mut *tx,
@@ -153,11 +187,15 @@ pub async fn accept_callback(
     entry.action = "store.callback_received";
     audit_log::record(
         &mut *tx,
-        entry.details(serde_json::json!({"consumer_key": form.consumer_key, "store_base_url": form.store_base_url})),
+        entry.details(serde_json::json!({
+            "consumer_key": form.consumer_key,
+            "store_base_url": form.store_base_url,
+            "reauthorized_in_magento": reauthorized,
+        })),
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(store_id = %target.id, "Magento callback accepted; exchanging tokens");
+    tracing::info!(store_id = %target.id, reauthorized, "Magento callback accepted; exchanging tokens");
     Ok(target.id)
 }
 

@@ -156,12 +156,14 @@ pub struct Store {
     pub missing_permissions: sqlx::types::Json<Vec<permissions::MissingPermission>>,
     max_page_size: Option<i32>,
     signature_form: Option<String>,
+    pub full_sync_every_days: i32,
+    pub last_full_sync_at: Option<DateTime<Utc>>,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
     created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk,
-    missing_permissions, max_page_size, signature_form";
+    missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -171,6 +173,22 @@ impl Store {
     /// The latest product change seen by a sync; incremental syncs start shortly before it.
     pub fn sync_watermark(&self) -> Option<DateTime<Utc>> {
         self.sync_watermark
+    }
+
+    /// Why a pipeline's sync at `now` must read every product, if it must: incremental syncs
+    /// cannot see edits that leave `updated_at` alone (the admin's "Update attributes" mass
+    /// action, `Catalog/Model/ResourceModel/Product/Action.php` `updateAttributes`), so a full
+    /// sync runs every `full_sync_every_days`.
+    pub fn full_sync_due(&self, now: DateTime<Utc>) -> Option<String> {
+        let every = self.full_sync_every_days.max(1);
+        match self.last_full_sync_at {
+            None => Some("the store has had no full sync yet".into()),
+            Some(last) if now - last >= chrono::Duration::days(i64::from(every)) => Some(format!(
+                "the last full sync ({}) is {every} or more days old (full_sync_every_days)",
+                last.format("%Y-%m-%d %H:%M UTC")
+            )),
+            Some(_) => None,
+        }
     }
 
     /// The signature rules the store verifies with, as far as known (Laminas' until learned).
@@ -273,6 +291,11 @@ pub struct StoreResponse {
     /// How the store verifies request signatures: `laminas` (Magento up to 2.4.6) or `2.4.7+`
     /// (which no longer decodes `%2F`, `%3A`… in the signed path); `null` until learned.
     pub signature_form: Option<String>,
+    /// A pipeline's `sync` step reads every product when the last full sync is older than this
+    /// (incremental syncs miss edits that leave Magento's `updated_at` alone). 1–365, default 7.
+    pub full_sync_every_days: u32,
+    /// When the last full sync finished.
+    pub last_full_sync_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
@@ -322,6 +345,8 @@ impl StoreResponse {
             content_attributes: store.content_attributes,
             push_via_bulk: store.push_via_bulk,
             missing_permissions: store.missing_permissions.0,
+            full_sync_every_days: u32::try_from(store.full_sync_every_days).unwrap_or(7),
+            last_full_sync_at: store.last_full_sync_at,
             created_at: store.created_at,
             connected_at: store.connected_at,
             disconnected_at: store.disconnected_at,
@@ -399,6 +424,22 @@ pub async fn set_push_via_bulk(
     )))
     .bind(id)
     .bind(on)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Sets how often a pipeline's sync reads every product (1–365 days, checked by the caller
+/// and the table).
+pub async fn set_full_sync_every_days(
+    tx: &mut PgConnection,
+    id: Uuid,
+    days: i32,
+) -> Result<Store, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE stores SET full_sync_every_days = $2 WHERE id = $1 RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(days)
     .fetch_one(&mut *tx)
     .await
 }

@@ -49,6 +49,10 @@ pub enum SyncMode {
 pub struct SyncParams {
     #[serde(default)]
     pub mode: SyncMode,
+    /// A pipeline's sync: an incremental one reads every product instead when the store's last
+    /// full sync is older than its `full_sync_every_days`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_when_due: bool,
 }
 
 /// Where a resumed sync continues.
@@ -110,11 +114,18 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         None => {
             let mut scopes = vec![DEFAULT_SCOPE.to_string()];
             scopes.extend(store.store_views.0.iter().map(|v| v.code.clone()));
+            let due = (params.mode == SyncMode::Incremental && params.full_when_due)
+                .then(|| store.full_sync_due(Utc::now()))
+                .flatten();
+            if let Some(reason) = &due {
+                ctx.log("info", format!("reading every product: {reason}"))
+                    .await;
+            }
             let since = match params.mode {
-                SyncMode::Full => None,
-                SyncMode::Incremental => store
+                SyncMode::Incremental if due.is_none() => store
                     .sync_watermark()
                     .map(|w| w - Duration::minutes(WATERMARK_OVERLAP_MINUTES)),
+                SyncMode::Full | SyncMode::Incremental => None,
             };
             ctx.log(
                 "info",
@@ -159,7 +170,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
                 continue;
             }
         }
-        if scope == DEFAULT_SCOPE && params.mode == SyncMode::Full {
+        // Every product was read (a full sync, or an incremental one that had to read all):
+        // what was not seen is gone.
+        if scope == DEFAULT_SCOPE && checkpoint.since.is_none() {
             let removed = pages::mark_removed(&ctx.state.db, store.id, ctx.job.id).await?;
             ctx.add("removed", removed as i64);
             if removed > 0 {
@@ -179,7 +192,14 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         tx.commit().await?;
     }
 
-    pages::finish(&ctx.state.db, store.id, ctx.job.id, checkpoint.max_updated).await?;
+    pages::finish(
+        &ctx.state.db,
+        store.id,
+        ctx.job.id,
+        checkpoint.max_updated,
+        checkpoint.since.is_none(),
+    )
+    .await?;
     crate::db::analyze_after_bulk_write(
         &ctx.state.db,
         ctx.counter("versions_created"),

@@ -337,15 +337,18 @@ pub async fn finish(
     store_id: Uuid,
     job_id: Uuid,
     max_updated: Option<DateTime<Utc>>,
+    read_everything: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE stores SET last_sync_job = $2, last_synced_at = now(),
-            sync_watermark = GREATEST(sync_watermark, $3)
+            sync_watermark = GREATEST(sync_watermark, $3),
+            last_full_sync_at = CASE WHEN $4 THEN now() ELSE last_full_sync_at END
          WHERE id = $1",
     )
     .bind(store_id)
     .bind(job_id)
     .bind(max_updated)
+    .bind(read_everything)
     .execute(db)
     .await?;
     Ok(())

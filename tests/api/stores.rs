@@ -575,3 +575,66 @@ async fn link_urls_are_for_admins_and_the_identity_link_trusts_only_verified_mag
     assert_eq!(res.status(), 302);
     assert_eq!(res.headers()["location"], back.as_str());
 }
+
+#[tokio::test]
+async fn magentos_reauthorize_of_a_connected_store_exchanges_again_and_stays_active() {
+    let app = TestApp::spawn().await;
+    let sim = sim().await;
+    let owner = app.register("shop@example.com").await;
+    let store = create_pending(&app, &owner, &sim.base_url()).await;
+    let id = store["id"].as_str().unwrap();
+    let callback = store["callback_url"].as_str().unwrap();
+    let integration = sim
+        .create_integration(callback, store["identity_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(settled(&app, &owner, id).await["status"], "active");
+    let first_token = sim
+        .access_credentials(&integration.consumer_key)
+        .unwrap()
+        .access_token;
+
+    // A post with the store's consumer key but not its secret is not Magento: refused, and
+    // the store keeps working.
+    let forged = app
+        .client
+        .post(callback)
+        .form(&[
+            ("oauth_consumer_key", integration.consumer_key.as_str()),
+            ("oauth_consumer_secret", "abcdefabcdefabcdefabcdefabcdefab"),
+            ("store_base_url", sim.base_url().as_str()),
+            ("oauth_verifier", "abcdefabcdefabcdefabcdefabcdefab"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 409);
+
+    // The owner clicks Reauthorize in Magento without telling catalogd: Magento deletes the
+    // token and posts the same consumer again.
+    sim.reauthorize(&integration.consumer_key, callback)
+        .await
+        .expect("Magento reaches the callback");
+    let store = settled(&app, &owner, id).await;
+    assert_eq!(store["status"], "active", "{store}");
+    assert_eq!(store["awaiting_callback"], false);
+    assert_eq!(
+        sim.integration_status(&integration.consumer_key),
+        Some(magento_sim::IntegrationStatus::Active)
+    );
+    let second_token = sim
+        .access_credentials(&integration.consumer_key)
+        .unwrap()
+        .access_token;
+    assert_ne!(first_token, second_token);
+    let job = app.sync(&owner, id, "full").await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let reauthorized: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'store.callback_received'
+           AND (details ->> 'reauthorized_in_magento')::boolean",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(reauthorized, 1);
+}

@@ -399,14 +399,12 @@ async fn a_store_that_refuses_our_signature_needs_reauthorisation_and_is_not_ret
     let sim = sim(20).await;
     let owner = app.register("shop@example.com").await;
     let store_id = app.connect_store(&owner, &sim).await;
-    let (_, store) = app
-        .get(&format!("/stores/{store_id}"), &owner.access_token)
-        .await;
-    // The merchant clicks Reauthorize in Magento: the token we hold stops working.
+    // The merchant clicks Reauthorize in Magento: the token we hold stops working, and
+    // Magento's post never reaches catalogd (a callback URL it cannot reach).
     let _ = sim
         .reauthorize(
             &sim.credentials().consumer_key,
-            store["callback_url"].as_str().unwrap(),
+            "http://127.0.0.1:9/callback",
         )
         .await;
     let before = sim.stats().total;
@@ -580,4 +578,162 @@ async fn a_sync_request_body_is_optional_but_never_silently_ignored() {
         )
         .await;
     assert_eq!(job["params"]["mode"], "full", "{job}");
+}
+
+/// Queues a pipeline's `sync` step for the store, as a schedule does, and waits for it.
+async fn pipeline_sync(
+    app: &TestApp,
+    owner: &crate::helpers::Registered,
+    store_id: &str,
+) -> serde_json::Value {
+    let mut conn = app.db.acquire().await.unwrap();
+    let job_id = catalogd::schedules::enqueue_step(
+        &mut conn,
+        catalogd::schedules::StepJob {
+            workspace_id: owner.workspace_id,
+            store_id: store_id.parse().unwrap(),
+            step: catalogd::schedules::Step::Sync,
+            rest: Vec::new(),
+            created_by: None,
+            schedule_tick: None,
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let job = app
+        .wait_for_job(
+            &owner.access_token,
+            &job_id.to_string(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    job
+}
+
+async fn job_log(app: &TestApp, job_id: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT message FROM job_logs WHERE job_id = $1::uuid ORDER BY id")
+        .bind(job_id)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn meta_title(app: &TestApp, sku: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT v.content -> 'fields' ->> 'meta_title' FROM product_live l
+         JOIN product_versions v ON v.id = l.version_id
+         JOIN products p ON p.id = l.product_id
+         WHERE p.sku = $1 AND l.store_view = 'all'",
+    )
+    .bind(sku)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_pipeline_sync_reads_everything_once_the_last_full_sync_is_too_old() {
+    let app = TestApp::spawn().await;
+    let sim = sim(8).await;
+    let owner = app.register("shop@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let skus = sim.skus();
+    // One product saved two hours after every other: the watermark lies well past the rest.
+    sim.advance_clock(Duration::from_secs(2 * 3600));
+    sim.update_product(&skus[0], None, json!({"meta_title": "Saved last"}));
+
+    // The store's first pipeline sync reads everything: it never had a full sync.
+    let first = pipeline_sync(&app, &owner, &store_id).await;
+    let log = job_log(&app, first["id"].as_str().unwrap()).await;
+    assert!(
+        log.iter().any(|l| l.contains("no full sync yet")),
+        "{log:?}"
+    );
+    let (_, store) = app
+        .get(&format!("/stores/{store_id}"), &owner.access_token)
+        .await;
+    assert_eq!(store["full_sync_every_days"], 7, "{store}");
+    assert!(store["last_full_sync_at"].is_string(), "{store}");
+
+    // The admin's "Update attributes" changes two products without moving updated_at.
+    let mass = [skus[1].as_str(), skus[2].as_str()];
+    assert_eq!(
+        sim.update_attributes(&mass, None, json!({"meta_title": "Mass edit"})),
+        2
+    );
+    let quiet = pipeline_sync(&app, &owner, &store_id).await;
+    assert!(
+        !job_log(&app, quiet["id"].as_str().unwrap())
+            .await
+            .iter()
+            .any(|l| l.contains("reading every product")),
+        "a recent full sync keeps the pipeline's sync incremental"
+    );
+    assert_ne!(
+        meta_title(&app, &skus[1]).await.as_deref(),
+        Some("Mass edit")
+    );
+
+    // A week later (the store's interval is lowered to a day, and a day passes).
+    let (status, store) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/stores/{store_id}"),
+            Some(&owner.access_token),
+            Some(json!({"full_sync_every_days": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{store}");
+    assert_eq!(store["full_sync_every_days"], 1);
+    sqlx::query("UPDATE stores SET last_full_sync_at = now() - interval '25 hours'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let due = pipeline_sync(&app, &owner, &store_id).await;
+    let log = job_log(&app, due["id"].as_str().unwrap()).await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("reading every product") && l.contains("full_sync_every_days")),
+        "{log:?}"
+    );
+    for sku in mass {
+        assert_eq!(meta_title(&app, sku).await.as_deref(), Some("Mass edit"));
+    }
+    let last_full: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_full_sync_at FROM stores")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(chrono::Utc::now() - last_full < chrono::Duration::minutes(5));
+
+    // A requested incremental sync stays incremental whatever the interval.
+    sqlx::query("UPDATE stores SET last_full_sync_at = now() - interval '25 hours'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let asked = app.sync(&owner, &store_id, "incremental").await;
+    assert!(
+        !job_log(&app, asked["id"].as_str().unwrap())
+            .await
+            .iter()
+            .any(|l| l.contains("reading every product"))
+    );
+
+    for bad in [
+        json!({"full_sync_every_days": 0}),
+        json!({"full_sync_every_days": 366}),
+    ] {
+        let (status, body) = app
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/stores/{store_id}"),
+                Some(&owner.access_token),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["field"], "full_sync_every_days", "{body}");
+    }
 }

@@ -1460,7 +1460,13 @@ async fn the_schedule_form_shows_and_edits_the_pipeline_and_the_enabled_flag() {
         ("pipeline", "media"),
         ("pipeline", "audit"),
         ("enabled", "on"),
+        ("full_sync_every_days", "3"),
     ];
+    let days_at = page
+        .find("name=\"full_sync_every_days\"")
+        .expect("a full-sync interval field");
+    let days_tag = &page[days_at..days_at + page[days_at..].find('>').unwrap()];
+    assert!(days_tag.contains("value=\"7\""), "{days_tag}");
     let (status, _, body) = session
         .post(
             &app,
@@ -1476,6 +1482,10 @@ async fn the_schedule_form_shows_and_edits_the_pipeline_and_the_enabled_flag() {
     assert_eq!(schedule["pipeline"], json!(["sync", "media", "audit"]));
     assert_eq!(schedule["enabled"], true);
     assert_eq!(schedule["timezone"], "Europe/Berlin");
+    let (_, saved_store) = app
+        .get(&format!("/stores/{store}"), &owner.access_token)
+        .await;
+    assert_eq!(saved_store["full_sync_every_days"], 3);
     // Unchecking "enabled" pauses it.
     let form = [
         ("csrf", token.as_str()),

@@ -527,7 +527,31 @@ impl MagentoSim {
     /// Changes a product as an admin would; `store_view` `None` edits default values. Bumps
     /// `updated_at`. `changes` is a flat object of attribute codes (and `price`, `status`).
     pub fn update_product(&self, sku: &str, store_view: Option<&str>, changes: Value) -> bool {
-        update_product(&self.inner, sku, store_view, changes)
+        update_product(&self.inner, sku, store_view, changes, Touch::UpdatedAt)
+    }
+
+    /// Magento's "Update attributes" mass action (Catalog > Products > Actions): the values
+    /// go straight into the attribute tables and `updated_at` stays as it was
+    /// (`app/code/Magento/Catalog/Model/ResourceModel/Product/Action.php`, `updateAttributes`;
+    /// magento/magento2#37980), so a search on `updated_at` does not find the products.
+    /// Returns how many of `skus` exist.
+    pub fn update_attributes(
+        &self,
+        skus: &[&str],
+        store_view: Option<&str>,
+        changes: Value,
+    ) -> usize {
+        skus.iter()
+            .filter(|sku| {
+                update_product(
+                    &self.inner,
+                    sku,
+                    store_view,
+                    changes.clone(),
+                    Touch::Nothing,
+                )
+            })
+            .count()
     }
 
     pub fn delete_product(&self, sku: &str) -> bool {
@@ -833,11 +857,19 @@ impl Inner {
 }
 
 /// Changes a product as an admin would (see [`MagentoSim::update_product`]).
+/// Whether an edit moves the product's `updated_at`: a save does, a mass attribute update does not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Touch {
+    UpdatedAt,
+    Nothing,
+}
+
 pub(crate) fn update_product(
     inner: &Inner,
     sku: &str,
     store_view: Option<&str>,
     changes: Value,
+    touch: Touch,
 ) -> bool {
     let now = inner.now();
     let mut catalog = inner.catalog.write().expect("catalog");
@@ -863,7 +895,9 @@ pub(crate) fn update_product(
             }
         }
     }
-    product.updated_at = now;
+    if touch == Touch::UpdatedAt {
+        product.updated_at = now;
+    }
     true
 }
 

@@ -520,11 +520,19 @@ fn admin_change(inner: &Arc<Inner>, method: &Method, sku: &str, body: &Bytes) ->
             let Ok(body) = serde_json::from_slice::<Value>(body) else {
                 return magento_error(StatusCode::BAD_REQUEST, "body must be JSON", Value::Null);
             };
+            // `"mass_action": true` is the admin's "Update attributes", which leaves
+            // `updated_at` alone.
+            let touch = if body["mass_action"].as_bool() == Some(true) {
+                crate::Touch::Nothing
+            } else {
+                crate::Touch::UpdatedAt
+            };
             crate::update_product(
                 inner,
                 sku,
                 body["store_view"].as_str(),
                 body["changes"].clone(),
+                touch,
             )
         }
         _ => {

@@ -304,3 +304,70 @@ async fn each_release_verifies_awkward_skus_with_its_own_signature_rules() {
         4
     );
 }
+
+/// The SKUs a search for products updated after `since` finds.
+async fn updated_since(client: &MagentoClient, since: &str) -> Vec<String> {
+    let call = Call::new(
+        reqwest::Method::GET,
+        StoreScope::All,
+        Route::new().lit("products"),
+    )
+    .with_query(
+        magento::query::QueryPairs::new()
+            .with(
+                "searchCriteria[filterGroups][0][filters][0][field]",
+                "updated_at",
+            )
+            .with("searchCriteria[filterGroups][0][filters][0][value]", since)
+            .with(
+                "searchCriteria[filterGroups][0][filters][0][conditionType]",
+                "gt",
+            )
+            .with("searchCriteria[pageSize]", "100"),
+    );
+    let found = client.send_json(&call).await.unwrap();
+    found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_update_attributes_mass_action_leaves_updated_at_alone() {
+    let (sim, client) = start(SimConfig {
+        products: 6,
+        ..SimConfig::default()
+    })
+    .await;
+    let skus = sim.skus();
+    let updated_at = |sku: &str| sim.product(sku, None).unwrap()["updated_at"].clone();
+    let before = updated_at(&skus[0]);
+    // Magento's times sort as text.
+    let since = skus
+        .iter()
+        .map(|sku| updated_at(sku).as_str().unwrap().to_string())
+        .max()
+        .unwrap();
+    sim.advance_clock(std::time::Duration::from_secs(3600));
+
+    let mass: Vec<&str> = skus[..2].iter().map(String::as_str).collect();
+    assert_eq!(
+        sim.update_attributes(&mass, None, json!({"meta_title": "Mass"})),
+        2
+    );
+    sim.update_product(&skus[2], None, json!({"meta_title": "Saved"}));
+
+    let shown = sim.product(&skus[0], None).unwrap();
+    assert_eq!(shown["updated_at"], before, "{shown}");
+    let meta = shown["custom_attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["attribute_code"] == "meta_title")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(meta, "Mass");
+    assert_eq!(updated_since(&client, &since).await, vec![skus[2].clone()]);
+}

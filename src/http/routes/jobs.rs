@@ -133,7 +133,11 @@ async fn start_sync(
         &access.caller,
         &store,
         JobKind::Sync,
-        serde_json::to_value(SyncParams { mode: request.mode }).unwrap_or_default(),
+        serde_json::to_value(SyncParams {
+            mode: request.mode,
+            full_when_due: false,
+        })
+        .unwrap_or_default(),
         None,
     )
     .await?;

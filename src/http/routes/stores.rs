@@ -299,6 +299,9 @@ async fn get_store(
 pub struct UpdateStore {
     /// Push through Magento's asynchronous bulk API.
     pub push_via_bulk: Option<bool>,
+    /// A pipeline's `sync` step reads every product when the last full sync is older than this
+    /// many days (1–365).
+    pub full_sync_every_days: Option<u32>,
 }
 
 /// Changes the store's settings; fields left out keep their value.
@@ -311,16 +314,36 @@ async fn update_store(
     access: Access<Store, CanAdminister>,
     ApiJson(req): ApiJson<UpdateStore>,
 ) -> ApiResult<Json<StoreResponse>> {
+    let full_sync_every_days = req
+        .full_sync_every_days
+        .map(|days| {
+            i32::try_from(days)
+                .ok()
+                .filter(|d| (1..=365).contains(d))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "full_sync_every_days",
+                        "full_sync_every_days must be between 1 and 365",
+                    )
+                })
+        })
+        .transpose()?;
     let mut tx = state.db.begin().await?;
     let mut store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     if let Some(on) = req.push_via_bulk {
         store = stores::set_push_via_bulk(&mut tx, store.id, on).await?;
     }
+    if let Some(days) = full_sync_every_days {
+        store = stores::set_full_sync_every_days(&mut tx, store.id, days).await?;
+    }
     audit_log::record(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, "store.updated")
             .target("store", store.id)
-            .details(serde_json::json!({"push_via_bulk": store.push_via_bulk})),
+            .details(serde_json::json!({
+                "push_via_bulk": store.push_via_bulk,
+                "full_sync_every_days": store.full_sync_every_days,
+            })),
     )
     .await?;
     tx.commit().await?;

@@ -222,6 +222,10 @@ async fn show(
         dl.facts {
             dt { "Base URL" } dd { (text(&store["base_url"])) }
             dt { "Last sync" } dd #last-sync { (when(&store["last_synced_at"])) }
+            dt { "Last full sync" } dd #last-full-sync {
+                (when(&store["last_full_sync_at"]))
+                " (a scheduled sync reads every product after " (store["full_sync_every_days"]) " days)"
+            }
             dt { "Store views" } dd {
                 @for view in store["store_views"].as_array().into_iter().flatten() {
                     span.tag { (text(&view["code"])) }
@@ -292,6 +296,9 @@ async fn show(
                         value=(schedule.as_ref().map(|s| text(&s["timezone"]).to_string()).unwrap_or_else(|| "UTC".into()));
                     div #cron-preview aria-live="polite" {}
                     (pipeline_fields(schedule.as_ref()))
+                    label for="full-sync-every-days" { "Read every product at least every (days)" }
+                    input #full-sync-every-days type="number" name="full_sync_every_days" min="1" max="365" required
+                        value=(store["full_sync_every_days"]);
                     button type="submit" { "Save schedule" }
                 }
             }
@@ -372,6 +379,20 @@ async fn set_schedule(
     });
     if !field("timezone").is_empty() {
         body["timezone"] = json!(field("timezone"));
+    }
+    if !field("full_sync_every_days").is_empty() {
+        // A number the API then checks for its range; anything else is the API's own 422.
+        let days = field("full_sync_every_days")
+            .parse::<u64>()
+            .map_or_else(|_| json!(field("full_sync_every_days")), |d| json!(d));
+        call(
+            &api,
+            &user,
+            Method::PATCH,
+            &format!("/stores/{id}"),
+            Some(json!({ "full_sync_every_days": days })),
+        )
+        .await?;
     }
     call(
         &api,
