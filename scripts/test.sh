@@ -43,11 +43,16 @@ if [ ! -x /usr/bin/chromedriver ]; then
     apt-get update && apt-get install -y chromium chromium-driver
 fi
 
-# Databases left behind by an interrupted earlier run.
+# Databases left behind by an interrupted earlier run: only those nobody is connected to and
+# created more than two hours ago, so a suite running beside this one keeps its databases.
 psql "$TEST_DATABASE_URL" -Atqc \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'catalogd\_test\_%'" 2>/dev/null |
+    "SELECT d.datname FROM pg_database d
+     WHERE d.datname LIKE 'catalogd\_test\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)
+       AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '2 hours'" \
+    2>/dev/null |
     while read -r db; do
-        psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+        psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
     done
 
 cargo nextest run --workspace --no-fail-fast "$@"
