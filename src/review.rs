@@ -11,12 +11,13 @@ use crate::accounts::settings::WorkspaceSettings;
 use crate::audit_log::{self, Entry};
 use crate::audits::rules::RuleId;
 use crate::auth::{Caller, Resource};
-use crate::catalog::content::Content;
+use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::diff::{self, FieldChange, MediaChange};
 use crate::catalog::products::{check_field, check_scope};
 use crate::catalog::versions::{VersionOrigin, VersionState};
 use crate::http::error::ApiError;
 use crate::pagination::{Page, PageParams};
+use crate::push::scope_check::{self, ViewChange};
 use crate::stores::Store;
 
 /// A proposal is a version waiting for (or past) review; `/proposals/{id}` names one.
@@ -234,6 +235,8 @@ struct Locked {
     product_id: Uuid,
     store_view: String,
     state: VersionState,
+    #[sqlx(json)]
+    content: Content,
     content_hash: Vec<u8>,
     author_user_id: Option<Uuid>,
     author_api_key_id: Option<Uuid>,
@@ -278,6 +281,42 @@ pub struct DecisionInput<'a> {
     pub comment: Option<&'a str>,
     /// A reviewer's changes: the content to approve instead (stored form of its scope).
     pub edited: Option<Content>,
+    /// Approve setting an interface attribute of a store view back to the default by writing
+    /// the default value as the view's own value (see [`crate::push::scope_check`]).
+    pub explicit_default_values: bool,
+}
+
+/// Refuses the approval of a store-view change Magento cannot carry out as asked: a value of a
+/// global attribute, or an interface attribute set back to "Use Default Value" without
+/// `explicit_default_values` ([`crate::push::scope_check`]).
+async fn check_view_change(
+    tx: &mut PgConnection,
+    product_id: Uuid,
+    view: &str,
+    proposed: &Content,
+    explicit_default_values: bool,
+) -> Result<(), ApiError> {
+    let (scopes, views): (
+        sqlx::types::Json<crate::stores::attribute_scopes::Scopes>,
+        sqlx::types::Json<Vec<crate::stores::StoreView>>,
+    ) = sqlx::query_as(
+        "SELECT s.attribute_scopes, s.store_views FROM products p JOIN stores s ON s.id = p.store_id
+         WHERE p.id = $1",
+    )
+    .bind(product_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let live = crate::catalog::versions::live(&mut *tx, product_id)
+        .await?
+        .remove(view)
+        .map(|v| v.content)
+        .unwrap_or_default();
+    let change = ViewChange::between(&live, proposed);
+    let checked = scope_check::check(&views, &scopes, view, &change, explicit_default_values);
+    match checked.refusal() {
+        Some(refusal) => Err(ApiError::invalid("fields", refusal)),
+        None => Ok(()),
+    }
 }
 
 /// Approves or rejects one proposal in `tx`, with the audit-log entry. A reviewer's own
@@ -294,9 +333,10 @@ pub async fn decide(
         decision,
         comment,
         edited,
+        explicit_default_values,
     } = input;
     let locked: Locked = sqlx::query_as(
-        "SELECT v.product_id, v.store_view, v.state, v.content_hash, v.author_user_id, v.author_api_key_id,
+        "SELECT v.product_id, v.store_view, v.state, v.content, v.content_hash, v.author_user_id, v.author_api_key_id,
                 k.created_by AS author_key_creator
          FROM product_versions v LEFT JOIN api_keys k ON k.id = v.author_api_key_id
          WHERE v.id = $1 AND v.workspace_id = $2 AND v.origin IN ('ai', 'human', 'rollback')
@@ -333,6 +373,17 @@ pub async fn decide(
     }
     // An "edit" that re-sends the proposal as it is changes nothing: it is a plain approval.
     let edited = edited.filter(|content| content.hash() != locked.content_hash);
+    if decision == Decision::Approve && locked.store_view != DEFAULT_SCOPE {
+        let proposed = edited.as_ref().unwrap_or(&locked.content);
+        check_view_change(
+            tx,
+            locked.product_id,
+            &locked.store_view,
+            proposed,
+            explicit_default_values,
+        )
+        .await?;
+    }
     if decision == Decision::Approve && settings.four_eyes {
         if edited.is_some() {
             // The reviewer would approve content they wrote themselves.
@@ -347,7 +398,10 @@ pub async fn decide(
         }
     }
     let decider = caller.user_id();
-    let comment_meta = serde_json::json!({"review_comment": comment});
+    let mut comment_meta = serde_json::json!({"review_comment": comment});
+    if decision == Decision::Approve && explicit_default_values {
+        comment_meta["explicit_default_values"] = serde_json::json!(true);
+    }
     let decided = match (decision, edited) {
         (Decision::Approve, Some(content)) => {
             let new_id = Uuid::now_v7();
@@ -355,14 +409,14 @@ pub async fn decide(
                 "INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash,
                      parent_id, origin, state, author_user_id, author_api_key_id, note, meta, decided_at, decided_by)
                  SELECT $1, product_id, workspace_id, store_view, $2, $3, parent_id, 'human', 'approved', $4, $7, note,
-                        meta || jsonb_build_object('edited_from', id, 'review_comment', $5::text), now(), $4
+                        meta || jsonb_build_object('edited_from', id) || $5, now(), $4
                  FROM product_versions WHERE id = $6",
             )
             .bind(new_id)
             .bind(sqlx::types::Json(&content))
             .bind(content.hash())
             .bind(decider)
-            .bind(comment)
+            .bind(&comment_meta)
             .bind(id)
             .bind(caller.api_key_id())
             .execute(&mut *tx)

@@ -1,20 +1,45 @@
 //! Magento as a [`Connector`]: product pages through the REST client, mapped to the neutral
 //! model. Magento's JSON shapes do not leave this module.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use magento::client::Call;
 use magento::models::{AttributeValue, CustomAttribute, MediaGalleryEntry, Product};
 use magento::{
-    ConditionType, MagentoClient, MagentoError, ProductPage, SearchCriteria, SignatureForm,
+    ConditionType, Filter, MagentoClient, MagentoError, ProductPage, SearchCriteria, SignatureForm,
     SortDirection, StoreScope,
 };
 use serde_json::{Map, Value, json};
 
-use super::{Connector, ConnectorError, PageQuery, PulledPage, PulledProduct};
+use super::{AttributeScope, Connector, ConnectorError, PageQuery, PulledPage, PulledProduct};
 use crate::catalog::content::{Content, MediaItem, STANDARD_FIELDS};
+
+/// `ProductInterface`'s own fields (`$interfaceAttributes` of
+/// `app/code/Magento/Catalog/Model/Product.php`). `getCustomAttributesCodes` subtracts them, so
+/// `lib/internal/Magento/Framework/Model/AbstractExtensibleModel.php::filterCustomAttributes`
+/// drops them from a save's `custom_attributes` without an error: they are written only as
+/// the product's own fields, where `null` fails the required check of `name`. REST therefore
+/// cannot give them back "Use Default Value" in a store view.
+pub const INTERFACE_ATTRIBUTES: &[&str] = &[
+    "sku",
+    "name",
+    "price",
+    "weight",
+    "status",
+    "visibility",
+    "attribute_set_id",
+    "type_id",
+    "created_at",
+    "updated_at",
+    "media_gallery",
+    "tier_price",
+];
+
+pub fn is_interface_attribute(code: &str) -> bool {
+    INTERFACE_ATTRIBUTES.contains(&code)
+}
 
 pub struct MagentoConnector {
     client: MagentoClient,
@@ -176,6 +201,44 @@ impl PreparedCall {
 }
 
 impl MagentoConnector {
+    /// The scope of each of the attributes `codes` the store has, in one request
+    /// (`GET /V1/products/attributes?searchCriteria…` with `attribute_code in …`, ACL
+    /// `Magento_Catalog::attributes_attributes`). An attribute reported with a scope other than
+    /// `global`, `website` or `store` is left out.
+    pub async fn attribute_scopes(
+        &self,
+        codes: &[String],
+    ) -> Result<BTreeMap<String, AttributeScope>, ConnectorError> {
+        let mut out = BTreeMap::new();
+        if codes.is_empty() {
+            return Ok(out);
+        }
+        let criteria = SearchCriteria::new()
+            .any_of([Filter::in_list("attribute_code", codes)])
+            .page_size(u32::try_from(codes.len()).unwrap_or(u32::MAX))
+            .current_page(1);
+        let page = self
+            .client
+            .search_attributes(&StoreScope::All, &criteria)
+            .await;
+        self.remember_form().await;
+        for item in page.map_err(map_error)?.items {
+            let (Some(code), Some(scope)) = (item.value.attribute_code, item.value.scope) else {
+                continue;
+            };
+            let scope = match scope.as_str() {
+                "global" => AttributeScope::Global,
+                "website" => AttributeScope::Website,
+                "store" => AttributeScope::Store,
+                _ => continue,
+            };
+            if codes.contains(&code) {
+                out.insert(code, scope);
+            }
+        }
+        Ok(out)
+    }
+
     /// The product as `scope` shows it now; `None` when the store no longer has it.
     pub async fn read_product(
         &self,
@@ -276,21 +339,28 @@ impl MagentoConnector {
             };
             let mut custom = Vec::new();
             for (field, value) in &writes.fields {
-                if field == "name" {
-                    product.name = value.clone();
-                    if value.is_none() {
-                        custom.push(CustomAttribute::new(
-                            "name",
-                            AttributeValue::Other(Value::Null),
-                        ));
+                if is_interface_attribute(field) {
+                    // Inside custom_attributes Magento would drop it without a word.
+                    match (field.as_str(), value) {
+                        ("name", Some(name)) => product.name = Some(name.clone()),
+                        (_, None) => {
+                            return Err(ConnectorError::Fatal(format!(
+                                "`{field}` cannot be set back to \"Use Default Value\" over Magento's REST API: it is a product field, not a custom attribute"
+                            )));
+                        }
+                        _ => {
+                            return Err(ConnectorError::Fatal(format!(
+                                "`{field}` is a product field Magento does not take as content"
+                            )));
+                        }
                     }
-                } else {
-                    let value = match value {
-                        Some(v) => AttributeValue::Text(v.clone()),
-                        None => AttributeValue::Other(Value::Null),
-                    };
-                    custom.push(CustomAttribute::new(field.clone(), value));
+                    continue;
                 }
+                let value = match value {
+                    Some(v) => AttributeValue::Text(v.clone()),
+                    None => AttributeValue::Other(Value::Null),
+                };
+                custom.push(CustomAttribute::new(field.clone(), value));
             }
             if !custom.is_empty() {
                 product.custom_attributes = Some(custom);

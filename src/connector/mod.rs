@@ -73,6 +73,20 @@ fn permission_message(resource: &str, message: &str) -> String {
     )
 }
 
+/// Where a content attribute keeps its values in the store.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeScope {
+    /// One value for every store view.
+    Global,
+    /// One value per website, shared by its store views.
+    Website,
+    /// One value per store view.
+    Store,
+}
+
 pub trait Connector: Send + Sync {
     fn pull_page(&self, query: PageQuery) -> BoxFuture<'_, Result<PulledPage, ConnectorError>>;
 }

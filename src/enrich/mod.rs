@@ -485,6 +485,12 @@ pub(crate) async fn plan_product(
                 Some(map) => map.get(scope).is_some_and(|set| set.contains(*f)),
                 None => true,
             })
+            // A global attribute has no store-view value to propose.
+            .filter(|f| {
+                scope == DEFAULT_SCOPE
+                    || job.store.attribute_scopes.0.get(*f)
+                        != Some(&crate::connector::AttributeScope::Global)
+            })
             .collect();
         if fields.is_empty() {
             continue;

@@ -4,19 +4,27 @@
 //! recorded at once; gallery-entry updates are sent directly (the bulk API carries product
 //! saves only). The product saves are then submitted as one bulk per scope, and the bulks
 //! polled through `detailed-status`: each operation, mapped back to its proposal by its
-//! position among the request items, ends the proposal `pushed` (after reading the product
-//! back) or `failed` with Magento's message; operations Magento calls retriable are
+//! position among the request items, is read back and verified like a direct push, or ends
+//! the proposal `failed` with Magento's message; operations Magento calls retriable are
 //! submitted again, up to [`MAX_ROUNDS`] times. The bulk uuids are in the job's checkpoint,
 //! so a restarted job resumes polling instead of submitting again.
+//!
+//! Magento reporting an operation complete says nothing about where it was saved: with its
+//! default MySQL queue the consumer runs in the default store view whatever the URL's store
+//! code (`app/code/Magento/AsynchronousOperations/Model/MassConsumerEnvelopeCallback.php`,
+//! `OperationProcessor::process`; only `app/code/Magento/AmqpStore/Plugin/…` carries the store
+//! through RabbitMQ). So besides the pushed scope every bulk write also watches the default
+//! store view, which must keep its own values.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Prepared, PushParams, PushResult, load, prepare, record};
+use super::{Check, Prepared, PushParams, PushResult, load, prepare, read_back, record};
 use crate::connector::ConnectorError;
 use crate::connector::magento::{BulkOutcome, MagentoConnector};
 use crate::jobs::context::{JobContext, JobError, Outcome};
+use crate::stores::attribute_scopes::Scopes;
 use crate::stores::{Store, permissions};
 
 /// Submissions of one operation, counting the first.
@@ -41,6 +49,9 @@ struct Item {
     body: Value,
     /// How many times this save was submitted.
     rounds: u32,
+    /// How the save is judged once Magento ran it (empty in checkpoints of older versions).
+    #[serde(default)]
+    check: Check,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,16 +61,28 @@ struct Submitted {
     polls: u32,
 }
 
+/// The scopes a bulk write of `scope` must leave alone besides the default values of a store
+/// view: the default store view, where MySQL's queue runs every operation.
+fn watch(store: &Store, scope: &str) -> Vec<String> {
+    store
+        .default_view()
+        .map(|v| v.code.clone())
+        .filter(|code| code != scope)
+        .into_iter()
+        .collect()
+}
+
 pub(super) async fn run(
     ctx: &JobContext,
     store: &Store,
     connector: &MagentoConnector,
+    scopes: &Scopes,
     params: &PushParams,
 ) -> Result<Outcome, JobError> {
     let db = &ctx.state.db;
     let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
     ctx.set_total(Some(params.proposals.len() as i64));
-    for counter in ["pushed", "conflict", "failed", "already_applied", "bulks"] {
+    for counter in super::COUNTERS.iter().chain(&["bulks"]) {
         ctx.add(counter, 0);
     }
     // 1. Plan every proposal; record what needs no bulk.
@@ -73,15 +96,19 @@ pub(super) async fn run(
             .as_ref()
             .filter(|p| p.state == "approved" || p.state == "failed")
         {
-            match prepare(db, store, connector, p).await? {
+            let watch = watch(store, &p.store_view);
+            let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
+            match prepare(db, store, connector, p, scopes, &watch).await? {
                 Prepared::AlreadyApplied { store } => {
                     result = Some(PushResult::AlreadyApplied { store });
                 }
                 Prepared::Conflict(fields) => result = Some(PushResult::Conflict(fields)),
                 Prepared::Failed(message) => result = Some(PushResult::Failed(message)),
-                Prepared::Write { calls } => {
+                Prepared::Refused(message) => result = Some(PushResult::Refused(message)),
+                Prepared::Write(write) => {
+                    super::log_warnings(ctx, p, &write.warnings).await;
                     let mut save = None;
-                    for call in &calls {
+                    for call in &write.calls {
                         match call.product_save_body() {
                             Some(body) => save = Some(body.clone()),
                             None => {
@@ -107,8 +134,13 @@ pub(super) async fn run(
                             scope: p.store_view.clone(),
                             body,
                             rounds: 0,
+                            check: write.check.clone(),
                         }),
-                        (false, None) => result = Some(read_back(connector, p).await?),
+                        (false, None) => {
+                            let requests = write.calls.len();
+                            result =
+                                Some(read_back(connector, p, &write.check, &watch, requests).await?)
+                        }
                     }
                 }
             }
@@ -117,7 +149,7 @@ pub(super) async fn run(
         let mut tx = db.begin().await?;
         if let (Some(p), Some(result)) = (&proposal, result) {
             ctx.advance(1);
-            record(&mut tx, ctx, store, p, result).await?;
+            record(&mut tx, ctx, p, result).await?;
         }
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
@@ -155,7 +187,11 @@ pub(super) async fn run(
                 };
                 let outcome = outcomes.get(i).cloned().unwrap_or(BulkOutcome::Open);
                 let result = match outcome {
-                    BulkOutcome::Complete => read_back(connector, &proposal).await?,
+                    BulkOutcome::Complete => {
+                        let watch = watch(store, &item.scope);
+                        let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
+                        read_back(connector, &proposal, &item.check, &watch, 1).await?
+                    }
                     BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS => {
                         checkpoint.pending.push(item);
                         continue;
@@ -173,7 +209,7 @@ pub(super) async fn run(
         let mut tx = db.begin().await?;
         for (proposal, result) in settled {
             ctx.advance(1);
-            record(&mut tx, ctx, store, &proposal, result).await?;
+            record(&mut tx, ctx, &proposal, result).await?;
         }
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
@@ -183,17 +219,7 @@ pub(super) async fn run(
             return Ok(Outcome::Stopped(stop));
         }
     }
-    ctx.log(
-        "info",
-        format!(
-            "bulk push finished: {} pushed, {} already applied, {} conflicts, {} failed",
-            ctx.counter("pushed"),
-            ctx.counter("already_applied"),
-            ctx.counter("conflict"),
-            ctx.counter("failed")
-        ),
-    )
-    .await;
+    super::log_summary(ctx, "bulk push").await;
     Ok(Outcome::Done)
 }
 
@@ -235,7 +261,7 @@ async fn submit(
                 Some(message) => {
                     if let Some(proposal) = load(db, store.id, item.proposal).await? {
                         ctx.advance(1);
-                        record(&mut tx, ctx, store, &proposal, PushResult::Failed(message)).await?;
+                        record(&mut tx, ctx, &proposal, PushResult::Failed(message)).await?;
                     }
                 }
                 None => accepted.push(Item {
@@ -253,25 +279,4 @@ async fn submit(
     ctx.save(&mut tx, &*checkpoint).await?;
     tx.commit().await?;
     Ok(())
-}
-
-async fn read_back(
-    connector: &MagentoConnector,
-    proposal: &super::Proposal,
-) -> Result<PushResult, JobError> {
-    match connector
-        .read_product(&proposal.store_view, &proposal.sku)
-        .await
-    {
-        Ok(Some(after)) => Ok(PushResult::Pushed {
-            store: Box::new(after),
-            requests: 1,
-        }),
-        Ok(None) => Ok(PushResult::Failed(
-            "the product disappeared from the store right after the push".into(),
-        )),
-        Err(e) => Err(JobError::Transient(format!(
-            "reading the product back after the push: {e}"
-        ))),
-    }
 }

@@ -1,16 +1,26 @@
 //! Push: approved proposals written back to the store, one scope at a time, without ever
-//! overwriting a change someone made in the store meanwhile.
+//! overwriting a change someone made in the store meanwhile, and done only when the store
+//! shows them.
 //!
 //! For each proposal the product is read again from the store in the proposal's scope and
 //! [`plan::plan`] compares base, proposal and store: a conflict marks the proposal `conflict`
-//! with the three values; otherwise only the changed attributes go to the scope's own URL and
-//! changed labels to their gallery entry. The product is then read back and recorded as the
-//! scope's live version (origin `push`), and the proposal marked `pushed` — in one transaction
-//! with the job's checkpoint. A crash between the store's answer and that commit is harmless:
-//! the re-run reads the store, finds the proposal applied, and writes nothing.
+//! with the three values; otherwise [`scope_check`] refuses what Magento cannot do in a store
+//! view, and only the changed attributes go to the scope's own URL and changed labels to their
+//! gallery entry. The product is then read back: [`verify`] compares each written field and
+//! label with what was sent, and the scopes the write had to leave alone (for a store view the
+//! default values) with what they showed before. The read-back is recorded as the scope's live
+//! version (origin `push`), and the proposal marked `pushed` only when everything matched,
+//! else `failed` with the reason kind `not_applied` or `changed_elsewhere` — in one
+//! transaction with the job's checkpoint. A crash between the store's answer and that commit
+//! is harmless: the re-run reads the store, finds the proposal applied, and writes nothing.
 
 mod bulk;
+mod live;
 pub mod plan;
+pub mod scope_check;
+pub mod verify;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,11 +29,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use self::plan::{ConflictField, Plan, Scopes};
+use self::scope_check::ViewChange;
+use self::verify::{Expected, Verdict, Watched};
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::versions::effective;
 use crate::connector::magento::{MagentoConnector, PreparedCall, RemoteRequest};
 use crate::connector::{ConnectorError, PulledProduct};
 use crate::jobs::context::{JobContext, JobError, Outcome};
+use crate::stores::attribute_scopes;
 use crate::stores::{self, Store, StoreStatus, permissions};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,15 +67,43 @@ pub(crate) struct Proposal {
     default_live: Option<Content>,
     #[sqlx(json(nullable))]
     default_base: Option<Content>,
+    /// The reviewer approved writing an interface attribute's default value as the store
+    /// view's own value (see [`scope_check`]).
+    explicit_defaults: bool,
 }
 
 /// What pushing one proposal comes to.
 #[derive(Debug)]
 pub enum Prepared {
-    Write { calls: Vec<PreparedCall> },
-    AlreadyApplied { store: Box<PulledProduct> },
+    Write(Box<Write>),
+    AlreadyApplied {
+        store: Box<PulledProduct>,
+    },
     Conflict(Vec<ConflictField>),
     Failed(String),
+    /// Magento cannot do what the proposal asks in its scope ([`scope_check`]).
+    Refused(String),
+}
+
+/// A write ready to send, with what it must achieve.
+#[derive(Debug)]
+pub struct Write {
+    pub calls: Vec<PreparedCall>,
+    pub check: Check,
+    /// What the write does besides (a website-scoped attribute, an explicit default value).
+    pub warnings: Vec<String>,
+}
+
+/// How a write is judged once sent ([`read_back`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Check {
+    /// What the pushed scope must show afterwards.
+    pub expected: Expected,
+    /// The scopes read besides the pushed one (the default values for a store view, and the
+    /// watched scopes).
+    pub others: Vec<String>,
+    /// Values of the scopes the write must leave alone, as they were before it.
+    pub watched: Vec<Watched>,
 }
 
 /// One proposal in a dry run's answer.
@@ -71,12 +112,16 @@ pub struct DryRunItem {
     pub proposal_id: Uuid,
     pub sku: String,
     pub store_view: String,
-    /// `write`, `already_applied`, `conflict` or `failed`.
+    /// `write`, `already_applied`, `conflict`, `refused` (Magento cannot do it in this scope;
+    /// see `error`) or `failed`.
     pub outcome: String,
     /// The exact requests the push would send, in order.
     pub requests: Vec<RemoteRequest>,
     pub conflicts: Vec<ConflictField>,
     pub error: Option<String>,
+    /// What the write does besides its fields: a website-scoped attribute reaching every view
+    /// of the website, a default value written as a store view's own value.
+    pub warnings: Vec<String>,
 }
 
 /// Proposals of `store` in push order (default scope first, then store views by code).
@@ -97,7 +142,8 @@ pub(crate) async fn load(
 ) -> Result<Option<Proposal>, sqlx::Error> {
     sqlx::query_as(
         "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
-                b.content AS base, dv.content AS default_live, db.content AS default_base
+                b.content AS base, dv.content AS default_live, db.content AS default_base,
+                coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
          FROM product_versions v
          JOIN products p ON p.id = v.product_id
          LEFT JOIN product_versions b ON b.id = v.parent_id
@@ -112,12 +158,86 @@ pub(crate) async fn load(
     .await
 }
 
+/// The scopes a write of `scope` reads besides its own: the default values for a store view
+/// (its inherited values, and the scope it must not touch), the `watch`ed scopes, and the
+/// default values again whenever a watched store view's own values are to be told apart.
+fn other_scopes(scope: &str, watch: &[&str]) -> Vec<String> {
+    let mut others: Vec<String> = Vec::new();
+    if scope != DEFAULT_SCOPE || watch.iter().any(|w| *w != DEFAULT_SCOPE) {
+        others.push(DEFAULT_SCOPE.to_string());
+    }
+    for w in watch {
+        if *w != scope && !others.iter().any(|o| o == w) {
+            others.push(w.to_string());
+        }
+    }
+    others.retain(|o| o != scope);
+    others
+}
+
+/// `sku` as each of `scopes` shows it; `Ok(Err(message))` when one cannot say (the product is
+/// gone, or the store refused the read in a way retrying will not change).
+async fn read_scopes(
+    db: &PgPool,
+    store: &Store,
+    connector: &MagentoConnector,
+    sku: &str,
+    scopes: &[String],
+) -> Result<Result<BTreeMap<String, PulledProduct>, String>, JobError> {
+    let mut out = BTreeMap::new();
+    for scope in scopes {
+        match connector.read_product(scope, sku).await {
+            Ok(Some(product)) => {
+                out.insert(scope.clone(), product);
+            }
+            Ok(None) => {
+                return Ok(Err(format!(
+                    "the store no longer has a product with SKU {sku:?}"
+                )));
+            }
+            Err(e @ ConnectorError::PermissionMissing { .. }) => {
+                return Err(permissions::refused(db, store.id, "push", e).await);
+            }
+            Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
+            Err(e) => return Ok(Err(e.to_string())),
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// The values of `write`'s watched scopes in `reads` (which holds the default values).
+fn watched_in(
+    scope: &str,
+    watch: &[&str],
+    keys: &[String],
+    pushed: &Content,
+    reads: &BTreeMap<String, PulledProduct>,
+) -> Vec<Watched> {
+    let default = reads
+        .get(DEFAULT_SCOPE)
+        .map(|p| &p.content)
+        .unwrap_or(pushed);
+    watch
+        .iter()
+        .filter(|w| **w != scope)
+        .filter_map(|w| {
+            let shows = &reads.get(*w)?.content;
+            Some(verify::watched(w, keys, shows, default))
+        })
+        .flatten()
+        .collect()
+}
+
 /// Decides what pushing `proposal` means now and prepares its calls (nothing is sent).
+/// `scopes` are the store's attribute scopes; `watch` the scopes the write must leave alone
+/// besides, for a store view, the default values.
 pub(crate) async fn prepare(
     db: &PgPool,
     store: &Store,
     connector: &MagentoConnector,
     proposal: &Proposal,
+    scopes: &attribute_scopes::Scopes,
+    watch: &[&str],
 ) -> Result<Prepared, JobError> {
     let scope = proposal.store_view.as_str();
     let is_view = scope != DEFAULT_SCOPE;
@@ -133,21 +253,12 @@ pub(crate) async fn prepare(
         None => Content::default(),
     };
     let proposed = effective(scope, &default_live, &proposal.content);
-    let remote = match connector.read_product(scope, &proposal.sku).await {
-        Ok(Some(remote)) => remote,
-        Ok(None) => {
-            return Ok(Prepared::Failed(format!(
-                "the store no longer has a product with SKU {:?}",
-                proposal.sku
-            )));
-        }
-        Err(e @ ConnectorError::PermissionMissing { .. }) => {
-            return Err(permissions::refused(db, store.id, "push", e).await);
-        }
-        Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
-        Err(e) => return Ok(Prepared::Failed(e.to_string())),
-    };
-    let writes = match plan::plan(&Scopes {
+    let remote =
+        match read_scopes(db, store, connector, &proposal.sku, &[scope.to_string()]).await? {
+            Ok(mut read) => read.remove(scope).expect("the scope was read"),
+            Err(message) => return Ok(Prepared::Failed(message)),
+        };
+    let mut writes = match plan::plan(&Scopes {
         is_view,
         base: &base,
         proposal: &proposed,
@@ -162,6 +273,57 @@ pub(crate) async fn prepare(
         Plan::Conflict(fields) => return Ok(Prepared::Conflict(fields)),
         Plan::Write(writes) => writes,
     };
+    let checked = if is_view {
+        let change = ViewChange {
+            set: writes
+                .fields
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| k.clone())
+                .collect(),
+            reset: writes
+                .fields
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        let checked = scope_check::check(
+            &store.store_views.0,
+            scopes,
+            scope,
+            &change,
+            proposal.explicit_defaults,
+        );
+        if let Some(refusal) = checked.refusal() {
+            return Ok(Prepared::Refused(refusal));
+        }
+        checked
+    } else {
+        scope_check::Checked::default()
+    };
+    let others = other_scopes(scope, watch);
+    let reads = match read_scopes(db, store, connector, &proposal.sku, &others).await? {
+        Ok(reads) => reads,
+        Err(message) => return Ok(Prepared::Failed(message)),
+    };
+    // What the store's default values are now, for the view's inherited fields.
+    let default_now = reads
+        .get(DEFAULT_SCOPE)
+        .map(|p| p.content.clone())
+        .unwrap_or_else(|| remote.content.clone());
+    for field in &checked.explicit_defaults {
+        match default_now.fields.get(field) {
+            Some(value) => {
+                writes.fields.insert(field.clone(), Some(value.clone()));
+            }
+            None => {
+                return Ok(Prepared::Refused(format!(
+                    "`{field}` has no default value to write to store view {scope}"
+                )));
+            }
+        }
+    }
     if let Some(Some(key)) = writes.fields.get("url_key") {
         let scopes: Vec<String> = if is_view {
             vec![scope.to_string()]
@@ -178,10 +340,48 @@ pub(crate) async fn prepare(
             )));
         }
     }
-    match connector.content_calls(scope, &proposal.sku, &writes) {
-        Ok(calls) => Ok(Prepared::Write { calls }),
-        Err(e) => Ok(Prepared::Failed(e.to_string())),
+    let calls = match connector.content_calls(scope, &proposal.sku, &writes) {
+        Ok(calls) => calls,
+        Err(e) => return Ok(Prepared::Failed(e.to_string())),
+    };
+    let expected = Expected {
+        fields: writes
+            .fields
+            .iter()
+            .map(|(field, value)| {
+                // A store view set back to the default shows the default value.
+                let shows = match value {
+                    None if is_view => default_now.fields.get(field).cloned(),
+                    value => value.clone(),
+                };
+                (field.clone(), shows)
+            })
+            .collect(),
+        labels: writes
+            .media
+            .iter()
+            .map(|m| (m.entry_id, m.label.clone()))
+            .collect(),
+    };
+    let keys = expected.keys();
+    let mut watched = watched_in(scope, watch, &keys, &remote.content, &reads);
+    if is_view {
+        watched.extend(verify::watched(
+            DEFAULT_SCOPE,
+            &keys,
+            &default_now,
+            &default_now,
+        ));
     }
+    Ok(Prepared::Write(Box::new(Write {
+        calls,
+        check: Check {
+            expected,
+            others,
+            watched,
+        },
+        warnings: checked.warnings,
+    })))
 }
 
 /// Another product of the store that shows `key` as its url key in one of `scopes`.
@@ -212,6 +412,36 @@ async fn url_key_taken(
     .await
 }
 
+/// The store's attribute scopes for a push or dry run: those read before, and those of
+/// content attributes not known yet read now (an error reading them is logged; the push goes
+/// on, its read-back being the check).
+pub(crate) async fn known_scopes(
+    db: &PgPool,
+    store: &Store,
+    connector: &MagentoConnector,
+    ctx: Option<&JobContext>,
+) -> Result<attribute_scopes::Scopes, JobError> {
+    let unknown = attribute_scopes::unknown(store);
+    if unknown.is_empty() {
+        return Ok(store.attribute_scopes.0.clone());
+    }
+    match attribute_scopes::learn(db, store, connector, &unknown).await {
+        Ok(scopes) => Ok(scopes),
+        Err(attribute_scopes::LearnError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(store_id = %store.id, error = %e, "attribute scopes not read");
+            if let Some(ctx) = ctx {
+                ctx.log(
+                    "warn",
+                    format!("{e}; store-view writes are checked by their read-back only"),
+                )
+                .await;
+            }
+            Ok(store.attribute_scopes.0.clone())
+        }
+    }
+}
+
 /// What a push of `ids` would send, sending nothing.
 pub async fn dry_run(
     db: &PgPool,
@@ -219,6 +449,7 @@ pub async fn dry_run(
     connector: &MagentoConnector,
     ids: &[Uuid],
 ) -> Result<Vec<DryRunItem>, JobError> {
+    let scopes = known_scopes(db, store, connector, None).await?;
     let mut items = Vec::with_capacity(ids.len());
     for id in order(db, ids).await? {
         let Some(proposal) = load(db, store.id, id).await? else {
@@ -232,16 +463,22 @@ pub async fn dry_run(
             requests: Vec::new(),
             conflicts: Vec::new(),
             error: None,
+            warnings: Vec::new(),
         };
-        match prepare(db, store, connector, &proposal).await? {
-            Prepared::Write { calls } => {
+        match prepare(db, store, connector, &proposal, &scopes, &[]).await? {
+            Prepared::Write(write) => {
                 item.outcome = "write".into();
-                item.requests = calls.iter().map(PreparedCall::describe).collect();
+                item.requests = write.calls.iter().map(PreparedCall::describe).collect();
+                item.warnings = write.warnings;
             }
             Prepared::AlreadyApplied { .. } => item.outcome = "already_applied".into(),
             Prepared::Conflict(fields) => {
                 item.outcome = "conflict".into();
                 item.conflicts = fields;
+            }
+            Prepared::Refused(message) => {
+                item.outcome = "refused".into();
+                item.error = Some(message);
             }
             Prepared::Failed(message) => {
                 item.outcome = "failed".into();
@@ -252,6 +489,16 @@ pub async fn dry_run(
     }
     Ok(items)
 }
+
+/// Counters of a push job, each reported even when zero.
+const COUNTERS: &[&str] = &[
+    "pushed",
+    "conflict",
+    "failed",
+    "already_applied",
+    "not_applied",
+    "changed_elsewhere",
+];
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let params: PushParams = ctx.params()?;
@@ -270,12 +517,13 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         )));
     }
     let connector = connector_for(ctx, &store)?;
+    let scopes = known_scopes(db, &store, &connector, Some(ctx)).await?;
     if store.push_via_bulk {
-        return bulk::run(ctx, &store, &connector, &params).await;
+        return bulk::run(ctx, &store, &connector, &scopes, &params).await;
     }
     let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
     ctx.set_total(Some(params.proposals.len() as i64));
-    for counter in ["pushed", "conflict", "failed", "already_applied"] {
+    for counter in COUNTERS {
         ctx.add(counter, 0);
     }
     while let Some(&id) = params.proposals.get(checkpoint.next) {
@@ -286,7 +534,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         let outcome = match &proposal {
             // Decided otherwise since the push was asked for (rejected, superseded, pushed).
             Some(p) if p.state == "approved" || p.state == "failed" => {
-                push_one(ctx, &store, &connector, p).await?
+                Some(push_one(ctx, &store, &connector, &scopes, p).await?)
             }
             _ => None,
         };
@@ -294,35 +542,95 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
         ctx.set_done(checkpoint.next as i64);
         let mut tx = db.begin().await?;
         if let (Some(p), Some(outcome)) = (&proposal, outcome) {
-            record(&mut tx, ctx, &store, p, outcome).await?;
+            record(&mut tx, ctx, p, outcome).await?;
         }
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
     }
-    ctx.log(
-        "info",
-        format!(
-            "push finished: {} pushed, {} already applied, {} conflicts, {} failed",
-            ctx.counter("pushed"),
-            ctx.counter("already_applied"),
-            ctx.counter("conflict"),
-            ctx.counter("failed")
-        ),
-    )
-    .await;
+    log_summary(ctx, "push").await;
     Ok(Outcome::Done)
 }
 
+async fn log_summary(ctx: &JobContext, what: &str) {
+    ctx.log(
+        "info",
+        format!(
+            "{what} finished: {} pushed, {} already applied, {} conflicts, {} failed, {} not applied by the store, {} changed another scope",
+            ctx.counter("pushed"),
+            ctx.counter("already_applied"),
+            ctx.counter("conflict"),
+            ctx.counter("failed"),
+            ctx.counter("not_applied"),
+            ctx.counter("changed_elsewhere"),
+        ),
+    )
+    .await;
+}
+
 pub(crate) enum PushResult {
-    Pushed {
-        store: Box<PulledProduct>,
+    /// Sent and read back: `reads` holds every scope read after the write, the pushed one
+    /// included; `verdict` says whether the store shows it.
+    Written {
+        reads: BTreeMap<String, PulledProduct>,
         requests: usize,
+        verdict: Verdict,
     },
     AlreadyApplied {
         store: Box<PulledProduct>,
     },
     Conflict(Vec<ConflictField>),
     Failed(String),
+    Refused(String),
+}
+
+/// Reads `proposal`'s scope and the other scopes of `check` back after the write was sent,
+/// and judges it.
+pub(crate) async fn read_back(
+    connector: &MagentoConnector,
+    proposal: &Proposal,
+    check: &Check,
+    watch: &[&str],
+    requests: usize,
+) -> Result<PushResult, JobError> {
+    let scope = proposal.store_view.as_str();
+    let mut reads = BTreeMap::new();
+    for read_scope in std::iter::once(scope.to_string()).chain(check.others.iter().cloned()) {
+        match connector.read_product(&read_scope, &proposal.sku).await {
+            Ok(Some(after)) => {
+                reads.insert(read_scope, after);
+            }
+            Ok(None) => {
+                return Ok(PushResult::Failed(
+                    "the product disappeared from the store right after the push".into(),
+                ));
+            }
+            // Written but not read back: the next attempt finds it applied.
+            Err(e) => {
+                return Err(JobError::Transient(format!(
+                    "reading the product back after the push: {e}"
+                )));
+            }
+        }
+    }
+    let shown = &reads[scope].content;
+    let keys = check.expected.keys();
+    let mut after = watched_in(scope, watch, &keys, shown, &reads);
+    if scope != DEFAULT_SCOPE
+        && let Some(default) = reads.get(DEFAULT_SCOPE)
+    {
+        after.extend(verify::watched(
+            DEFAULT_SCOPE,
+            &keys,
+            &default.content,
+            &default.content,
+        ));
+    }
+    let verdict = verify::verify(&check.expected, shown, &check.watched, &after);
+    Ok(PushResult::Written {
+        reads,
+        requests,
+        verdict,
+    })
 }
 
 /// Prepares, sends and reads back one proposal; what to record comes back.
@@ -330,73 +638,125 @@ async fn push_one(
     ctx: &JobContext,
     store: &Store,
     connector: &MagentoConnector,
+    scopes: &attribute_scopes::Scopes,
     proposal: &Proposal,
-) -> Result<Option<PushResult>, JobError> {
-    let prepared = prepare(&ctx.state.db, store, connector, proposal).await?;
-    let calls = match prepared {
-        Prepared::AlreadyApplied { store } => {
-            return Ok(Some(PushResult::AlreadyApplied { store }));
-        }
-        Prepared::Conflict(fields) => return Ok(Some(PushResult::Conflict(fields))),
-        Prepared::Failed(message) => return Ok(Some(PushResult::Failed(message))),
-        Prepared::Write { calls } => calls,
+) -> Result<PushResult, JobError> {
+    let write = match prepare(&ctx.state.db, store, connector, proposal, scopes, &[]).await? {
+        Prepared::AlreadyApplied { store } => return Ok(PushResult::AlreadyApplied { store }),
+        Prepared::Conflict(fields) => return Ok(PushResult::Conflict(fields)),
+        Prepared::Failed(message) => return Ok(PushResult::Failed(message)),
+        Prepared::Refused(message) => return Ok(PushResult::Refused(message)),
+        Prepared::Write(write) => write,
     };
-    for call in &calls {
+    log_warnings(ctx, proposal, &write.warnings).await;
+    for call in &write.calls {
         match connector.send(call).await {
             Ok(()) => {}
             Err(e @ ConnectorError::PermissionMissing { .. }) => {
                 return Err(permissions::refused(&ctx.state.db, store.id, "push", e).await);
             }
             Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
-            Err(e) => return Ok(Some(PushResult::Failed(e.to_string()))),
+            Err(e) => return Ok(PushResult::Failed(e.to_string())),
         }
     }
-    match connector
-        .read_product(&proposal.store_view, &proposal.sku)
-        .await
-    {
-        Ok(Some(after)) => Ok(Some(PushResult::Pushed {
-            store: Box::new(after),
-            requests: calls.len(),
-        })),
-        Ok(None) => Ok(Some(PushResult::Failed(
-            "the product disappeared from the store right after the push".into(),
-        ))),
-        // Written but not read back: the next attempt finds it applied.
-        Err(e) => Err(JobError::Transient(format!(
-            "reading the product back after the push: {e}"
-        ))),
+    read_back(connector, proposal, &write.check, &[], write.calls.len()).await
+}
+
+async fn log_warnings(ctx: &JobContext, proposal: &Proposal, warnings: &[String]) {
+    for warning in warnings {
+        ctx.log(
+            "warn",
+            format!("{} in {}: {warning}", proposal.sku, proposal.store_view),
+        )
+        .await;
     }
 }
 
 pub(crate) async fn record(
     tx: &mut sqlx::PgConnection,
     ctx: &JobContext,
-    store: &Store,
     proposal: &Proposal,
     outcome: PushResult,
 ) -> Result<(), sqlx::Error> {
     let job_id = ctx.job.id;
-    match &outcome {
-        PushResult::Pushed { requests, .. } => {
-            ctx.add("pushed", 1);
-            ctx.add("requests", *requests as i64);
-        }
-        PushResult::AlreadyApplied { .. } => ctx.add("already_applied", 1),
-        _ => {}
-    }
+    let scope = proposal.store_view.as_str();
+    let default_live = proposal.default_live.clone().unwrap_or_default();
     match outcome {
-        PushResult::Pushed { store: remote, .. } | PushResult::AlreadyApplied { store: remote } => {
-            record_live(tx, store, proposal, &remote, job_id).await?;
-            sqlx::query(
-                "UPDATE product_versions SET state = 'pushed',
-                    meta = (meta - 'push_error' - 'conflict') || jsonb_build_object('pushed_by_job', $2::uuid, 'pushed_at', now())
-                 WHERE id = $1",
+        PushResult::Written {
+            reads,
+            requests,
+            verdict,
+        } => {
+            ctx.add("requests", requests as i64);
+            // Scopes whose new state is recorded: the pushed one, and those the write changed
+            // besides (the next sync would find them anyway).
+            let mut changed: Vec<&str> = verdict
+                .changed_elsewhere
+                .iter()
+                .map(|c| c.scope.as_str())
+                .collect();
+            changed.sort();
+            changed.dedup();
+            let default_recorded = scope == DEFAULT_SCOPE || changed.contains(&DEFAULT_SCOPE);
+            let default = match reads.get(DEFAULT_SCOPE) {
+                Some(read) if default_recorded => read.content.clone(),
+                _ => default_live,
+            };
+            let shown = &reads[scope].content;
+            let content = live::stored_form(scope, shown, &default);
+            live::record(
+                tx,
+                proposal.product_id,
+                scope,
+                &content,
+                Some(proposal.id),
+                job_id,
             )
-            .bind(proposal.id)
-            .bind(job_id)
-            .execute(&mut *tx)
             .await?;
+            for other in &changed {
+                if let Some(read) = reads.get(*other) {
+                    let content = live::stored_form(other, &read.content, &default);
+                    live::record(tx, proposal.product_id, other, &content, None, job_id).await?;
+                }
+            }
+            if !verdict.changed_elsewhere.is_empty() {
+                ctx.add("changed_elsewhere", 1);
+                let message = verify::changed_message(&verdict.changed_elsewhere);
+                tracing::warn!(job_id = %job_id, proposal = %proposal.id, sku = %proposal.sku, "{message}");
+                ctx.log("warn", format!("{} in {scope}: {message}", proposal.sku))
+                    .await;
+            }
+            if verdict.is_clean() {
+                ctx.add("pushed", 1);
+                mark_pushed(tx, proposal.id, job_id).await?;
+            } else {
+                let kind = if verdict.not_applied.is_empty() {
+                    "changed_elsewhere"
+                } else {
+                    ctx.add("not_applied", 1);
+                    "not_applied"
+                };
+                let message = verdict.message(scope);
+                if kind == "not_applied" {
+                    ctx.log("warn", format!("{} in {scope}: {message}", proposal.sku))
+                        .await;
+                }
+                mark_failed(tx, proposal.id, job_id, kind, &message, &verdict).await?;
+            }
+        }
+        PushResult::AlreadyApplied { store: remote } => {
+            ctx.add("already_applied", 1);
+            let content = live::stored_form(scope, &remote.content, &default_live);
+            live::record(
+                tx,
+                proposal.product_id,
+                scope,
+                &content,
+                Some(proposal.id),
+                job_id,
+            )
+            .await?;
+            mark_pushed(tx, proposal.id, job_id).await?;
         }
         PushResult::Conflict(fields) => {
             ctx.add("conflict", 1);
@@ -413,84 +773,80 @@ pub(crate) async fn record(
         }
         PushResult::Failed(message) => {
             ctx.add("failed", 1);
-            sqlx::query(
-                "UPDATE product_versions SET state = 'failed',
-                    meta = meta || jsonb_build_object('push_error', $2::text, 'push_job', $3::uuid)
-                 WHERE id = $1",
+            mark_failed(
+                tx,
+                proposal.id,
+                job_id,
+                "error",
+                &message,
+                &Verdict::default(),
             )
-            .bind(proposal.id)
-            .bind(message)
-            .bind(job_id)
-            .execute(&mut *tx)
+            .await?;
+        }
+        PushResult::Refused(message) => {
+            ctx.add("failed", 1);
+            ctx.log(
+                "warn",
+                format!("{} in {scope}: refused: {message}", proposal.sku),
+            )
+            .await;
+            mark_failed(
+                tx,
+                proposal.id,
+                job_id,
+                "refused",
+                &message,
+                &Verdict::default(),
+            )
             .await?;
         }
     }
     Ok(())
 }
 
-/// Records what the store shows after the push as the scope's live version (origin `push`),
-/// stored like a pull would store it, so the next sync finds nothing new.
-async fn record_live(
+/// Meta keys a push outcome writes; a later outcome replaces them all.
+const OUTCOME_META: &str =
+    "meta - 'push_error' - 'push_error_kind' - 'not_applied' - 'changed_elsewhere' - 'conflict'";
+
+async fn mark_pushed(
     tx: &mut sqlx::PgConnection,
-    _store: &Store,
-    proposal: &Proposal,
-    remote: &PulledProduct,
+    id: Uuid,
     job_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    let content = if proposal.store_view == DEFAULT_SCOPE {
-        remote.content.clone()
-    } else {
-        remote.content.overrides_of(
-            proposal
-                .default_live
-                .as_ref()
-                .unwrap_or(&Content::default()),
-        )
-    };
-    let hash = content.hash();
-    let live: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
-        "SELECT version_id, content_hash FROM product_live WHERE product_id = $1 AND store_view = $2 FOR UPDATE",
-    )
-    .bind(proposal.product_id)
-    .bind(&proposal.store_view)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if live.as_ref().is_some_and(|(_, h)| *h == hash) {
-        return Ok(());
-    }
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO product_versions (id, product_id, workspace_id, store_view, content, content_hash,
-             parent_id, origin, state, job_id)
-         SELECT $1, $2, workspace_id, $3, $4, $5, $6, 'push', 'live', $7 FROM products WHERE id = $2",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE product_versions SET state = 'pushed',
+            meta = ({OUTCOME_META}) || jsonb_build_object('pushed_by_job', $2::uuid, 'pushed_at', now())
+         WHERE id = $1"
+    )))
     .bind(id)
-    .bind(proposal.product_id)
-    .bind(&proposal.store_view)
-    .bind(sqlx::types::Json(&content))
-    .bind(&hash)
-    .bind(proposal.id)
     .bind(job_id)
     .execute(&mut *tx)
     .await?;
-    if let Some((previous, _)) = live {
-        sqlx::query(
-            "UPDATE product_versions SET state = 'superseded' WHERE id = $1 AND state = 'live'",
-        )
-        .bind(previous)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query(
-        "INSERT INTO product_live (product_id, store_view, version_id, content_hash, url_key) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (product_id, store_view) DO UPDATE SET version_id = EXCLUDED.version_id,
-            content_hash = EXCLUDED.content_hash, url_key = EXCLUDED.url_key",
-    )
-    .bind(proposal.product_id)
-    .bind(&proposal.store_view)
+    Ok(())
+}
+
+/// Marks a proposal `failed` with its reason: `push_error` for people, `push_error_kind`
+/// (`not_applied`, `changed_elsewhere`, `refused` or `error`), and the fields behind it.
+async fn mark_failed(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    job_id: Uuid,
+    kind: &str,
+    message: &str,
+    verdict: &Verdict,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE product_versions SET state = 'failed',
+            meta = ({OUTCOME_META}) || jsonb_build_object('push_error', $2::text, 'push_error_kind', $3::text,
+                'push_job', $4::uuid, 'not_applied', $5::jsonb, 'changed_elsewhere', $6::jsonb)
+         WHERE id = $1"
+    )))
     .bind(id)
-    .bind(&hash)
-    .bind(content.fields.get("url_key"))
+    .bind(message)
+    .bind(kind)
+    .bind(job_id)
+    .bind(json!(verdict.not_applied))
+    .bind(json!(verdict.changed_elsewhere))
     .execute(&mut *tx)
     .await?;
     Ok(())

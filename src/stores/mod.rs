@@ -1,5 +1,6 @@
 //! Connected stores: their connection state, encrypted credentials and discovered store views.
 
+pub mod attribute_scopes;
 pub mod handshake;
 pub mod magento;
 pub mod permissions;
@@ -158,12 +159,14 @@ pub struct Store {
     signature_form: Option<String>,
     pub full_sync_every_days: i32,
     pub last_full_sync_at: Option<DateTime<Utc>>,
+    /// Each content attribute's scope, as far as read from the store.
+    pub attribute_scopes: sqlx::types::Json<attribute_scopes::Scopes>,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
     created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk,
-    missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at";
+    missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at, attribute_scopes";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -206,6 +209,13 @@ impl Store {
     /// The largest page the store answers, once it refused a larger one.
     pub fn max_page_size(&self) -> Option<u32> {
         self.max_page_size.and_then(|max| u32::try_from(max).ok())
+    }
+
+    /// The default store view: the one with the lowest id (store 1 on a standard install),
+    /// where Magento runs what carries no store of its own, such as bulk operations consumed
+    /// from its MySQL queue.
+    pub fn default_view(&self) -> Option<&StoreView> {
+        self.store_views.0.iter().min_by_key(|v| v.id)
     }
 
     pub fn rate_limit(&self) -> RateLimit {
@@ -296,6 +306,11 @@ pub struct StoreResponse {
     pub full_sync_every_days: u32,
     /// When the last full sync finished.
     pub last_full_sync_at: Option<DateTime<Utc>>,
+    /// Each content attribute's scope in Magento (`global`, `website` or `store`), read by
+    /// every sync: a store view cannot be given its own value of a global attribute, and a
+    /// website-scoped one changes every store view of the website.
+    #[schema(value_type = std::collections::BTreeMap<String, crate::connector::AttributeScope>)]
+    pub attribute_scopes: attribute_scopes::Scopes,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
@@ -347,6 +362,7 @@ impl StoreResponse {
             missing_permissions: store.missing_permissions.0,
             full_sync_every_days: u32::try_from(store.full_sync_every_days).unwrap_or(7),
             last_full_sync_at: store.last_full_sync_at,
+            attribute_scopes: store.attribute_scopes.0,
             created_at: store.created_at,
             connected_at: store.connected_at,
             disconnected_at: store.disconnected_at,

@@ -96,7 +96,9 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
             store.status
         )));
     }
-    let connector = connector_for(ctx, &store)?;
+    let magento = connector_for(ctx, &store)?;
+    refresh_attribute_scopes(ctx, &store, &magento).await?;
+    let connector: Arc<dyn Connector> = magento;
 
     let mut checkpoint = match ctx.checkpoint::<Checkpoint>() {
         Some(c) => {
@@ -258,7 +260,30 @@ async fn smaller_pages(
     Ok(())
 }
 
-fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<dyn Connector>, JobError> {
+/// Reads the scope of each content attribute again (one request): a merchant may have changed
+/// one since.
+/// A store that answers no attribute (the integration lacks
+/// `Magento_Catalog::attributes_attributes`) is synced all the same.
+async fn refresh_attribute_scopes(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+) -> Result<(), JobError> {
+    let codes = stores::attribute_scopes::content_codes(store);
+    match stores::attribute_scopes::learn(&ctx.state.db, store, connector, &codes).await {
+        Ok(_) => Ok(()),
+        Err(stores::attribute_scopes::LearnError::Db(e)) => Err(e.into()),
+        Err(stores::attribute_scopes::LearnError::Store(e @ ConnectorError::NeedsReauth(_))) => {
+            Err(connector_failure(ctx, store, e).await)
+        }
+        Err(e) => {
+            ctx.log("warn", e.to_string()).await;
+            Ok(())
+        }
+    }
+}
+
+fn connector_for(ctx: &JobContext, store: &Store) -> Result<Arc<MagentoConnector>, JobError> {
     let credentials = store
         .credentials(&ctx.state.keyring)
         .ok_or_else(|| JobError::Fatal("the store has no credentials (disconnected)".into()))?

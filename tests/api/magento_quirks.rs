@@ -212,8 +212,8 @@ async fn a_store_with_a_smaller_maximum_page_size_is_read_in_its_pages() {
     let requests = shop.sim.stats().total - refused_before;
     assert_eq!(
         requests,
-        3 * 4,
-        "three pages of 20 in each of the four scopes"
+        3 * 4 + 1,
+        "three pages of 20 in each of the four scopes, and the attribute scopes"
     );
 }
 

@@ -20,6 +20,7 @@ mod ops;
 mod privacy;
 mod products;
 mod promises;
+mod push_verification;
 mod review;
 mod s3_server;
 mod scale_out;

@@ -14,13 +14,16 @@ struct Shop {
 }
 
 async fn shop(products: usize) -> Shop {
-    let app = TestApp::spawn().await;
-    let sim = MagentoSim::start(SimConfig {
+    shop_with(SimConfig {
         products,
         ..SimConfig::default()
     })
     .await
-    .expect("simulator starts");
+}
+
+async fn shop_with(config: SimConfig) -> Shop {
+    let app = TestApp::spawn().await;
+    let sim = MagentoSim::start(config).await.expect("simulator starts");
     let owner = app.register("shop@example.com").await;
     let store_id = app.connect_store(&owner, &sim).await;
     app.sync(&owner, &store_id, "full").await;
@@ -865,9 +868,15 @@ async fn bulk_decisions_and_a_rollback_round_trip() {
     assert_eq!(shop.attribute(&skus[0], None, "meta_keyword"), original);
 }
 
+/// With RabbitMQ behind Magento's bulk API each operation runs in its URL's store view.
 #[tokio::test]
 async fn a_store_set_to_bulk_pushes_through_magentos_asynchronous_api() {
-    let shop = shop(20).await;
+    let shop = shop_with(SimConfig {
+        products: 20,
+        queue_mode: magento_sim::QueueMode::Amqp,
+        ..SimConfig::default()
+    })
+    .await;
     let (status, store) = shop
         .app
         .call(

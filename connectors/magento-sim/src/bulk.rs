@@ -1,6 +1,8 @@
 //! The asynchronous web API (REFERENCE §5): `/rest[/<code>]/async[/bulk]/V1/…` accepts
 //! operations, answers with a bulk uuid, and `/V1/bulk/{uuid}/…` reports each operation's
-//! status. Operations run through the same save logic as the synchronous API.
+//! status. Operations run through the same save logic as the synchronous API, in the store
+//! view the queue gives them ([`crate::QueueMode`]): with MySQL's queue always `default`,
+//! with AMQP the URL's.
 
 use std::sync::Arc;
 
@@ -93,6 +95,12 @@ pub fn submit(
             Value::Null,
         );
     }
+    // The consumer saves in the store view the queue carries, not necessarily the URL's.
+    let view = match inner.config.queue_mode {
+        // The default store view is the first (store id 1).
+        crate::QueueMode::Mysql => inner.config.store_views.first().cloned(),
+        crate::QueueMode::Amqp => view,
+    };
     let bulk_uuid = uuid(inner);
     let mut items = Vec::new();
     let mut operations = Vec::new();

@@ -14,6 +14,7 @@ pub mod catalog;
 mod fixtures;
 mod inspect;
 pub mod oauth;
+pub mod scopes;
 pub mod search;
 mod server;
 mod sku_faults;
@@ -33,6 +34,33 @@ use serde_json::Value;
 
 pub use catalog::{PlantedFlaw, SimProduct};
 pub use oauth::{SignatureForm, SignatureMethod};
+pub use scopes::AttributeScope;
+
+/// The message queue behind Magento's asynchronous web API, which decides the store view an
+/// operation is saved in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueMode {
+    /// The default MySQL queue: the consumer runs in the default store view whatever the store
+    /// code of the URL (`app/code/Magento/AsynchronousOperations/Model/MassConsumerEnvelopeCallback.php`
+    /// and `OperationProcessor::process` set no store; magento/magento2#8897), so
+    /// `/rest/fr/async/bulk/…` and `/rest/all/async/bulk/…` both save in `default`.
+    #[default]
+    Mysql,
+    /// RabbitMQ: the store is carried in the message's `store_id` header and set before the
+    /// operation runs (`app/code/Magento/AmqpStore/Plugin/Framework/Amqp/Bulk/Exchange.php`,
+    /// `app/code/Magento/AmqpStore/Plugin/AsynchronousOperations/MassConsumerEnvelopeCallback.php`).
+    Amqp,
+}
+
+impl QueueMode {
+    pub fn parse(value: &str) -> Option<QueueMode> {
+        match value {
+            "mysql" => Some(QueueMode::Mysql),
+            "amqp" => Some(QueueMode::Amqp),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -60,6 +88,12 @@ pub struct SimConfig {
     /// gallery entry (`Catalog/Model/Product/Gallery/GalleryManagement::update`,
     /// magento/magento2#27147). 2.4 keeps the id.
     pub media_file_quirk: bool,
+    /// Which queue runs asynchronous operations (the store view they are saved in).
+    pub queue_mode: QueueMode,
+    /// Attribute scopes the merchant set differently from Magento's (`name`, `description`…
+    /// are `store`, `tax_class_id` `website`, `category_ids` `global`), and text attributes
+    /// the store adds with their scope.
+    pub attribute_scopes: BTreeMap<String, AttributeScope>,
     /// Port to listen on; 0 for any free port.
     pub port: u16,
 }
@@ -77,6 +111,8 @@ impl Default for SimConfig {
             signature_methods: vec![SignatureMethod::HmacSha256],
             signature_form: SignatureForm::Laminas,
             media_file_quirk: false,
+            queue_mode: QueueMode::Mysql,
+            attribute_scopes: BTreeMap::new(),
             port: 0,
         }
     }
@@ -274,7 +310,16 @@ impl MagentoSim {
             .filter(|v| *v != "default")
             .cloned()
             .collect();
-        let (products, flaws) = catalog::generate(config.products, config.seed, &views, Utc::now());
+        let (mut products, flaws) =
+            catalog::generate(config.products, config.seed, &views, Utc::now());
+        // A global attribute has no store-view values: Magento reads only its default.
+        for product in &mut products {
+            for overrides in product.views.values_mut() {
+                overrides.retain(|code, _| {
+                    structure::scope_of(code, &config.attribute_scopes) != AttributeScope::Global
+                });
+            }
+        }
         let by_sku = products
             .iter()
             .enumerate()
@@ -592,6 +637,15 @@ impl MagentoSim {
 }
 
 impl Inner {
+    pub fn attribute_scope(&self, code: &str) -> AttributeScope {
+        structure::scope_of(code, &self.config.attribute_scopes)
+    }
+
+    /// The store views of the (single) website.
+    pub fn website_views(&self) -> &[String] {
+        &self.config.store_views
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + *self.clock_offset.lock().expect("clock")
     }
@@ -882,8 +936,11 @@ pub(crate) fn update_product(
                 "price" => product.price = value.as_f64().unwrap_or(product.price),
                 "status" => product.status = value.as_i64().unwrap_or(product.status),
                 _ => {
-                    let target = match store_view {
-                        None | Some("all") => &mut product.defaults,
+                    let view = store_view.filter(|v| *v != "all");
+                    // The admin writes a global attribute's one value whatever view is open.
+                    let global = inner.attribute_scope(&code) == AttributeScope::Global;
+                    let target = match view.filter(|_| !global) {
+                        None => &mut product.defaults,
                         Some(view) => product.views.entry(view.to_string()).or_default(),
                     };
                     if value.is_null() {

@@ -1,5 +1,5 @@
 //! `magento-sim --port P --products N --seed S --store-views default,fr,de [--input-limits]
-//! [--media-file-quirk]`
+//! [--media-file-quirk] [--queue-mode mysql|amqp]`
 
 use magento_sim::{MagentoSim, SimConfig};
 
@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits [--maximum-page-size N]] [--signature-form laminas|2.4.7+] [--legacy-last-page] [--media-file-quirk]"
+            "magento-sim --port P --products N --seed S --store-views default,fr,de [--latency-ms MS] [--input-limits [--maximum-page-size N]] [--signature-form laminas|2.4.7+] [--legacy-last-page] [--media-file-quirk] [--queue-mode mysql|amqp]"
         );
         return std::process::ExitCode::SUCCESS;
     }
@@ -74,6 +74,15 @@ async fn main() -> std::process::ExitCode {
             Ok(max) if max > 0 => config.maximum_page_size = max,
             _ => {
                 eprintln!("magento-sim: --maximum-page-size must be a positive number");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(mode) = parse("--queue-mode") {
+        match magento_sim::QueueMode::parse(&mode) {
+            Some(mode) => config.queue_mode = mode,
+            None => {
+                eprintln!("magento-sim: --queue-mode is mysql or amqp");
                 return std::process::ExitCode::FAILURE;
             }
         }

@@ -226,8 +226,16 @@ async fn rest_call(
     };
     match (method.as_str(), route.as_slice()) {
         ("GET", ["products"]) => list_products(inner, view.as_deref(), &params),
-        ("GET", ["products", "attributes"]) => axum::Json(crate::structure::attribute_list()).into_response(),
-        ("GET", ["products", "attributes", code]) => match crate::structure::attribute(code) {
+        ("GET", ["products", "attributes"]) => match search::parse(&params) {
+            Ok(criteria) => axum::Json(crate::structure::attribute_list(&inner.config.attribute_scopes, &criteria)).into_response(),
+            Err(CriteriaError::Missing) => magento_error(
+                StatusCode::BAD_REQUEST,
+                "\"%fieldName\" is required. Enter and try again.",
+                json!({"fieldName": "searchCriteria"}),
+            ),
+            Err(e) => magento_error(StatusCode::BAD_REQUEST, &e.to_string(), Value::Null),
+        },
+        ("GET", ["products", "attributes", code]) => match crate::structure::attribute(code, &inner.config.attribute_scopes) {
             Some(a) => axum::Json(a).into_response(),
             None => magento_error(
                 StatusCode::NOT_FOUND,
@@ -235,7 +243,7 @@ async fn rest_call(
                 json!([code]),
             ),
         },
-        ("GET", ["products", "attributes", code, "options"]) => match crate::structure::attribute_options(code) {
+        ("GET", ["products", "attributes", code, "options"]) => match crate::structure::attribute_options(code, &inner.config.attribute_scopes) {
             Some(o) => axum::Json(o).into_response(),
             None => magento_error(
                 StatusCode::NOT_FOUND,
@@ -510,9 +518,7 @@ fn list_products(
     axum::Json(body).into_response()
 }
 
-/// PUT/POST of a product: an upsert written at the URL's scope. Only attributes whose value
-/// differs from what the scope shows now are written, so sending the effective value
-/// creates no store-view override; `null` removes a store-view override.
+/// The test hook `/__sim/products/<sku>`: an admin's change or deletion.
 fn admin_change(inner: &Arc<Inner>, method: &Method, sku: &str, body: &Bytes) -> Response {
     let changed = match method.as_str() {
         "DELETE" => crate::delete_product(inner, sku),
@@ -550,6 +556,10 @@ fn admin_change(inner: &Arc<Inner>, method: &Method, sku: &str, body: &Bytes) ->
     }
 }
 
+/// PUT/POST of a product: an upsert written at the URL's scope as each attribute's scope puts
+/// it ([`crate::scopes::write`]). Only attributes whose value differs from what the scope shows
+/// now are written, so sending the effective value creates no store-view override; `null`
+/// removes a store-view override. Interface attributes inside `custom_attributes` are dropped.
 pub(crate) fn save_product(
     inner: &Arc<Inner>,
     view: Option<&str>,
@@ -568,6 +578,15 @@ pub(crate) fn save_product(
     let mut catalog = inner.catalog.write().expect("catalog");
     let mut changes: Vec<(String, Value)> = Vec::new();
     if let Some(name) = product.get("name") {
+        // `name` is required: emptying it fails validation before anything is saved
+        // (`app/code/Magento/Eav/Model/Entity/Attribute/Backend/AbstractBackend.php::validate`).
+        if name.is_null() || name.as_str().is_some_and(|n| n.trim().is_empty()) {
+            return magento_error(
+                StatusCode::BAD_REQUEST,
+                "The \"%1\" attribute value is empty. Set the attribute and try again.",
+                json!(["Product Name"]),
+            );
+        }
         changes.push(("name".into(), name.clone()));
     }
     for attribute in product["custom_attributes"]
@@ -575,7 +594,9 @@ pub(crate) fn save_product(
         .into_iter()
         .flatten()
     {
-        if let Some(code) = attribute["attribute_code"].as_str() {
+        if let Some(code) = attribute["attribute_code"].as_str()
+            && !crate::scopes::INTERFACE_ATTRIBUTES.contains(&code)
+        {
             changes.push((code.to_string(), attribute["value"].clone()));
         }
     }
@@ -627,29 +648,8 @@ pub(crate) fn save_product(
     let mut next_media_id = catalog.next_media_id;
     let target = catalog.get_mut(&sku).expect("checked above");
     for (code, value) in changes {
-        match view {
-            None => {
-                if value.is_null() {
-                    target.defaults.remove(&code);
-                } else {
-                    target.defaults.insert(code, value);
-                }
-            }
-            Some(v) => {
-                let effective = target.value(Some(v), &code).cloned();
-                if value.is_null() {
-                    if let Some(o) = target.views.get_mut(v) {
-                        o.remove(&code);
-                    }
-                } else if effective.as_ref() != Some(&value) {
-                    target
-                        .views
-                        .entry(v.to_string())
-                        .or_default()
-                        .insert(code, value);
-                }
-            }
-        }
+        let scope = inner.attribute_scope(&code);
+        crate::scopes::write(target, view, scope, inner.website_views(), code, value);
     }
     if let Some(price) = product["price"].as_f64() {
         target.price = price;

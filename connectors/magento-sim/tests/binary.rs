@@ -118,3 +118,69 @@ async fn media_file_quirk_gives_an_updated_entry_a_new_id() {
             .any(|e| e.value.label.as_deref() == Some("x"))
     );
 }
+
+#[test]
+fn a_queue_mode_other_than_mysql_or_amqp_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_magento-sim"))
+        .args(["--port", "0", "--queue-mode", "rabbit"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--queue-mode is mysql or amqp"), "{stderr}");
+}
+
+#[tokio::test]
+async fn queue_mode_decides_the_store_view_of_bulk_operations() {
+    use magento::StoreScope;
+    use magento::client::Call;
+    use magento::scope::Route;
+
+    for (mode, lands_in) in [("amqp", "fr"), ("mysql", "default")] {
+        let (_sim, banner) = start_with_banner(&["--queue-mode", mode]);
+        let client = client_for(&banner);
+        let fr = StoreScope::parse("fr").unwrap();
+        let sku = client
+            .search_products_page(
+                &StoreScope::All,
+                &magento::SearchCriteria::new().page_size(1).current_page(1),
+            )
+            .await
+            .unwrap()
+            .items[0]
+            .value
+            .sku
+            .clone()
+            .unwrap();
+        client
+            .submit_bulk(
+                &fr,
+                reqwest::Method::PUT,
+                Route::new().lit("products/bySku"),
+                vec![
+                    serde_json::json!({"product": {"sku": sku, "custom_attributes": [
+                    {"attribute_code": "meta_keyword", "value": "en masse"}]}}),
+                ],
+            )
+            .await
+            .unwrap();
+        for view in ["default", "fr"] {
+            let read = Call::get(
+                StoreScope::parse(view).unwrap(),
+                Route::new().lit("products").value(&sku),
+            );
+            let product = client.send_json(&read).await.unwrap();
+            let keyword = product["custom_attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["attribute_code"] == "meta_keyword")
+                .map(|a| a["value"].clone());
+            assert_eq!(
+                keyword.as_ref().and_then(|k| k.as_str()) == Some("en masse"),
+                view == lands_in,
+                "{mode}: {view} shows {keyword:?}"
+            );
+        }
+    }
+}

@@ -2,12 +2,17 @@
 
 use magento::scope::Route;
 use magento::{AccessCredentials, ClientConfig, MagentoClient, StoreScope};
-use magento_sim::{MagentoSim, SimConfig};
-use serde_json::json;
+use magento_sim::{MagentoSim, QueueMode, SimConfig};
+use serde_json::{Value, json};
 
 async fn setup() -> (MagentoSim, MagentoClient) {
+    setup_with(QueueMode::Amqp).await
+}
+
+async fn setup_with(queue_mode: QueueMode) -> (MagentoSim, MagentoClient) {
     let sim = MagentoSim::start(SimConfig {
         products: 5,
+        queue_mode,
         ..SimConfig::default()
     })
     .await
@@ -26,8 +31,23 @@ async fn setup() -> (MagentoSim, MagentoClient) {
     (sim, client)
 }
 
+/// What `view` shows for `code` of `sku` (`None`: the default values).
+fn shown(sim: &MagentoSim, sku: &str, view: Option<&str>, code: &str) -> Value {
+    let product = sim.product(sku, view).unwrap();
+    if code == "name" {
+        return product["name"].clone();
+    }
+    product["custom_attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["attribute_code"] == code)
+        .map(|a| a["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
 #[tokio::test]
-async fn bulk_operations_are_applied_per_store_view_and_reported_by_status() {
+async fn with_amqp_bulk_operations_are_applied_per_store_view_and_reported_by_status() {
     let (sim, client) = setup().await;
     let skus = sim.skus();
     let fr = StoreScope::parse("fr").unwrap();
@@ -70,6 +90,39 @@ async fn bulk_operations_are_applied_per_store_view_and_reported_by_status() {
             .iter()
             .all(|w| w.store_code.as_deref() == Some("fr") && w.path.contains("/async/bulk/V1/"))
     );
+}
+
+#[tokio::test]
+async fn with_mysqls_queue_bulk_operations_run_in_the_default_store_view() {
+    let (sim, client) = setup_with(QueueMode::Mysql).await;
+    assert_eq!(SimConfig::default().queue_mode, QueueMode::Mysql);
+    let skus = sim.skus();
+    let title = |view| shown(&sim, &skus[0], view, "meta_keyword");
+    let (all_before, fr_before) = (title(None), title(Some("fr")));
+    for (code, value) in [("fr", "mots clés"), ("all", "default keywords")] {
+        let accepted = client
+            .submit_bulk(
+                &StoreScope::parse(code).unwrap(),
+                reqwest::Method::PUT,
+                Route::new().lit("products/bySku"),
+                vec![json!({"product": {"sku": skus[0], "custom_attributes": [
+                    {"attribute_code": "meta_keyword", "value": value}]}})],
+            )
+            .await
+            .unwrap()
+            .value;
+        let uuid = accepted.bulk_uuid.unwrap();
+        let status = client.bulk_status(&uuid).await.unwrap().value;
+        assert_eq!(
+            status.operations_list.unwrap()[0].status,
+            Some(1),
+            "Magento reports the operation complete"
+        );
+        // …but it ran in the default store view, not the one the URL names.
+        assert_eq!(title(Some("default")), json!(value));
+        assert_eq!(title(Some("fr")), fr_before);
+        assert_eq!(title(None), all_before);
+    }
 }
 
 #[tokio::test]

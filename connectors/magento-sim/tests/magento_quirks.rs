@@ -371,3 +371,142 @@ async fn the_update_attributes_mass_action_leaves_updated_at_alone() {
     assert_eq!(meta, "Mass");
     assert_eq!(updated_since(&client, &since).await, vec![skus[2].clone()]);
 }
+
+/// `PUT /rest/<scope>/V1/products/<sku>` with `product`.
+async fn save(client: &MagentoClient, scope: &str, sku: &str, product: Value) -> Value {
+    let call = Call::new(
+        reqwest::Method::PUT,
+        StoreScope::parse(scope).unwrap(),
+        Route::new().lit("products").value(sku),
+    )
+    .with_body(json!({ "product": product }));
+    client.send_json(&call).await.unwrap()
+}
+
+/// What `view` shows for `code` of `sku` (`None`: the default values).
+fn shown(sim: &MagentoSim, sku: &str, view: Option<&str>, code: &str) -> Value {
+    let product = sim.product(sku, view).unwrap();
+    if code == "name" {
+        return product["name"].clone();
+    }
+    product["custom_attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["attribute_code"] == code)
+        .map(|a| a["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn interface_attributes_inside_custom_attributes_are_ignored() {
+    let (sim, client) = start(SimConfig {
+        products: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    // A product whose French view has its own name.
+    let sku = sim
+        .skus()
+        .into_iter()
+        .find(|sku| shown(&sim, sku, Some("fr"), "name") != shown(&sim, sku, None, "name"))
+        .expect("a translated product");
+    let french = shown(&sim, &sku, Some("fr"), "name");
+    // "Use Default Value" for the name, the way a custom attribute is reset: Magento drops the
+    // entry and answers with the product, the French name in place.
+    let answer = save(
+        &client,
+        "fr",
+        &sku,
+        json!({"sku": sku, "custom_attributes": [
+            {"attribute_code": "name", "value": null},
+            {"attribute_code": "price", "value": "1.00"},
+            {"attribute_code": "meta_title", "value": "Titre"}]}),
+    )
+    .await;
+    assert_eq!(answer["name"], french);
+    assert_eq!(shown(&sim, &sku, Some("fr"), "name"), french);
+    assert_ne!(sim.product(&sku, None).unwrap()["price"], json!(1.0));
+    assert_eq!(
+        shown(&sim, &sku, Some("fr"), "meta_title"),
+        "Titre",
+        "the custom attribute beside it is saved"
+    );
+    // As the product's own field, an empty name fails the required check.
+    let call = Call::new(
+        reqwest::Method::PUT,
+        StoreScope::parse("fr").unwrap(),
+        Route::new().lit("products").value(&sku),
+    )
+    .with_body(json!({"product": {"sku": sku, "name": null}}));
+    let error = client.send_json(&call).await.expect_err("refused");
+    assert_eq!(error.status(), Some(400));
+    assert_eq!(
+        error.magento_message().unwrap().template.as_deref(),
+        Some("The \"%1\" attribute value is empty. Set the attribute and try again.")
+    );
+    assert_eq!(shown(&sim, &sku, Some("fr"), "name"), french);
+}
+
+#[tokio::test]
+async fn attribute_scopes_are_served_and_decide_where_a_store_view_save_lands() {
+    let (sim, client) = start(SimConfig {
+        products: 5,
+        attribute_scopes: [(
+            "meta_keyword".to_string(),
+            magento_sim::AttributeScope::Global,
+        )]
+        .into_iter()
+        .collect(),
+        ..SimConfig::default()
+    })
+    .await;
+    let all = StoreScope::All;
+    for (code, scope) in [
+        ("name", "store"),
+        ("meta_keyword", "global"),
+        ("tax_class_id", "website"),
+        ("category_ids", "global"),
+    ] {
+        let attribute = client.attribute(&all, code).await.unwrap().value;
+        assert_eq!(attribute.scope.as_deref(), Some(scope), "{code}");
+    }
+    let sku = sim.skus().remove(0);
+    // A store-scoped value stays in its view.
+    save(
+        &client,
+        "fr",
+        &sku,
+        json!({"sku": sku, "custom_attributes": [
+        {"attribute_code": "meta_title", "value": "Titre"}]}),
+    )
+    .await;
+    assert_eq!(shown(&sim, &sku, Some("fr"), "meta_title"), "Titre");
+    assert_ne!(shown(&sim, &sku, None, "meta_title"), "Titre");
+    assert_ne!(shown(&sim, &sku, Some("de"), "meta_title"), "Titre");
+    // A global one saved in a view is the one value of every scope.
+    save(
+        &client,
+        "fr",
+        &sku,
+        json!({"sku": sku, "custom_attributes": [
+        {"attribute_code": "meta_keyword", "value": "mots"}]}),
+    )
+    .await;
+    for view in [None, Some("default"), Some("fr"), Some("de")] {
+        assert_eq!(shown(&sim, &sku, view, "meta_keyword"), "mots", "{view:?}");
+    }
+    // A website one changes every view of the website, not the default values.
+    save(
+        &client,
+        "fr",
+        &sku,
+        json!({"sku": sku, "custom_attributes": [
+        {"attribute_code": "tax_class_id", "value": "0"}]}),
+    )
+    .await;
+    for view in ["default", "fr", "de"] {
+        assert_eq!(shown(&sim, &sku, Some(view), "tax_class_id"), "0", "{view}");
+    }
+    assert_eq!(shown(&sim, &sku, None, "tax_class_id"), "2");
+}

@@ -25,6 +25,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::media;
 use crate::pagination::{Page, PageParams};
+use crate::push::scope_check::{self, ViewChange};
 use crate::storage::ObjectKey;
 use crate::stores::{self, Store};
 
@@ -296,6 +297,24 @@ async fn create_version(
     let content = edit.apply(&scope, &default, &current_content)?;
     if !edits::changes_anything(&scope, &default, &current_content, &content) {
         return Err(ApiError::NoChange("the edit equals the live content"));
+    }
+    if scope != DEFAULT_SCOPE {
+        // A global attribute has no store-view value to propose. (Setting a product field back
+        // to the default is decided at approval, where the reviewer may write it explicitly.)
+        let change = ViewChange {
+            set: ViewChange::between(&current_content, &content).set,
+            reset: Vec::new(),
+        };
+        let checked = scope_check::check(
+            &store.store_views.0,
+            &store.attribute_scopes.0,
+            &scope,
+            &change,
+            false,
+        );
+        if let Some(refusal) = checked.refusal() {
+            return Err(ApiError::invalid("fields", refusal));
+        }
     }
     let mut version = versions::propose(
         &mut tx,

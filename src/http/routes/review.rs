@@ -64,6 +64,12 @@ pub struct ApproveRequest {
     /// view, uses the default value): the result is what gets approved, attributed to them.
     pub fields: Option<BTreeMap<String, Option<String>>>,
     pub media: Option<Vec<MediaLabelEdit>>,
+    /// A store view's `name` (or another of Magento's product fields) set back to the default
+    /// cannot become "Use Default Value" again over Magento's REST API; `true` approves
+    /// writing the default value as the view's own value instead (it then no longer follows
+    /// the default). Without it such an approval is refused.
+    #[serde(default)]
+    pub explicit_default_values: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -132,6 +138,7 @@ async fn approve(
             decision: Decision::Approve,
             comment: comment.as_deref(),
             edited,
+            explicit_default_values: request.explicit_default_values,
         },
     )
     .await?;
@@ -206,6 +213,7 @@ async fn reject(
             decision: Decision::Reject,
             comment: comment.as_deref(),
             edited: None,
+            explicit_default_values: false,
         },
     )
     .await?;
@@ -225,6 +233,10 @@ pub struct BulkDecision {
     /// unless given).
     pub filter: Option<ProposalFilter>,
     pub comment: Option<String>,
+    /// As in a single approval: store views' product fields set back to the default are
+    /// written as the default value.
+    #[serde(default)]
+    pub explicit_default_values: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -236,7 +248,8 @@ pub struct Skipped {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkDecided {
     pub decided: Vec<Uuid>,
-    /// Proposals left as they were, and why (not pending, four-eyes, not in this store).
+    /// Proposals left as they were, and why (not pending, four-eyes, not in this store, a
+    /// store-view change Magento cannot carry out).
     pub skipped: Vec<Skipped>,
 }
 
@@ -326,6 +339,7 @@ async fn decide_many(
                 decision,
                 comment: comment.as_deref(),
                 edited: None,
+                explicit_default_values: request.explicit_default_values,
             },
         )
         .await
@@ -334,7 +348,12 @@ async fn decide_many(
                 tx.commit().await?;
                 decided.push(id);
             }
-            Err(e @ (ApiError::Conflict(_) | ApiError::Forbidden(_) | ApiError::NotFound(_))) => {
+            Err(
+                e @ (ApiError::Conflict(_)
+                | ApiError::Forbidden(_)
+                | ApiError::NotFound(_)
+                | ApiError::Invalid { .. }),
+            ) => {
                 skipped.push(Skipped {
                     id,
                     reason: e.to_string(),

@@ -117,6 +117,14 @@ fn parse_content_attributes(codes: Vec<String>) -> Result<Vec<String>, ApiError>
         if crate::catalog::content::STANDARD_FIELDS.contains(&code.as_str()) {
             continue;
         }
+        if crate::connector::magento::is_interface_attribute(&code) {
+            return Err(ApiError::invalid(
+                "content_attributes",
+                format!(
+                    "{code:?} is one of Magento's product fields, not a custom attribute: it cannot be content"
+                ),
+            ));
+        }
         if !out.contains(&code) {
             out.push(code);
         }

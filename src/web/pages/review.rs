@@ -95,6 +95,40 @@ fn conflict(meta: &Value) -> Markup {
     }
 }
 
+/// Why a push failed: the reason, and for a write the store did not take (or took elsewhere)
+/// each field with what was sent and what the store shows.
+fn push_failure(meta: &Value) -> Markup {
+    html! {
+        @if let Some(error) = meta["push_error"].as_str() {
+            div.push-failure role="group" aria-label="Push failed" {
+                h4 { "Push failed (" (text(&meta["push_error_kind"])) ")" }
+                p { (error) }
+                @if let Some(fields) = meta["not_applied"].as_array().filter(|f| !f.is_empty()) {
+                    table {
+                        thead { tr { th scope="col" { "Field" } th scope="col" { "Sent" } th scope="col" { "Magento shows" } } }
+                        tbody {
+                            @for f in fields {
+                                tr { td { (text(&f["field"])) } td { (text(&f["sent"])) } td { (text(&f["store"])) } }
+                            }
+                        }
+                    }
+                }
+                @if let Some(changes) = meta["changed_elsewhere"].as_array().filter(|c| !c.is_empty()) {
+                    table {
+                        caption { "Changed where it was not meant to" }
+                        thead { tr { th scope="col" { "Scope" } th scope="col" { "Field" } th scope="col" { "Before" } th scope="col" { "After" } } }
+                        tbody {
+                            @for c in changes {
+                                tr { td { (text(&c["scope"])) } td { (text(&c["field"])) } td { (text(&c["before"])) } td { (text(&c["after"])) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &str) -> Markup {
     let id = text(&p["id"]);
     let action = |decision: &str| format!("/w/{ws}/stores/{store}/proposals/{id}/{decision}");
@@ -115,6 +149,7 @@ fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &st
                 }
             }
             (conflict(&p["meta"]))
+            (push_failure(&p["meta"]))
             @if can_review && (approvable || rejectable) {
                 div.buttons {
                     @if approvable {
