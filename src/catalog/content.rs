@@ -117,13 +117,10 @@ impl Content {
         }
         Content { fields, media }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn content(pairs: &[(&str, &str)]) -> Content {
+    /// Content with these fields and no media (for tests).
+    #[cfg(test)]
+    pub fn of_fields(pairs: &[(&str, &str)]) -> Content {
         Content {
             fields: pairs
                 .iter()
@@ -131,6 +128,15 @@ mod tests {
                 .collect(),
             media: vec![],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(pairs: &[(&str, &str)]) -> Content {
+        Content::of_fields(pairs)
     }
 
     #[test]

@@ -702,17 +702,7 @@ pub(crate) async fn record(
                 Some(read) if default_recorded => read.content.clone(),
                 _ => default_live,
             };
-            let shown = &reads[scope].content;
-            let content = live::stored_form(scope, shown, &default);
-            live::record(
-                tx,
-                proposal.product_id,
-                scope,
-                &content,
-                Some(proposal.id),
-                job_id,
-            )
-            .await?;
+            record_shown(tx, proposal, &reads[scope].content, &default, job_id).await?;
             for other in &changed {
                 if let Some(read) = reads.get(*other) {
                     let content = live::stored_form(other, &read.content, &default);
@@ -746,16 +736,7 @@ pub(crate) async fn record(
         }
         PushResult::AlreadyApplied { store: remote } => {
             ctx.add("already_applied", 1);
-            let content = live::stored_form(scope, &remote.content, &default_live);
-            live::record(
-                tx,
-                proposal.product_id,
-                scope,
-                &content,
-                Some(proposal.id),
-                job_id,
-            )
-            .await?;
+            record_shown(tx, proposal, &remote.content, &default_live, job_id).await?;
             mark_pushed(tx, proposal.id, job_id).await?;
         }
         PushResult::Conflict(fields) => {
@@ -802,6 +783,27 @@ pub(crate) async fn record(
         }
     }
     Ok(())
+}
+
+/// Records what the proposal's scope `shows` after the push as its live version.
+async fn record_shown(
+    tx: &mut sqlx::PgConnection,
+    proposal: &Proposal,
+    shows: &Content,
+    default: &Content,
+    job_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let scope = proposal.store_view.as_str();
+    let content = live::stored_form(scope, shows, default);
+    live::record(
+        tx,
+        proposal.product_id,
+        scope,
+        &content,
+        Some(proposal.id),
+        job_id,
+    )
+    .await
 }
 
 /// Meta keys a push outcome writes; a later outcome replaces them all.

@@ -119,13 +119,7 @@ mod tests {
     use super::*;
 
     fn content(pairs: &[(&str, &str)]) -> Content {
-        Content {
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            media: vec![],
-        }
+        Content::of_fields(pairs)
     }
 
     #[test]

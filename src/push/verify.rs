@@ -263,13 +263,7 @@ mod tests {
     use crate::catalog::content::MediaItem;
 
     fn content(pairs: &[(&str, &str)]) -> Content {
-        Content {
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            media: vec![],
-        }
+        Content::of_fields(pairs)
     }
 
     fn expect(pairs: &[(&str, Option<&str>)]) -> Expected {

@@ -2,36 +2,10 @@
 //! success but ignores or saves elsewhere ends the proposal `failed`, never `pushed`, and what
 //! Magento cannot do in a store view is refused before anything is sent.
 
-use magento_sim::{AttributeScope, MagentoSim, QueueMode, SimConfig};
+use magento_sim::{AttributeScope, QueueMode, SimConfig};
 use serde_json::{Value, json};
 
-use crate::helpers::{Registered, TestApp};
-
-struct Shop {
-    app: TestApp,
-    sim: MagentoSim,
-    owner: Registered,
-    store_id: String,
-}
-
-/// A store on a simulator of `config`, its integration refused `denied`, synced once.
-async fn shop(config: SimConfig, denied: &[&str]) -> Shop {
-    let app = TestApp::spawn().await;
-    let sim = MagentoSim::start(config).await.expect("simulator starts");
-    for resource in denied {
-        sim.deny_resource(&sim.credentials().consumer_key, resource)
-            .unwrap();
-    }
-    let owner = app.register("shop@example.com").await;
-    let store_id = app.connect_store(&owner, &sim).await;
-    app.sync(&owner, &store_id, "full").await;
-    Shop {
-        app,
-        sim,
-        owner,
-        store_id,
-    }
-}
+use crate::review::{Shop, shop_denied, shop_with};
 
 fn log_of(job: &Value) -> Vec<String> {
     job["log"]
@@ -43,29 +17,12 @@ fn log_of(job: &Value) -> Vec<String> {
 }
 
 impl Shop {
-    async fn product_id(&self, sku: &str) -> String {
-        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products WHERE sku = $1")
-            .bind(sku)
-            .fetch_one(&self.app.db)
-            .await
-            .unwrap();
-        id.to_string()
-    }
-
-    /// `POST /products/{id}/versions` in `scope`: the answer.
-    async fn propose(&self, sku: &str, scope: &str, edit: Value) -> (u16, Value) {
-        let mut body = edit;
-        body["store_view"] = json!(scope);
-        self.app
-            .post(
-                &format!("/products/{}/versions", self.product_id(sku).await),
-                Some(&self.owner.access_token),
-                body,
-            )
+    async fn propose_as_owner(&self, sku: &str, scope: &str, edit: Value) -> (u16, Value) {
+        self.try_propose(&self.owner.access_token, sku, scope, edit)
             .await
     }
 
-    async fn approve(&self, id: &str, body: Value) -> (u16, Value) {
+    async fn approve_with(&self, id: &str, body: Value) -> (u16, Value) {
         self.app
             .post(
                 &format!("/proposals/{id}/approve"),
@@ -73,14 +30,6 @@ impl Shop {
                 body,
             )
             .await
-    }
-
-    async fn push(&self, body: Value) -> Value {
-        let path = format!("/stores/{}/push", self.store_id);
-        self.app
-            .run_job(&path, &self.owner.access_token, body)
-            .await
-            .1
     }
 
     async fn dry_run(&self, id: &str) -> Value {
@@ -114,52 +63,37 @@ impl Shop {
             .unwrap()
     }
 
-    /// What `view` shows for `code` (`None`: the default values).
-    fn shown(&self, sku: &str, view: Option<&str>, code: &str) -> Option<String> {
-        let product = self.sim.product(sku, view).expect("product");
-        if code == "name" {
-            return product["name"].as_str().map(String::from);
-        }
-        product["custom_attributes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["attribute_code"] == code)
-            .and_then(|a| a["value"].as_str().map(String::from))
-    }
-
     /// A SKU whose French view has its own name.
     fn translated_sku(&self) -> String {
         self.sim
             .skus()
             .into_iter()
             .filter(|s| s.starts_with("CD-"))
-            .find(|sku| self.shown(sku, Some("fr"), "name") != self.shown(sku, None, "name"))
+            .find(|sku| {
+                self.attribute(sku, Some("fr"), "name") != self.attribute(sku, None, "name")
+            })
             .expect("a translated product")
     }
 }
 
 #[tokio::test]
 async fn a_store_views_name_goes_back_to_the_default_only_as_an_explicit_value() {
-    let shop = shop(
-        SimConfig {
-            products: 30,
-            ..SimConfig::default()
-        },
-        &[],
-    )
+    let shop = shop_with(SimConfig {
+        products: 30,
+        ..SimConfig::default()
+    })
     .await;
     let sku = shop.translated_sku();
-    let default_name = shop.shown(&sku, None, "name").unwrap();
-    let french_name = shop.shown(&sku, Some("fr"), "name").unwrap();
+    let default_name = shop.attribute(&sku, None, "name").unwrap();
+    let french_name = shop.attribute(&sku, Some("fr"), "name").unwrap();
     // "Use Default Value" for the French name: proposed like any reset…
     let (status, proposal) = shop
-        .propose(&sku, "fr", json!({"fields": {"name": null}}))
+        .propose_as_owner(&sku, "fr", json!({"fields": {"name": null}}))
         .await;
     assert_eq!(status, 201, "{proposal}");
     let id = proposal["id"].as_str().unwrap().to_string();
     // …but Magento takes `name` only as a product field, so REST cannot restore inheritance.
-    let (status, refused) = shop.approve(&id, json!({})).await;
+    let (status, refused) = shop.approve_with(&id, json!({})).await;
     assert_eq!(status, 422, "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(message.contains("\"Use Default Value\""), "{message}");
@@ -170,7 +104,7 @@ async fn a_store_views_name_goes_back_to_the_default_only_as_an_explicit_value()
     let dry = shop.dry_run(&id).await;
     assert_eq!(dry["outcome"], "refused", "{dry}");
     assert!(dry["requests"].as_array().unwrap().is_empty());
-    let job = shop.push(json!({"proposals": [id]})).await;
+    let job = shop.push(&shop.owner, json!({"proposals": [id]})).await;
     assert_eq!(job["counters"]["failed"], 1, "{job}");
     assert_eq!(job["counters"]["pushed"], 0, "{job}");
     assert!(shop.sim.writes().is_empty(), "nothing was sent");
@@ -181,7 +115,7 @@ async fn a_store_views_name_goes_back_to_the_default_only_as_an_explicit_value()
     // The reviewer chooses the explicit default: the view gets the default name as its own.
     shop.set_state(&id, "proposed").await;
     let (status, approved) = shop
-        .approve(&id, json!({"explicit_default_values": true}))
+        .approve_with(&id, json!({"explicit_default_values": true}))
         .await;
     assert_eq!(status, 200, "{approved}");
     let dry = shop.dry_run(&id).await;
@@ -196,7 +130,7 @@ async fn a_store_views_name_goes_back_to_the_default_only_as_an_explicit_value()
     let body = &dry["requests"][0]["body"]["product"];
     assert_eq!(body["name"], default_name.as_str(), "{body}");
     assert!(body.get("custom_attributes").is_none(), "{body}");
-    let job = shop.push(json!({"proposals": [id]})).await;
+    let job = shop.push(&shop.owner, json!({"proposals": [id]})).await;
     assert_eq!(job["counters"]["pushed"], 1, "{job}");
     assert!(
         log_of(&job)
@@ -208,24 +142,25 @@ async fn a_store_views_name_goes_back_to_the_default_only_as_an_explicit_value()
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(writes[0].store_code.as_deref(), Some("fr"));
     assert_eq!(writes[0].body["product"]["name"], default_name.as_str());
-    assert_eq!(shop.shown(&sku, Some("fr"), "name"), Some(default_name));
-    assert_ne!(shop.shown(&sku, Some("fr"), "name"), Some(french_name));
+    assert_eq!(shop.attribute(&sku, Some("fr"), "name"), Some(default_name));
+    assert_ne!(shop.attribute(&sku, Some("fr"), "name"), Some(french_name));
     assert_eq!(shop.outcome(&id).await.0, "pushed");
+}
+
+/// A store whose merchant made `meta_keyword` global.
+fn global_keywords() -> SimConfig {
+    SimConfig {
+        products: 10,
+        attribute_scopes: [("meta_keyword".to_string(), AttributeScope::Global)]
+            .into_iter()
+            .collect(),
+        ..SimConfig::default()
+    }
 }
 
 #[tokio::test]
 async fn a_global_attribute_has_no_store_view_value_to_propose() {
-    let shop = shop(
-        SimConfig {
-            products: 10,
-            attribute_scopes: [("meta_keyword".to_string(), AttributeScope::Global)]
-                .into_iter()
-                .collect(),
-            ..SimConfig::default()
-        },
-        &[],
-    )
-    .await;
+    let shop = shop_with(global_keywords()).await;
     let (_, store) = shop
         .app
         .get(
@@ -240,7 +175,7 @@ async fn a_global_attribute_has_no_store_view_value_to_propose() {
     assert_eq!(store["attribute_scopes"]["name"], "store", "{store}");
     let sku = shop.translated_sku();
     let (status, refused) = shop
-        .propose(
+        .propose_as_owner(
             &sku,
             "fr",
             json!({"fields": {"meta_keyword": "mots, clés"}}),
@@ -255,7 +190,7 @@ async fn a_global_attribute_has_no_store_view_value_to_propose() {
         "{refused}"
     );
     let (status, _) = shop
-        .propose(&sku, "all", json!({"fields": {"meta_keyword": "keywords"}}))
+        .propose_as_owner(&sku, "all", json!({"fields": {"meta_keyword": "keywords"}}))
         .await;
     assert_eq!(status, 201, "the default scope holds its one value");
 }
@@ -263,21 +198,15 @@ async fn a_global_attribute_has_no_store_view_value_to_propose() {
 #[tokio::test]
 async fn a_global_attribute_saved_in_a_view_is_caught_by_the_read_back() {
     // The integration may not read attributes: catalogd cannot know the scope beforehand.
-    let shop = shop(
-        SimConfig {
-            products: 10,
-            attribute_scopes: [("meta_keyword".to_string(), AttributeScope::Global)]
-                .into_iter()
-                .collect(),
-            ..SimConfig::default()
-        },
+    let shop = shop_denied(
+        global_keywords(),
         &["Magento_Catalog::attributes_attributes"],
     )
     .await;
     let sku = shop.translated_sku();
-    let default_before = shop.shown(&sku, None, "meta_keyword");
+    let default_before = shop.attribute(&sku, None, "meta_keyword");
     let (status, proposal) = shop
-        .propose(
+        .propose_as_owner(
             &sku,
             "fr",
             json!({"fields": {"meta_keyword": "mots, clés"}}),
@@ -285,9 +214,9 @@ async fn a_global_attribute_saved_in_a_view_is_caught_by_the_read_back() {
         .await;
     assert_eq!(status, 201, "{proposal}");
     let id = proposal["id"].as_str().unwrap().to_string();
-    let (status, _) = shop.approve(&id, json!({})).await;
+    let (status, _) = shop.approve_with(&id, json!({})).await;
     assert_eq!(status, 200);
-    let job = shop.push(json!({"proposals": [id]})).await;
+    let job = shop.push(&shop.owner, json!({"proposals": [id]})).await;
     assert_eq!(job["counters"]["pushed"], 0, "{job}");
     assert_eq!(job["counters"]["changed_elsewhere"], 1, "{job}");
     assert!(
@@ -303,7 +232,7 @@ async fn a_global_attribute_saved_in_a_view_is_caught_by_the_read_back() {
         "{job}"
     );
     // Magento saved the view's value as the one value of every scope.
-    assert_ne!(shop.shown(&sku, None, "meta_keyword"), default_before);
+    assert_ne!(shop.attribute(&sku, None, "meta_keyword"), default_before);
     let (state, meta) = shop.outcome(&id).await;
     assert_eq!(state, "failed");
     assert_eq!(meta["push_error_kind"], "changed_elsewhere", "{meta}");
@@ -327,14 +256,11 @@ async fn a_global_attribute_saved_in_a_view_is_caught_by_the_read_back() {
 
 #[tokio::test]
 async fn a_bulk_write_mysqls_queue_ran_in_the_default_view_is_never_pushed() {
-    let shop = shop(
-        SimConfig {
-            products: 20,
-            queue_mode: QueueMode::Mysql,
-            ..SimConfig::default()
-        },
-        &[],
-    )
+    let shop = shop_with(SimConfig {
+        products: 20,
+        queue_mode: QueueMode::Mysql,
+        ..SimConfig::default()
+    })
     .await;
     sqlx::query("UPDATE stores SET push_via_bulk = true")
         .execute(&shop.app.db)
@@ -360,13 +286,13 @@ async fn a_bulk_write_mysqls_queue_ran_in_the_default_view_is_never_pushed() {
             json!({"fields": {"meta_keyword": "mots, clés"}}),
         ),
     ] {
-        let (status, proposal) = shop.propose(sku, scope, edit).await;
+        let (status, proposal) = shop.propose_as_owner(sku, scope, edit).await;
         assert_eq!(status, 201, "{proposal}");
         let id = proposal["id"].as_str().unwrap().to_string();
-        assert_eq!(shop.approve(&id, json!({})).await.0, 200);
+        assert_eq!(shop.approve_with(&id, json!({})).await.0, 200);
         ids.push(id);
     }
-    let job = shop.push(json!({"all_approved": true})).await;
+    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
     assert_eq!(job["counters"]["pushed"], 0, "{job}");
     assert_eq!(job["counters"]["not_applied"], 2, "{job}");
     assert_eq!(job["counters"]["changed_elsewhere"], 2, "{job}");
@@ -378,16 +304,17 @@ async fn a_bulk_write_mysqls_queue_ran_in_the_default_view_is_never_pushed() {
     }
     // Magento ran both saves in the default store view.
     assert_eq!(
-        shop.shown(&skus[0], Some("default"), "meta_keyword")
+        shop.attribute(&skus[0], Some("default"), "meta_keyword")
             .as_deref(),
         Some("default, keywords")
     );
     assert_ne!(
-        shop.shown(&skus[0], None, "meta_keyword").as_deref(),
+        shop.attribute(&skus[0], None, "meta_keyword").as_deref(),
         Some("default, keywords")
     );
     assert_ne!(
-        shop.shown(&skus[1], Some("fr"), "meta_keyword").as_deref(),
+        shop.attribute(&skus[1], Some("fr"), "meta_keyword")
+            .as_deref(),
         Some("mots, clés")
     );
 }

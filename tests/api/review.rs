@@ -6,11 +6,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Registered, TestApp, error_code};
 
-struct Shop {
-    app: TestApp,
-    sim: MagentoSim,
-    owner: Registered,
-    store_id: String,
+/// A store on the simulator, connected and synced, with its owner.
+pub(crate) struct Shop {
+    pub(crate) app: TestApp,
+    pub(crate) sim: MagentoSim,
+    pub(crate) owner: Registered,
+    pub(crate) store_id: String,
 }
 
 async fn shop(products: usize) -> Shop {
@@ -21,9 +22,18 @@ async fn shop(products: usize) -> Shop {
     .await
 }
 
-async fn shop_with(config: SimConfig) -> Shop {
+pub(crate) async fn shop_with(config: SimConfig) -> Shop {
+    shop_denied(config, &[]).await
+}
+
+/// [`shop_with`], the integration refused the ACL resources `denied` from the start.
+pub(crate) async fn shop_denied(config: SimConfig, denied: &[&str]) -> Shop {
     let app = TestApp::spawn().await;
     let sim = MagentoSim::start(config).await.expect("simulator starts");
+    for resource in denied {
+        sim.deny_resource(&sim.credentials().consumer_key, resource)
+            .unwrap();
+    }
     let owner = app.register("shop@example.com").await;
     let store_id = app.connect_store(&owner, &sim).await;
     app.sync(&owner, &store_id, "full").await;
@@ -36,7 +46,7 @@ async fn shop_with(config: SimConfig) -> Shop {
 }
 
 impl Shop {
-    async fn product_id(&self, sku: &str) -> String {
+    pub(crate) async fn product_id(&self, sku: &str) -> String {
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products WHERE sku = $1")
             .bind(sku)
             .fetch_one(&self.app.db)
@@ -52,18 +62,28 @@ impl Shop {
 
     /// An edit made with `token` (a person's session or an API key) → the proposal's id.
     async fn propose_with(&self, token: &str, sku: &str, scope: &str, edit: Value) -> String {
+        let (status, version) = self.try_propose(token, sku, scope, edit).await;
+        assert_eq!(status, 201, "{version}");
+        version["id"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /products/{id}/versions` in `scope` with `token`: the answer.
+    pub(crate) async fn try_propose(
+        &self,
+        token: &str,
+        sku: &str,
+        scope: &str,
+        edit: Value,
+    ) -> (u16, Value) {
         let mut body = edit;
         body["store_view"] = json!(scope);
-        let (status, version) = self
-            .app
+        self.app
             .post(
                 &format!("/products/{}/versions", self.product_id(sku).await),
                 Some(token),
                 body,
             )
-            .await;
-        assert_eq!(status, 201, "{version}");
-        version["id"].as_str().unwrap().to_string()
+            .await
     }
 
     async fn approve(&self, who: &Registered, id: &str) -> (u16, Value) {
@@ -76,13 +96,13 @@ impl Shop {
             .await
     }
 
-    async fn push(&self, who: &Registered, body: Value) -> Value {
+    pub(crate) async fn push(&self, who: &Registered, body: Value) -> Value {
         let path = format!("/stores/{}/push", self.store_id);
         let (_, job) = self.app.run_job(&path, &who.access_token, body).await;
         job
     }
 
-    async fn state_of(&self, id: &str) -> String {
+    pub(crate) async fn state_of(&self, id: &str) -> String {
         sqlx::query_scalar("SELECT state FROM product_versions WHERE id = $1::uuid")
             .bind(id)
             .fetch_one(&self.app.db)
@@ -104,17 +124,10 @@ impl Shop {
             .expect("an untranslated product")
     }
 
-    fn attribute(&self, sku: &str, view: Option<&str>, code: &str) -> Option<String> {
-        let product = self.sim.product(sku, view).expect("product");
-        if code == "name" {
-            return product["name"].as_str().map(String::from);
-        }
-        product["custom_attributes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["attribute_code"] == code)
-            .and_then(|a| a["value"].as_str().map(String::from))
+    pub(crate) fn attribute(&self, sku: &str, view: Option<&str>, code: &str) -> Option<String> {
+        self.sim
+            .shown(sku, view, code)
+            .and_then(|v| v.as_str().map(String::from))
     }
 }
 

@@ -613,6 +613,20 @@ impl MagentoSim {
             .map(|p| p.to_json(store_view))
     }
 
+    /// What `GET /rest/<view>/V1/products/<sku>` shows for attribute `code`, `name` included
+    /// (`None`: the product or the value is missing).
+    pub fn shown(&self, sku: &str, store_view: Option<&str>, code: &str) -> Option<Value> {
+        let product = self.product(sku, store_view)?;
+        if code == "name" {
+            return Some(product["name"].clone()).filter(|v| !v.is_null());
+        }
+        product["custom_attributes"]
+            .as_array()?
+            .iter()
+            .find(|a| a["attribute_code"] == code)
+            .map(|a| a["value"].clone())
+    }
+
     pub fn skus(&self) -> Vec<String> {
         self.inner
             .catalog

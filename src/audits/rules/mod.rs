@@ -288,13 +288,7 @@ pub(crate) mod testing {
     use super::*;
 
     pub fn content(pairs: &[(&str, &str)]) -> Content {
-        Content {
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            media: vec![],
-        }
+        Content::of_fields(pairs)
     }
 
     /// The findings of one scope with the default settings.
