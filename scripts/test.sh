@@ -37,6 +37,12 @@ if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check "standardwebhooks==1.1.0"
 fi
 
+# Mail tests send to a real SMTP server (aiosmtpd, tests/smtp_sink.py).
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+    echo "installing aiosmtpd"
+    python3 -m pip install --quiet --disable-pip-version-check "aiosmtpd==1.4.6"
+fi
+
 # The web UI's tests drive a headless Chromium through chromedriver.
 if [ ! -x /usr/bin/chromedriver ]; then
     echo "installing chromium and chromium-driver"

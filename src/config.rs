@@ -54,6 +54,32 @@ pub struct Settings {
     pub ai: AiSettings,
     pub egress: EgressSettings,
     pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
+}
+
+/// `[email]`: how notification mail leaves the daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `smtp://host:587` (STARTTLS) or `smtps://host:465` (TLS from the first byte); empty:
+    /// every message is written as an `.eml` file under `<data_dir>/mail`.
+    pub smtp_url: String,
+    /// SMTP login, if the server wants one.
+    pub username: SecretString,
+    pub password: SecretString,
+    /// The sender: `catalogd <catalogd@shop.example>` or a bare address.
+    pub from: String,
+    /// Deadline for one conversation with the SMTP server.
+    pub timeout_secs: u64,
+    /// Attempts per message before it is given up (temporary failures and outages only: a
+    /// recipient the server refuses outright is given up at once).
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles each time, up to 30 minutes.
+    pub retry_base_delay_ms: u64,
+    /// Messages one process sends at once.
+    pub concurrency: u32,
+    /// The hour (UTC, 0–23) the daily digest of `review.ready` goes out.
+    pub digest_hour_utc: u32,
 }
 
 /// `[webhooks]`: how deliveries are sent and retried.
@@ -387,6 +413,7 @@ impl Settings {
             ));
         }
         self.validate_storage()?;
+        crate::notify::transport::validate(&self.email).map_err(ConfigError::Invalid)?;
         crate::enrich::providers::Providers::from_settings(&self.ai, &self.egress.policy())
             .map_err(|e| ConfigError::Invalid(format!("ai: {e}")))?;
         if !self.public_url.is_empty() {
@@ -461,6 +488,10 @@ const STRING_KEYS: &[&str] = &[
     "storage.bucket",
     "storage.access_key_id",
     "storage.secret_access_key",
+    "email.smtp_url",
+    "email.username",
+    "email.password",
+    "email.from",
 ];
 
 /// S3 refuses presigned URLs valid for longer than 7 days; the local store follows the same rule.

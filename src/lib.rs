@@ -21,6 +21,7 @@ pub mod exports;
 pub mod http;
 pub mod jobs;
 pub mod media;
+pub mod notify;
 pub mod pagination;
 pub mod push;
 pub mod retention;

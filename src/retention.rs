@@ -1,4 +1,5 @@
-//! The retention sweep: makes the privacy policy's periods true. Job logs after 30 days,
+//! The retention sweep: makes the privacy policy's periods true. Job logs, and the events,
+//! notices and mail they caused, after 30 days,
 //! request records (ended sessions, client addresses in the audit log) after 90, per-day usage
 //! rolled into monthly totals after 90, a disconnected store's connection details 30 days after
 //! it was disconnected, and workspaces of deleted accounts with all their rows and objects.
@@ -23,6 +24,10 @@ const TASK: &str = "retention";
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
     pub job_log_lines: u64,
+    /// Events with their in-app notices and digest entries.
+    pub events: u64,
+    /// Sent or given-up messages (their addresses and words).
+    pub mail_messages: u64,
     pub sessions: u64,
     pub refresh_tokens: u64,
     pub audit_addresses_forgotten: u64,
@@ -71,6 +76,8 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<SweepReport> {
     let db = &state.db;
 
     report.job_log_lines = purge_job_logs(db, days_ago(now, settings.job_logs_days)).await?;
+    (report.events, report.mail_messages) =
+        purge_notifications(db, days_ago(now, settings.job_logs_days)).await?;
     let (sessions, tokens, addresses) =
         purge_request_records(db, days_ago(now, settings.request_logs_days)).await?;
     report.sessions = sessions;
@@ -123,6 +130,35 @@ async fn purge_job_logs(db: &PgPool, before: DateTime<Utc>) -> anyhow::Result<u6
     }
     tx.commit().await?;
     Ok(total)
+}
+
+/// Events (their notices and digest entries go with them) and messages older than the cut;
+/// each workspace's audit log gets its count of events.
+async fn purge_notifications(db: &PgPool, before: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+    let mut tx = db.begin().await?;
+    let per_workspace: Vec<(Uuid, i64)> = sqlx::query_as(
+        "WITH gone AS (DELETE FROM events WHERE created_at < $1 RETURNING workspace_id)
+         SELECT workspace_id, count(*) FROM gone GROUP BY workspace_id",
+    )
+    .bind(before)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut events = 0;
+    for (workspace_id, count) in per_workspace {
+        events += count.max(0) as u64;
+        let mut entry = Entry::new("retention.events_purged")
+            .details(serde_json::json!({"events": count, "older_than": before}));
+        entry.workspace_id = Some(workspace_id);
+        audit_log::record(&mut *tx, entry).await?;
+    }
+    let mail =
+        sqlx::query("DELETE FROM outgoing_mail WHERE created_at < $1 AND status <> 'pending'")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok((events, mail))
 }
 
 /// Ended sessions (with the address and browser they recorded), spent refresh tokens, and the

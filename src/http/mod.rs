@@ -58,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::enrich::router())
         .merge(routes::exports::router())
         .merge(routes::schedules::router())
-        .merge(routes::webhooks::router());
+        .merge(routes::webhooks::router())
+        .merge(routes::notifications::router());
     let (api, mut openapi) = OpenApiRouter::new().nest("/api/v1", api).split_for_parts();
     let (ops, ops_doc) = routes::ops::router()
         .merge(routes::integrations::router())

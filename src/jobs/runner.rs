@@ -48,7 +48,8 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    let mut monitor = Monitor::new();
+    let mut monitor =
+        crate::notify::workers::register(Monitor::new(), &state, stop_rx.clone(), &worker_id);
     for &kind in JobKind::ALL {
         let concurrency = concurrency_of(&state, kind);
         let runtime = runtime.clone();
@@ -180,10 +181,14 @@ async fn clean_up(
         JobKind::Audit => crate::audits::runs::settle(conn, job_id, status).await?,
         JobKind::Push | JobKind::Enrich | JobKind::Media | JobKind::Export => {}
     }
+    let mut continued = false;
     if status == JobStatus::Succeeded {
         crate::stores::permissions::step_succeeded(conn, job_id).await?;
-        crate::schedules::continue_pipeline(conn, job_id).await?;
+        continued = crate::schedules::continue_pipeline(conn, job_id)
+            .await?
+            .is_some();
     }
+    crate::notify::job_events::job_finished(conn, job_id, status, continued).await?;
     Ok(())
 }
 

@@ -304,6 +304,12 @@ pub async fn run_scheduler(
         if let Err(e) = crate::retention::run_if_due(&state).await {
             tracing::warn!(error = %e, "retention sweep failed");
         }
+        if let Err(e) = crate::notify::digest::run_if_due(&state).await {
+            tracing::warn!(error = %e, "daily digest failed");
+        }
+        if let Err(e) = crate::notify::workers::requeue_stalled(&state).await {
+            tracing::warn!(error = %e, "re-queueing notification work failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = &mut stop => return,
@@ -383,6 +389,7 @@ async fn start_pipeline(
             rest: rest.to_vec(),
             created_by: None,
             schedule_tick: Some(tick),
+            pipeline_id: None,
         },
     )
     .await?;
@@ -397,6 +404,8 @@ pub struct StepJob {
     pub rest: Vec<Step>,
     pub created_by: Option<Uuid>,
     pub schedule_tick: Option<DateTime<Utc>>,
+    /// The run this step belongs to (the id of its first job); `None` for a first step.
+    pub pipeline_id: Option<Uuid>,
 }
 
 /// The steps that follow a job, carried in its parameters so the pipeline survives restarts.
@@ -514,7 +523,14 @@ pub async fn enqueue_step(tx: &mut sqlx::PgConnection, job: StepJob) -> Result<U
             schedule_tick: job.schedule_tick,
         },
     )
-    .await
+    .await?;
+    // A run's steps share the first one's id, so the run is summed up as one when it ends.
+    sqlx::query("UPDATE job_runs SET pipeline_id = $2 WHERE id = $1")
+        .bind(job_id)
+        .bind(job.pipeline_id.unwrap_or(job_id))
+        .execute(&mut *tx)
+        .await?;
+    Ok(job_id)
 }
 
 /// After a job succeeds, queues the next step of its pipeline (in the transaction that records
@@ -523,13 +539,28 @@ pub async fn continue_pipeline(
     tx: &mut sqlx::PgConnection,
     job_id: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let row: Option<(Uuid, Option<Uuid>, serde_json::Value, Option<Uuid>)> = sqlx::query_as(
-        "SELECT workspace_id, store_id, params, created_by FROM job_runs WHERE id = $1",
+    #[derive(sqlx::FromRow)]
+    struct Finished {
+        workspace_id: Uuid,
+        store_id: Option<Uuid>,
+        params: serde_json::Value,
+        created_by: Option<Uuid>,
+        pipeline_id: Option<Uuid>,
+    }
+    let row: Option<Finished> = sqlx::query_as(
+        "SELECT workspace_id, store_id, params, created_by, pipeline_id FROM job_runs WHERE id = $1",
     )
     .bind(job_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((workspace_id, Some(store_id), params, created_by)) = row else {
+    let Some(Finished {
+        workspace_id,
+        store_id: Some(store_id),
+        params,
+        created_by,
+        pipeline_id,
+    }) = row
+    else {
         return Ok(None);
     };
     let rest = serde_json::from_value::<PipelineRest>(params)
@@ -555,6 +586,7 @@ pub async fn continue_pipeline(
             rest: rest.to_vec(),
             created_by,
             schedule_tick: None,
+            pipeline_id: Some(pipeline_id.unwrap_or(job_id)),
         },
     )
     .await?;

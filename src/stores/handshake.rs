@@ -317,15 +317,23 @@ async fn fail(
     problem: &str,
 ) -> anyhow::Result<()> {
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE stores SET status = CASE WHEN status = 'active' THEN 'needs_reauth' ELSE 'failed' END,
+    let detail = format!("{problem} — click Reauthorize on the integration in Magento's admin");
+    let was: Option<(String, String)> = sqlx::query_as(
+        "UPDATE stores s SET status = CASE WHEN s.status = 'active' THEN 'needs_reauth' ELSE 'failed' END,
             status_detail = $2, callback_armed = true, handshake_started_at = NULL
-         WHERE id = $1 AND status <> 'disconnected'",
+         FROM (SELECT id, status FROM stores WHERE id = $1 FOR UPDATE) before
+         WHERE s.id = before.id AND s.status <> 'disconnected'
+         RETURNING before.status, s.name",
     )
     .bind(store_id)
-    .bind(format!("{problem} — click Reauthorize on the integration in Magento's admin"))
-    .execute(&mut *tx)
+    .bind(&detail)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some((before, name)) = was
+        && before == "active"
+    {
+        crate::stores::needs_reauth_event(&mut tx, workspace_id, store_id, &name, &detail).await?;
+    }
     let mut entry = Entry::new("store.handshake_failed").target("store", store_id);
     entry.workspace_id = Some(workspace_id);
     audit_log::record(

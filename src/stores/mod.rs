@@ -560,14 +560,42 @@ pub async fn set_max_page_size(db: &PgPool, id: Uuid, max: u32) -> Result<(), sq
 }
 
 /// Marks a store whose credentials Magento refused; the next callback may re-establish them.
+/// The first refusal raises `store.needs_reauth`.
 pub async fn mark_needs_reauth(db: &PgPool, id: Uuid, detail: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let mut tx = db.begin().await?;
+    let marked: Option<(Uuid, String)> = sqlx::query_as(
         "UPDATE stores SET status = 'needs_reauth', status_detail = $2, callback_armed = true
-         WHERE id = $1 AND status = 'active'",
+         WHERE id = $1 AND status = 'active' RETURNING workspace_id, name",
     )
     .bind(id)
     .bind(detail)
-    .execute(db)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((workspace_id, name)) = marked {
+        needs_reauth_event(&mut tx, workspace_id, id, &name, detail).await?;
+    }
+    tx.commit().await
+}
+
+/// Raises `store.needs_reauth` for a store that just lost its connection.
+pub async fn needs_reauth_event(
+    conn: &mut sqlx::PgConnection,
+    workspace_id: Uuid,
+    store_id: Uuid,
+    name: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    crate::notify::events::record(
+        conn,
+        crate::notify::NewEvent {
+            kind: crate::notify::EventKind::StoreNeedsReauth,
+            workspace_id,
+            store_id: Some(store_id),
+            job_id: None,
+            summary: format!("{name} needs reauthorisation: Magento refused its credentials"),
+            data: serde_json::json!({"store_name": name, "detail": detail}),
+        },
+    )
     .await?;
     Ok(())
 }

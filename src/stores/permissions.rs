@@ -49,13 +49,14 @@ async fn record(
     detail: &str,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    let current: Option<(Uuid, sqlx::types::Json<Vec<MissingPermission>>)> = sqlx::query_as(
-        "SELECT workspace_id, missing_permissions FROM stores WHERE id = $1 FOR UPDATE",
-    )
-    .bind(store_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((workspace_id, sqlx::types::Json(mut entries))) = current else {
+    let current: Option<(Uuid, String, sqlx::types::Json<Vec<MissingPermission>>)> =
+        sqlx::query_as(
+            "SELECT workspace_id, name, missing_permissions FROM stores WHERE id = $1 FOR UPDATE",
+        )
+        .bind(store_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((workspace_id, name, sqlx::types::Json(mut entries))) = current else {
         return Ok(());
     };
     let known = entries.iter().any(|e| e.resource == resource);
@@ -77,6 +78,19 @@ async fn record(
         audit_log::record(
             &mut *tx,
             entry.details(serde_json::json!({"resource": resource, "step": step})),
+        )
+        .await?;
+        crate::notify::events::record(
+            &mut tx,
+            crate::notify::NewEvent {
+                kind: crate::notify::EventKind::StorePermissionMissing,
+                workspace_id,
+                store_id: Some(store_id),
+                job_id: None,
+                summary: format!("Magento refused {resource} to {name}'s integration"),
+                data: serde_json::json!({"store_name": name, "resource": resource, "step": step,
+                    "detail": detail}),
+            },
         )
         .await?;
     }

@@ -16,6 +16,7 @@ mod faults;
 mod hostile_stores;
 mod isolation;
 mod magento_quirks;
+mod notifications;
 mod ops;
 mod privacy;
 mod products;

@@ -567,11 +567,18 @@ async fn a_store_owner_goes_from_sign_up_to_a_downloaded_export_in_the_browser()
 }
 
 /// A browser-like session over plain HTTP: cookies and the page's CSRF token.
-struct WebSession {
+pub(crate) struct WebSession {
     cookies: Vec<(String, String)>,
 }
 
 impl WebSession {
+    /// A visitor who has not signed in.
+    pub(crate) fn anonymous() -> WebSession {
+        WebSession {
+            cookies: Vec::new(),
+        }
+    }
+
     fn header(&self) -> String {
         self.cookies
             .iter()
@@ -592,7 +599,7 @@ impl WebSession {
         }
     }
 
-    async fn get(&mut self, app: &TestApp, path: &str) -> (u16, HeaderMap, String) {
+    pub(crate) async fn get(&mut self, app: &TestApp, path: &str) -> (u16, HeaderMap, String) {
         let res = app
             .client
             .get(format!("{}{path}", app.base))
@@ -606,7 +613,7 @@ impl WebSession {
         (status, headers, res.text().await.unwrap())
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         app: &TestApp,
         path: &str,
@@ -630,7 +637,7 @@ impl WebSession {
 }
 
 /// The value of `name="csrf"` (forms) or the csrf-token meta tag in a page.
-fn csrf_token(html: &str) -> String {
+pub(crate) fn csrf_token(html: &str) -> String {
     for marker in ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""] {
         if let Some(start) = html.find(marker) {
             let rest = &html[start + marker.len()..];
@@ -650,7 +657,7 @@ fn set_cookie_for<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 /// Logs `email` in through the login form.
-async fn web_login(app: &TestApp, email: &str) -> WebSession {
+pub(crate) async fn web_login(app: &TestApp, email: &str) -> WebSession {
     let mut session = WebSession {
         cookies: Vec::new(),
     };

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::helpers::{Registered, TestApp, error_code};
 
 /// The receiver process; it stops when dropped (its stdin closes, then it is killed).
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     base: String,
     client: reqwest::Client,
@@ -27,7 +27,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub(crate) fn start() -> Receiver {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_receiver.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -50,12 +50,12 @@ impl Receiver {
         }
     }
 
-    fn url(&self, name: &str) -> String {
+    pub(crate) fn url(&self, name: &str) -> String {
         format!("{}/hooks/{name}", self.base)
     }
 
     /// Tells endpoint `name` its secret and the statuses it answers in turn (then 200).
-    async fn configure(&self, name: &str, secret: &str, plan: &[u16]) {
+    pub(crate) async fn configure(&self, name: &str, secret: &str, plan: &[u16]) {
         let res = self
             .client
             .put(format!("{}/control/{name}", self.base))
@@ -66,7 +66,7 @@ impl Receiver {
         assert!(res.status().is_success());
     }
 
-    async fn received(&self, name: &str) -> Vec<Value> {
+    pub(crate) async fn received(&self, name: &str) -> Vec<Value> {
         let log: Vec<Value> = self
             .client
             .get(format!("{}/control/log", self.base))
@@ -80,7 +80,7 @@ impl Receiver {
     }
 
     /// Waits until endpoint `name` has received `count` deliveries.
-    async fn wait_for(&self, name: &str, count: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, name: &str, count: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let received = self.received(name).await;
@@ -102,7 +102,12 @@ async fn spawn() -> TestApp {
     TestApp::spawn_with(&[("CATALOGD_WEBHOOKS__RETRY_UNIT_MS", "0")]).await
 }
 
-async fn create(app: &TestApp, owner: &Registered, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) async fn create(
+    app: &TestApp,
+    owner: &Registered,
+    url: &str,
+    events: &[&str],
+) -> (String, String) {
     let (status, body) = app
         .post(
             &format!("/workspaces/{}/webhooks", owner.workspace_id),

@@ -52,7 +52,7 @@ fn pre_session(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-fn anonymous_page(
+pub(super) fn anonymous_page(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,

@@ -4,6 +4,7 @@ mod account;
 mod audits;
 mod exports;
 mod jobs;
+mod notifications;
 mod products;
 mod review;
 mod settings;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(settings::router())
         .merge(exports::router())
         .merge(webhooks::router())
+        .merge(notifications::router())
 }
 
 /// What a page inside a workspace knows about it and the person's place in it.
