@@ -222,7 +222,10 @@ enum ApiKeyCommand {
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(settings.log_format, &settings.log_level);
+    // The demo prints its own steps; its log goes to a file it names.
+    if !matches!(cli.command, Command::Demo { .. }) {
+        telemetry::init(settings.log_format, &settings.log_level);
+    }
     match cli.command {
         Command::Serve { listen } => {
             if let Some(addr) = listen {

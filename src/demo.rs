@@ -1,5 +1,8 @@
 //! `catalogd demo`: a simulated Magento store connected through the real integration
-//! handshake, synced with a progress bar, then the API served for a look around.
+//! handshake, then the whole loop — sync, audit, enrich, review, push, audit again — as
+//! numbered steps with progress bars, ending with the mail a reviewer got about the proposals
+//! left waiting; then the API served for a look around. The daemon's log goes to a file the
+//! demo names; the terminal shows its warnings only.
 
 use std::time::Duration;
 
@@ -22,9 +25,38 @@ pub struct DemoOptions {
     pub exit: bool,
 }
 
+/// The demo's numbered steps, printed as a person follows them.
+struct Steps {
+    done: usize,
+}
+
+impl Steps {
+    const TOTAL: usize = 9;
+
+    fn next(&mut self, what: &str) {
+        self.done += 1;
+        println!();
+        println!("[{}/{}] {what}", self.done, Self::TOTAL);
+    }
+}
+
 pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result<()> {
+    // The daemon's own log (workers starting, sweeps, handshake details) goes to a file; the
+    // terminal shows the demo's steps and the daemon's warnings only.
+    let log_path = settings.data_dir.join("catalogd-demo.log");
+    crate::telemetry::init_to_file(&settings.log_level, &log_path)
+        .with_context(|| format!("opening the log file {}", log_path.display()))?;
+    println!(
+        "catalogd demo — the daemon's log is written to {}",
+        log_path.display()
+    );
     // The simulated store runs on this machine, which `[egress] allow` otherwise refuses.
     settings.egress.allow_loopback();
+    let mail_dir = settings.data_dir.join("mail");
+    let smtp = !settings.email.smtp_url.trim().is_empty();
+    let mut steps = Steps { done: 0 };
+
+    steps.next("Start a simulated Magento store");
     let sim = MagentoSim::start(SimConfig {
         products: options.products,
         seed: options.seed,
@@ -38,6 +70,7 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         options.products
     );
 
+    steps.next("Start catalogd (API, web UI, workers, scheduler)");
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
@@ -45,6 +78,15 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
     let workers = tokio::spawn(jobs::runner::run(state.clone(), stopping.wait()));
     let scheduler = tokio::spawn(schedules::run_scheduler(state.clone(), stopping.wait()));
     let server = tokio::spawn(app.run(stopping.wait()));
+    println!("catalogd: {base}");
+    if smtp {
+        println!("Mail goes to the SMTP server of [email] smtp_url.");
+    } else {
+        println!(
+            "No SMTP server is set ([email] smtp_url): mail is written to {}",
+            mail_dir.display()
+        );
+    }
 
     let api = Api {
         http: reqwest::Client::new(),
@@ -58,6 +100,7 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         .to_string();
 
     // Connect like a store owner: create the store, paste the URLs into Magento, click Activate.
+    steps.next("Connect the store through Magento's integration handshake");
     let store = api
         .post(
             &format!("/api/v1/workspaces/{workspace}/stores"),
@@ -89,43 +132,20 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         store["store_views"].as_array().map_or(0, Vec::len)
     );
 
-    let started = api
-        .post(
-            &format!("/api/v1/stores/{store_id}/sync"),
-            json!({"mode": "full"}),
-        )
-        .await?;
-    let job_id = started["job_id"].as_str().context("job id")?.to_string();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "Syncing {bar:40.cyan/blue} {pos}/{len} products·scopes ({per_sec}, {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let job = loop {
-        let job = api.get(&format!("/api/v1/jobs/{job_id}")).await?;
-        if let Some(total) = job["progress"]["total"].as_u64() {
-            bar.set_length(total);
-        }
-        bar.set_position(job["progress"]["done"].as_u64().unwrap_or(0));
-        if matches!(
-            job["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    bar.finish();
-    if job["status"] != "succeeded" {
-        bail!("sync {}: {}", job["status"], job["error"]);
-    }
+    steps.next("Sync every product and store view");
+    let job = run_job(
+        &api,
+        &format!("/api/v1/stores/{store_id}/sync"),
+        json!({"mode": "full"}),
+        "Syncing",
+    )
+    .await?;
     println!(
         "Sync done: {} products read, {} versions written",
         job["counters"]["products"], job["counters"]["versions_created"]
     );
 
+    steps.next("Audit the catalog");
     let first = audit(&api, &store_id).await?;
     println!(
         "Audit: score {:.1} over {} products, {} findings",
@@ -133,6 +153,8 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         first["products"],
         first["findings"]
     );
+
+    steps.next("Enrich the flagged fields (rules provider, offline)");
     let mut scopes = vec![json!("all")];
     scopes.extend(
         store["store_views"]
@@ -145,30 +167,35 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         &api,
         &format!("/api/v1/stores/{store_id}/enrich"),
         json!({"filter": {"only_flagged": true}, "store_views": scopes, "provider": "rules"}),
+        "Enriching",
     )
     .await?;
     println!(
         "Enrichment (rules provider, flagged fields only): {} proposals",
         enrich["counters"]["proposals"]
     );
-    let approved = api
-        .post(
-            &format!("/api/v1/stores/{store_id}/proposals/approve"),
-            json!({"filter": {"origin": "ai"}, "comment": "approved by the demo reviewer"}),
-        )
-        .await?;
-    println!(
-        "Review: {} proposals approved",
-        approved["decided"].as_array().map_or(0, Vec::len)
-    );
-    if approved["decided"]
-        .as_array()
-        .is_some_and(|d| !d.is_empty())
-    {
+
+    // A reviewer approves every scope but the last store view, whose proposals stay waiting.
+    steps.next("Review: approve the proposals of every scope but one");
+    let (approve, leave) = scopes.split_at(scopes.len().saturating_sub(1).max(1));
+    let mut decided = 0;
+    for scope in approve {
+        let approved = api
+            .post(
+                &format!("/api/v1/stores/{store_id}/proposals/approve"),
+                json!({"filter": {"origin": "ai", "store_view": scope},
+                       "comment": "approved by the demo reviewer"}),
+            )
+            .await?;
+        decided += approved["decided"].as_array().map_or(0, Vec::len);
+    }
+    println!("Review: {decided} proposals approved");
+    if decided > 0 {
         let push = run_job(
             &api,
             &format!("/api/v1/stores/{store_id}/push"),
             json!({"all_approved": true}),
+            "Pushing",
         )
         .await?;
         println!(
@@ -176,6 +203,8 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
             push["counters"]["pushed"], push["counters"]["conflict"], push["counters"]["failed"]
         );
     }
+
+    steps.next("Audit again");
     let second = audit(&api, &store_id).await?;
     println!(
         "Audit again: score {:.1} → {:.1} ({} findings fixed)",
@@ -184,10 +213,41 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
         second["comparison"]["fixed"]
     );
 
+    steps.next("The mail a reviewer got about the proposals waiting");
+    let waiting = api
+        .get(&format!(
+            "/api/v1/stores/{store_id}/proposals?origin=ai&limit=200"
+        ))
+        .await?;
+    let left = waiting["items"].as_array().map_or(0, Vec::len);
+    println!(
+        "{left}{} proposals of the store view {} still wait for a reviewer.",
+        if waiting["next_cursor"].is_string() {
+            "+"
+        } else {
+            ""
+        },
+        leave.first().and_then(Value::as_str).unwrap_or("?")
+    );
+    match review_mail(&state.db).await? {
+        Some((via, subject, text)) => {
+            if smtp {
+                println!("Sent through {via}:");
+            } else {
+                println!("Written to {via}:");
+            }
+            println!("  Subject: {subject}");
+            for line in text.lines() {
+                println!("  | {line}");
+            }
+        }
+        None => println!("No review mail was written (the enrichment left no proposals)."),
+    }
+
     println!();
     println!("catalogd is serving at {base}");
     println!(
-        "  web UI:    {base}/login  (email {DEMO_EMAIL}, password {DEMO_PASSWORD}), the store at {base}/w/{workspace}/stores/{store_id}"
+        "  web UI:    {base}/login  (email {DEMO_EMAIL}, password {DEMO_PASSWORD}), what needs attention at {base}/w/{workspace}"
     );
     println!(
         "  sign in:   POST {base}/api/v1/auth/login  {{\"email\": \"{DEMO_EMAIL}\", \"password\": \"{DEMO_PASSWORD}\"}}"
@@ -195,6 +255,7 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
     println!("  API docs:  {base}/api/v1/openapi.json");
     println!("  the store: GET {base}/api/v1/stores/{store_id}");
     println!("  its jobs:  GET {base}/api/v1/workspaces/{workspace}/jobs");
+    println!("  the log:   {}", log_path.display());
     if options.exit {
         return Ok(());
     }
@@ -205,19 +266,66 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> anyhow::Result
     Ok(())
 }
 
-/// Starts a job through the API and waits for it to succeed.
-async fn run_job(api: &Api, path: &str, body: Value) -> anyhow::Result<Value> {
+/// The `review.ready` mail of the demo's enrichment, once it is sent (or written): where it
+/// went, its subject and its text.
+async fn review_mail(db: &sqlx::PgPool) -> anyhow::Result<Option<(String, String, String)>> {
+    let raised: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE kind = 'review.ready')")
+            .fetch_one(db)
+            .await?;
+    if !raised {
+        return Ok(None);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mail: Option<(Option<String>, String, String)> = sqlx::query_as(
+            "SELECT m.sent_via, m.subject, m.body_text FROM outgoing_mail m
+             JOIN events e ON m.idempotency_key LIKE 'event:' || e.id || ':%'
+             WHERE e.kind = 'review.ready' AND m.status = 'sent'
+             ORDER BY m.created_at LIMIT 1",
+        )
+        .fetch_optional(db)
+        .await?;
+        if let Some((via, subject, text)) = mail {
+            return Ok(Some((via.unwrap_or_default(), subject, text)));
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the review mail was not written in time");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts a job through the API and waits for it to succeed, with a progress bar.
+async fn run_job(api: &Api, path: &str, body: Value, label: &str) -> anyhow::Result<Value> {
     let started = api.post(path, body).await?;
     let job_id = started["job_id"]
         .as_str()
         .with_context(|| format!("{path} started no job: {started}"))?
         .to_string();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label} {{bar:40.cyan/blue}} {{pos}}/{{len}} ({{per_sec}}, {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     loop {
         let job = api.get(&format!("/api/v1/jobs/{job_id}")).await?;
+        if let Some(total) = job["progress"]["total"].as_u64() {
+            bar.set_length(total);
+        }
+        bar.set_position(job["progress"]["done"].as_u64().unwrap_or(0));
         match job["status"].as_str() {
-            Some("succeeded") => return Ok(job),
-            Some("failed" | "cancelled") => bail!("{path}: {} {}", job["status"], job["error"]),
+            Some("succeeded") => {
+                bar.finish();
+                return Ok(job);
+            }
+            Some("failed" | "cancelled") => {
+                bar.abandon();
+                bail!("{path}: {} {}", job["status"], job["error"]);
+            }
             _ => {}
         }
         if tokio::time::Instant::now() > deadline {

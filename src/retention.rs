@@ -291,6 +291,7 @@ async fn delete_workspaces(state: &AppState, before: DateTime<Utc>) -> anyhow::R
             .await?;
         objects += removed;
         let mut tx = state.db.begin().await?;
+        crate::notify::mail::forget_workspace(&mut tx, workspace_id).await?;
         sqlx::query("DELETE FROM workspaces WHERE id = $1 AND deletion_requested_at IS NOT NULL")
             .bind(workspace_id)
             .execute(&mut *tx)

@@ -21,3 +21,34 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// For `catalogd demo`: the terminal shows warnings and errors only (the demo prints its own
+/// steps), and every line at `level` goes to the file at `path`, which the demo names.
+pub fn init_to_file(level: &str, path: &std::path::Path) -> std::io::Result<()> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let everything = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_filter(everything),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
+        .try_init();
+    Ok(())
+}

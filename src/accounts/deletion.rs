@@ -105,6 +105,8 @@ pub async fn delete_account(db: &PgPool, caller: &Caller) -> Result<DeletionRepo
     .bind(user_id)
     .fetch_one(&mut *tx)
     .await?;
+    // Mail to the person, sent or not, holds their address: it goes now.
+    crate::notify::mail::forget_recipient(&mut tx, user_id).await?;
     // Sessions, refresh tokens, memberships and recovery codes go with the row (cascades); the
     // user's authorship elsewhere becomes NULL.
     sqlx::query("DELETE FROM users WHERE id = $1")

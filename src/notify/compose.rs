@@ -199,8 +199,8 @@ pub fn digest_mail(name: &str, items: &[DigestItem], footer: &Footer<'_>) -> Con
 
 fn text_footer(footer: &Footer<'_>) -> String {
     format!(
-        "\n--\nYou get this mail because {} in the workspace {}.\nStop these mails: {}\nChoose what you get: {}\n",
-        footer.reason, footer.workspace_name, footer.unsubscribe_url, footer.preferences_url
+        "\n--\nYou get this mail from the workspace {} because {}.\nStop these mails: {}\nChoose what you get: {}\n",
+        footer.workspace_name, footer.reason, footer.unsubscribe_url, footer.preferences_url
     )
 }
 
@@ -213,8 +213,8 @@ fn page(title: &str, body: Markup, footer: &Footer<'_>) -> Markup {
                 (body)
                 hr;
                 p style="color: #555; font-size: 0.9em" {
-                    "You get this mail because " (footer.reason) " in the workspace "
-                    (footer.workspace_name) ". "
+                    "You get this mail from the workspace " (footer.workspace_name)
+                    " because " (footer.reason) ". "
                     a href=(footer.unsubscribe_url) { "Stop these mails" } " · "
                     a href=(footer.preferences_url) { "Choose what you get" }
                 }

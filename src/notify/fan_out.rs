@@ -110,13 +110,13 @@ pub async fn run(state: &AppState, event_id: Uuid) -> anyhow::Result<()> {
 /// Why a member gets mail of this kind, for the footer.
 pub fn reason(recipient: &Recipient, kind: EventKind) -> &'static str {
     if recipient.chosen_email == Some(true) {
-        "you chose to get these mails"
+        "you chose these mails"
     } else if recipient.role == Role::Owner {
-        "you own the workspace"
+        "you own it"
     } else if kind == EventKind::ReviewReady {
-        "you review proposals"
+        "you review its proposals"
     } else {
-        "your role gets these mails"
+        "your role in it gets these mails"
     }
 }
 

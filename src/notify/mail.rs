@@ -115,6 +115,36 @@ async fn queue(
     }
 }
 
+/// Deletes every message to the account's address (with a deleted account, its personal
+/// data goes at once).
+pub async fn forget_recipient(conn: &mut PgConnection, user_id: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM outgoing_mail WHERE lower(recipient) = (SELECT lower(email::text) FROM users WHERE id = $1)",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes the mail about a workspace's events and digests (the workspace is being deleted;
+/// its name is in their words).
+pub async fn forget_workspace(
+    conn: &mut PgConnection,
+    workspace_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM outgoing_mail
+         WHERE idempotency_key LIKE ANY (
+                SELECT 'event:' || id || ':%' FROM events WHERE workspace_id = $1)
+            OR idempotency_key LIKE 'digest:%:' || $1::text || ':%'",
+    )
+    .bind(workspace_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// The wait before the attempt after attempt number `made` (1 for the first): doubling from
 /// `base_ms`, at most 30 minutes.
 pub fn backoff(base_ms: u64, made: u32) -> Duration {

@@ -16,8 +16,11 @@ pub struct Nav<'a> {
     /// Every workspace of the person: (id, name).
     pub workspaces: &'a [(Uuid, String)],
     pub csrf: &'a str,
-    /// Which section is current: `stores`, `jobs`, `exports`, `settings`.
+    /// Which section is current: `home`, `stores`, `jobs`, `exports`, `settings`,
+    /// `notifications`.
     pub current: &'a str,
+    /// The person's unread notices in the workspace.
+    pub unread: i64,
 }
 
 pub fn page(title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
@@ -44,12 +47,20 @@ pub fn page(title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
                     @if let Some(nav) = nav {
                         nav aria-label="Sections" {
                             ul {
+                                li { a href=(format!("/w/{}", nav.workspace_id)) aria-current=[(nav.current == "home").then_some("page")] { "Home" } }
                                 (nav_link(nav, "stores", "Stores"))
                                 (nav_link(nav, "jobs", "Jobs"))
                                 (nav_link(nav, "exports", "Exports"))
                                 @if matches!(nav.role, "owner" | "admin") {
                                     (nav_link(nav, "settings", "Settings"))
                                 }
+                            }
+                        }
+                        a #notices-link href=(format!("/w/{}/notifications", nav.workspace_id))
+                            aria-current=[(nav.current == "notifications").then_some("page")] {
+                            "Notifications"
+                            @if nav.unread > 0 {
+                                " " span.count { (nav.unread) } span.sr-only { " unread" }
                             }
                         }
                         details.switcher {

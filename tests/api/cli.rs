@@ -110,8 +110,27 @@ async fn demo_connects_the_simulator_through_the_handshake_and_syncs_it() {
     .await
     .unwrap();
     crate::helpers::drop_database(&db_name);
+    let log = std::fs::read_to_string(data_dir.join("catalogd-demo.log")).unwrap_or_default();
+    let mails: Vec<String> = std::fs::read_dir(data_dir.join("mail"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&data_dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The daemon's INFO lines go to the log file the demo names, not to the terminal.
+    assert!(
+        stdout.contains("the daemon's log is written to"),
+        "{stdout}"
+    );
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !stderr.contains("INFO") && !stdout.contains("INFO"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("[9/9] The mail a reviewer got"), "{stdout}");
     assert!(
         out.status.success(),
         "{stdout}\n{}",
@@ -151,4 +170,14 @@ async fn demo_connects_the_simulator_through_the_handshake_and_syncs_it() {
         stdout.contains("catalogd is serving at http://127.0.0.1:"),
         "{stdout}"
     );
+    // It ends with the mail written for the proposals it left.
+    assert!(
+        stdout.contains("still wait for a reviewer") && stdout.contains("Written to "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("proposals wait for review in Demo store"),
+        "{stdout}"
+    );
+    assert!(mails.iter().any(|m| m.ends_with(".eml")), "{mails:?}");
 }

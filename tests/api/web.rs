@@ -1556,3 +1556,144 @@ async fn the_exports_page_lists_what_each_member_may_see() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_home_page_says_what_needs_attention_and_the_header_counts_unread_notices() {
+    let app = TestApp::spawn().await;
+    let shop = sim(6).await;
+    let owner = app.register("owner@example.com").await;
+    let ws = owner.workspace_id;
+    let store = app.connect_store(&owner, &shop).await;
+    app.sync(&owner, &store, "full").await;
+    // A manual enrichment leaves proposals: one review.ready for the job.
+    let (_, enrich) = app
+        .run_job(
+            &format!("/stores/{store}/enrich"),
+            &owner.access_token,
+            json!({"fields": ["meta_title"]}),
+        )
+        .await;
+    let proposals = enrich["counters"]["proposals"].as_i64().unwrap();
+    assert!(proposals > 0, "{enrich}");
+    // A store that went away: its sync fails after its retries.
+    let gone = sim(1).await;
+    let second = app.connect_store(&owner, &gone).await;
+    drop(gone);
+    let (status, started) = app
+        .post(
+            &format!("/stores/{second}/sync"),
+            Some(&owner.access_token),
+            json!({"mode": "full"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let failed = app
+        .wait_for_job(
+            &owner.access_token,
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/workspaces/{ws}/settings"),
+            Some(&owner.access_token),
+            Some(json!({"daily_token_budget": 50000})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The API's summary.
+    let (status, attention) = app
+        .get(&format!("/workspaces/{ws}/attention"), &owner.access_token)
+        .await;
+    assert_eq!(status, 200, "{attention}");
+    let waiting = &attention["proposals_waiting"][0];
+    assert_eq!(waiting["store_id"], store, "{attention}");
+    assert_eq!(waiting["proposals"], proposals);
+    assert!(waiting["oldest_age_secs"].as_i64().unwrap() >= 0);
+    assert_eq!(attention["failed_jobs"][0]["job_id"], started["job_id"]);
+    assert_eq!(attention["budget"]["daily_token_budget"], 50000);
+    assert!(attention["budget"]["left_today"].as_u64().unwrap() <= 50000);
+    // The notices: review.ready and job.failed, both unread, for the owner.
+    let notices = eventually_notices(&app, &owner, 2).await;
+    let kinds: Vec<&str> = notices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["job.failed", "review.ready"], "{notices}");
+    assert_eq!(notices["unread_count"], 2);
+    let stranger = app.register("stranger@example.com").await;
+    for path in [
+        format!("/workspaces/{ws}/attention"),
+        format!("/workspaces/{ws}/notifications"),
+    ] {
+        let (status, _) = app.get(&path, &stranger.access_token).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // In the browser.
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    client.goto(&format!("{}/login", app.base)).await.unwrap();
+    fill(&client, "#email", "owner@example.com").await;
+    fill(&client, "#password", PASSWORD).await;
+    click(&client, "form.card button[type=submit]").await;
+    wait_for(&client, "#connect-heading").await;
+    client.goto(&format!("{}/w/{ws}", app.base)).await.unwrap();
+    let count = wait_for(&client, "#notices-link .count").await;
+    assert_eq!(count.text().await.unwrap(), "2");
+    let waiting_cell = wait_for(&client, "#attention-proposals td.proposals").await;
+    assert_eq!(waiting_cell.text().await.unwrap(), proposals.to_string());
+    let failed_text = wait_for(&client, "#attention-failed li")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(failed_text.contains("sync"), "{failed_text}");
+    let budget_text = wait_for(&client, "#attention-budget p")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(budget_text.contains("left of 50000"), "{budget_text}");
+    screenshot(&client, "attention").await;
+
+    click(&client, "#notices-link").await;
+    wait_for(&client, "#notices li.unread").await;
+    screenshot(&client, "notifications").await;
+    click(&client, "#mark-all-read").await;
+    wait_gone(&client, "#notices li.unread").await;
+    wait_gone(&client, "#notices-link .count").await;
+    let (_, after) = app
+        .get(
+            &format!("/workspaces/{ws}/notifications"),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(after["unread_count"], 0, "{after}");
+    client.close().await.unwrap();
+}
+
+/// The owner's notices once `count` have arrived (the fan-out runs on the queue).
+async fn eventually_notices(app: &TestApp, owner: &Registered, count: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, notices) = app
+            .get(
+                &format!("/workspaces/{}/notifications", owner.workspace_id),
+                &owner.access_token,
+            )
+            .await;
+        assert_eq!(status, 200, "{notices}");
+        if notices["items"].as_array().unwrap().len() >= count {
+            return notices;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{notices}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

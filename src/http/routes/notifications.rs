@@ -1,4 +1,5 @@
-//! Notification preferences per person and workspace, and the signed unsubscribe link.
+//! Notification preferences per person and workspace, the signed unsubscribe link, a person's
+//! notices, and what needs attention in a workspace.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,13 +15,19 @@ use crate::auth::{Access, CanRead};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::notify::EventKind;
+use crate::notify::attention::{self, Attention};
+use crate::notify::notices::{self, Notice};
 use crate::notify::preferences::{self, Choice, Preference};
 use crate::notify::unsubscribe;
+use crate::pagination::PageParams;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_preferences, put_preferences))
         .routes(routes!(unsubscribe_one_click))
+        .routes(routes!(list_notices))
+        .routes(routes!(mark_read))
+        .routes(routes!(attention))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -157,4 +164,112 @@ pub async fn apply(state: &AppState, token: &str) -> Result<unsubscribe::Subscri
     }
     tx.commit().await?;
     Ok(subscription)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NoticeQuery {
+    /// Only unread notices.
+    #[serde(default)]
+    pub unread: bool,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NoticeList {
+    pub items: Vec<Notice>,
+    pub next_cursor: Option<String>,
+    /// The caller's unread notices in the workspace (all pages).
+    pub unread_count: i64,
+}
+
+/// The caller's notices in the workspace (the header's list), newest first.
+#[utoipa::path(get, path = "/workspaces/{ws}/notifications", tag = "notifications",
+    security(("bearer" = [])), params(("ws" = Uuid, Path, description = "workspace id"), NoticeQuery),
+    responses((status = 200, body = NoticeList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_notices(
+    State(state): State<AppState>,
+    access: Access<Workspace, CanRead>,
+    ApiQuery(query): ApiQuery<NoticeQuery>,
+) -> ApiResult<Json<NoticeList>> {
+    let user_id = access.caller.require_user()?;
+    let page = PageParams {
+        cursor: query.cursor,
+        limit: query.limit,
+    };
+    let base = state.settings.public_base_url();
+    let listed = notices::list(
+        &state.db,
+        &base,
+        user_id,
+        access.workspace_id,
+        query.unread,
+        &page,
+    )
+    .await?;
+    Ok(Json(NoticeList {
+        items: listed.items,
+        next_cursor: listed.next_cursor,
+        unread_count: notices::unread_count(&state.db, user_id, access.workspace_id).await?,
+    }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// The notices to mark read (their `event_id`); left out: every notice of the workspace.
+    pub event_ids: Option<Vec<Uuid>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MarkedRead {
+    pub marked: u64,
+    pub unread_count: i64,
+}
+
+/// Marks notices read.
+#[utoipa::path(post, path = "/workspaces/{ws}/notifications/read", tag = "notifications",
+    security(("bearer" = [])), params(("ws" = Uuid, Path, description = "workspace id")),
+    request_body = MarkRead,
+    responses((status = 200, body = MarkedRead), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn mark_read(
+    State(state): State<AppState>,
+    access: Access<Workspace, CanRead>,
+    ApiJson(req): ApiJson<MarkRead>,
+) -> ApiResult<Json<MarkedRead>> {
+    let user_id = access.caller.require_user()?;
+    if req.event_ids.as_ref().is_some_and(|ids| ids.len() > 500) {
+        return Err(ApiError::invalid(
+            "event_ids",
+            "at most 500 notices at once",
+        ));
+    }
+    let marked = notices::mark_read(
+        &state.db,
+        user_id,
+        access.workspace_id,
+        req.event_ids.as_deref(),
+    )
+    .await?;
+    Ok(Json(MarkedRead {
+        marked,
+        unread_count: notices::unread_count(&state.db, user_id, access.workspace_id).await?,
+    }))
+}
+
+/// What needs attention in the workspace: proposals waiting by store with the oldest's age,
+/// jobs failed in the last day, stores needing reauthorisation or a permission, the last and
+/// next scheduled run per store with its summary, and the AI budget left today.
+#[utoipa::path(get, path = "/workspaces/{ws}/attention", tag = "notifications",
+    security(("bearer" = [])), params(("ws" = Uuid, Path, description = "workspace id")),
+    responses((status = 200, body = Attention), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn attention(
+    State(state): State<AppState>,
+    access: Access<Workspace, CanRead>,
+) -> ApiResult<Json<Attention>> {
+    Ok(Json(
+        attention::of_workspace(&state.db, access.workspace_id).await?,
+    ))
 }

@@ -3,6 +3,7 @@
 mod account;
 mod audits;
 mod exports;
+mod home;
 mod jobs;
 mod notifications;
 mod products;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(exports::router())
         .merge(webhooks::router())
         .merge(notifications::router())
+        .merge(home::router())
 }
 
 /// What a page inside a workspace knows about it and the person's place in it.
@@ -42,6 +44,8 @@ pub struct Workspace {
     pub name: String,
     pub role: String,
     pub all: Vec<(Uuid, String)>,
+    /// The person's unread notices here, for the header.
+    pub unread: i64,
 }
 
 impl Workspace {
@@ -65,11 +69,23 @@ impl Workspace {
             .iter()
             .find(|w| w["id"].as_str() == Some(id.to_string().as_str()))
             .ok_or_else(|| layout::error_page(StatusCode::NOT_FOUND, "workspace not found"))?;
+        let unread = call(
+            api,
+            user,
+            Method::GET,
+            &format!("/workspaces/{id}/notifications?unread=true&limit=1"),
+            None,
+        )
+        .await?
+        .body["unread_count"]
+            .as_i64()
+            .unwrap_or(0);
         Ok(Workspace {
             id,
             name: layout::text(&this["name"]).to_string(),
             role: layout::text(&this["role"]).to_string(),
             all,
+            unread,
         })
     }
 
@@ -81,6 +97,7 @@ impl Workspace {
             workspaces: &self.all,
             csrf: &user.csrf,
             current,
+            unread: self.unread,
         }
     }
 

@@ -20,7 +20,6 @@ use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/w/{ws}", get(workspace_home))
         .route("/w/{ws}/stores", get(list).post(connect))
         .route("/w/{ws}/stores/{id}", get(show))
         .route("/w/{ws}/stores/{id}/status", get(status_fragment))
@@ -31,10 +30,6 @@ pub fn router() -> Router<AppState> {
             "/w/{ws}/stores/{id}/disconnect",
             get(disconnect_page).post(disconnect),
         )
-}
-
-async fn workspace_home(Path(ws): Path<Uuid>) -> Response {
-    layout::see_other(&format!("/w/{ws}/stores"))
 }
 
 async fn list(
