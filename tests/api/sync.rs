@@ -596,6 +596,7 @@ async fn pipeline_sync(
             rest: Vec::new(),
             created_by: None,
             schedule_tick: None,
+            pipeline_id: None,
         },
     )
     .await
