@@ -35,6 +35,8 @@ pub struct SweepReport {
     pub stores_purged: u64,
     pub workspaces_deleted: u64,
     pub objects_deleted: u64,
+    /// Invitations and password-reset links settled or expired before the request-log period.
+    pub mailed_links: u64,
 }
 
 fn days_ago(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
@@ -90,6 +92,9 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<SweepReport> {
         delete_workspaces(state, days_ago(now, settings.deleted_workspace_days)).await?;
     report.workspaces_deleted = workspaces;
     report.objects_deleted = objects;
+    let links_before = days_ago(now, settings.request_logs_days);
+    report.mailed_links = crate::accounts::invitations::purge(db, links_before).await?
+        + crate::accounts::password_reset::purge(db, links_before).await?;
 
     audit_log::record(
         db,

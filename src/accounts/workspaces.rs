@@ -125,6 +125,79 @@ pub async fn add_member(
     })
 }
 
+/// The member's role, or `None` when `user_id` is not a member; locks the membership for the
+/// caller's transaction.
+pub async fn member_role(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2 FOR UPDATE",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Refuses a change that would leave the workspace without an owner once `user_id` stops
+/// being one. Locks the owners' memberships, so two such changes at once cannot both pass.
+pub async fn keep_an_owner(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), ApiError> {
+    let others: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT user_id FROM memberships
+         WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2 FOR UPDATE",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if others.is_empty() {
+        return Err(ApiError::Conflict(
+            "the workspace needs an owner: make another member owner first".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn set_role(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<Member, ApiError> {
+    sqlx::query_as(
+        "WITH m AS (
+            UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2
+            RETURNING user_id, role, created_at)
+         SELECT m.user_id, u.email::text AS email, u.name, m.role, m.created_at
+         FROM m JOIN users u ON u.id = m.user_id",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .bind(role)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("member"))
+}
+
+pub async fn remove_member(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn list_members(
     db: &PgPool,
     workspace_id: Uuid,

@@ -125,9 +125,15 @@ impl JwtKeys {
 
 /// A new random refresh token and the hash under which it is stored.
 pub fn new_refresh_token() -> (String, Vec<u8>) {
+    new_secret_token("crt")
+}
+
+/// 32 random bytes behind `prefix_` (refresh tokens, invitation and password-reset links),
+/// and the SHA-256 under which the token is stored: only the holder knows the token itself.
+pub fn new_secret_token(prefix: &str) -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let token = format!("crt_{}", B64URL.encode(bytes));
+    let token = format!("{prefix}_{}", B64URL.encode(bytes));
     let hash = hash_token(&token);
     (token, hash)
 }

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::me::router())
         .merge(routes::workspaces::router())
+        .merge(routes::members::router())
         .merge(routes::stores::router())
         .merge(routes::products::router())
         .merge(routes::jobs::router())

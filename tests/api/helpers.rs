@@ -301,18 +301,66 @@ impl TestApp {
         }
     }
 
-    /// Registers `email` and adds them to `workspace` with `role`, returning their access token.
+    /// Registers `email` and makes them a member of `owner`'s workspace with `role`: invited,
+    /// and accepting the mailed link.
     pub async fn member(&self, owner: &Registered, email: &str, role: &str) -> Registered {
         let user = self.register(email).await;
+        self.invite_and_accept(owner.workspace_id, owner, &user, email, role)
+            .await;
+        user
+    }
+
+    /// `inviter` invites `email` to workspace `ws` as `role`; `user` (signed in with that
+    /// address) accepts.
+    pub async fn invite_and_accept(
+        &self,
+        ws: Uuid,
+        inviter: &Registered,
+        user: &Registered,
+        email: &str,
+        role: &str,
+    ) {
         let (status, body) = self
             .post(
-                &format!("/workspaces/{}/members", owner.workspace_id),
-                Some(&owner.access_token),
+                &format!("/workspaces/{ws}/members"),
+                Some(&inviter.access_token),
                 json!({"email": email, "role": role}),
             )
             .await;
-        assert_eq!(status, 201, "{body}");
-        user
+        assert_eq!(status, 202, "{body}");
+        let token = self.mailed_token(email, "/invitations?token=").await;
+        let (status, body) = self
+            .post(
+                "/invitations/accept",
+                Some(&user.access_token),
+                json!({"token": token}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The token of the newest link to `path` (e.g. `/invitations?token=`) in mail queued to
+    /// `to`. Mail is queued in the transaction of what sent it, so it is there once the
+    /// request has answered.
+    pub async fn mailed_token(&self, to: &str, path: &str) -> String {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body_text FROM outgoing_mail WHERE recipient = $1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(to)
+        .fetch_all(&self.db)
+        .await
+        .unwrap();
+        bodies
+            .iter()
+            .find_map(|body| {
+                let at = body.find(path)? + path.len();
+                let token: String = body[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+                    .collect();
+                (!token.is_empty()).then_some(token)
+            })
+            .unwrap_or_else(|| panic!("no mail to {to} with a link to {path}: {bodies:?}"))
     }
 
     pub async fn api_key(&self, owner: &Registered, role: &str) -> String {

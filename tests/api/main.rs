@@ -14,6 +14,7 @@ mod errors;
 mod exports;
 mod faults;
 mod hostile_stores;
+mod invitations;
 mod isolation;
 mod magento_quirks;
 mod notifications;

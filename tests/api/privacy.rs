@@ -388,14 +388,14 @@ async fn deleting_an_account_removes_personal_data_at_once_and_workspace_content
     let leaving = app.register("leaving@example.com").await;
     let other = app.register("stays@example.com").await;
     // `leaving` also helps in `other`'s workspace, as an admin who made an API key there.
-    let (status, _) = app
-        .post(
-            &format!("/workspaces/{}/members", other.workspace_id),
-            Some(&other.access_token),
-            json!({"email": "leaving@example.com", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.invite_and_accept(
+        other.workspace_id,
+        &other,
+        &leaving,
+        "leaving@example.com",
+        "admin",
+    )
+    .await;
     let (status, key) = app
         .post(
             &format!("/workspaces/{}/api-keys", other.workspace_id),

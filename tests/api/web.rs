@@ -1172,6 +1172,23 @@ async fn settings_add_members_show_a_new_key_once_revoke_it_and_are_for_admins_o
     assert_eq!(status, 303, "{body}");
     let (_, _, page) = session.get(&app, &settings).await;
     assert!(page.contains("editor@example.com"), "{page}");
+    // The person is invited, not added: the invitation waits, and can be revoked.
+    assert!(page.contains("id=\"invitations\""), "{page}");
+    let invitation: uuid::Uuid = sqlx::query_scalar("SELECT id FROM invitations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (status, _, body) = session
+        .post(
+            &app,
+            &format!("{settings}/invitations/{invitation}/revoke"),
+            Some(&app.base),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = session.get(&app, &settings).await;
+    assert!(page.contains("id=\"no-invitations\""), "{page}");
 
     let (status, _, page) = session
         .post(
@@ -1696,4 +1713,132 @@ async fn eventually_notices(app: &TestApp, owner: &Registered, count: usize) -> 
         assert!(tokio::time::Instant::now() < deadline, "{notices}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+/// The pages behind mailed links: an invitation opened without an account leads through sign
+/// up back to itself and joins; a forgotten password is set again from its link.
+#[tokio::test]
+async fn mailed_links_lead_to_joining_and_to_a_new_password() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let (status, _) = app
+        .post(
+            &format!("/workspaces/{}/members", owner.workspace_id),
+            Some(&owner.access_token),
+            json!({"email": "newcomer@example.com", "role": "reviewer"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let token = app
+        .mailed_token("newcomer@example.com", "/invitations?token=")
+        .await;
+    let link = format!("/invitations?token={token}");
+    let mut session = WebSession {
+        cookies: Vec::new(),
+    };
+    let (status, _, page) = session.get(&app, &link).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("owner@example.com shop"), "{page}");
+    assert!(page.contains("reviewer"), "{page}");
+    let signup_at = page.find("href=\"/signup?").expect("a sign-up link") + 6;
+    let signup =
+        page[signup_at..signup_at + page[signup_at..].find('"').unwrap()].replace("&amp;", "&");
+    let (status, _, form) = session.get(&app, &signup).await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("value=\"newcomer@example.com\""), "{form}");
+    let csrf = csrf_token(&form);
+    let (status, headers, body) = session
+        .post(
+            &app,
+            "/signup",
+            Some(&app.base),
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Newcomer"),
+                ("email", "newcomer@example.com"),
+                ("password", PASSWORD),
+                ("workspace_name", "Own shop"),
+                ("next", link.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(headers["location"], link.as_str(), "back to the invitation");
+    let (status, _, page) = session.get(&app, &link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Accept and join"), "{page}");
+    let csrf = csrf_token(&page);
+    let (status, headers, body) = session
+        .post(
+            &app,
+            "/invitations/accept",
+            Some(&app.base),
+            &[("csrf", csrf.as_str()), ("token", token.as_str())],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        headers["location"],
+        format!("/w/{}/stores", owner.workspace_id).as_str()
+    );
+    let role: String = sqlx::query_scalar(
+        "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE u.email = 'newcomer@example.com' AND m.workspace_id = $1",
+    )
+    .bind(owner.workspace_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(role, "reviewer");
+    // A used link shows that it is used.
+    let (status, _, _) = session.get(&app, &link).await;
+    assert_eq!(status, 404);
+    // Somewhere else than this site is not a place to go after signing in.
+    let (_, _, login) = session.get(&app, "/login?next=//evil.example.net/").await;
+    assert!(!login.contains("evil.example.net"), "{login}");
+
+    // Forgot password: the page mails a link whose page sets the new password.
+    let mut anonymous = WebSession {
+        cookies: Vec::new(),
+    };
+    let (_, _, page) = anonymous.get(&app, "/login").await;
+    assert!(page.contains("href=\"/forgot-password\""), "{page}");
+    let (_, _, page) = anonymous.get(&app, "/forgot-password").await;
+    let csrf = csrf_token(&page);
+    let (status, _, page) = anonymous
+        .post(
+            &app,
+            "/forgot-password",
+            Some(&app.base),
+            &[("csrf", csrf.as_str()), ("email", "newcomer@example.com")],
+        )
+        .await;
+    assert_eq!(status, 202, "{page}");
+    assert!(page.contains("on its way"), "{page}");
+    let reset = app
+        .mailed_token("newcomer@example.com", "/reset-password?token=")
+        .await;
+    let (status, _, page) = anonymous
+        .get(&app, &format!("/reset-password?token={reset}"))
+        .await;
+    assert_eq!(status, 200);
+    let csrf = csrf_token(&page);
+    let (status, _, page) = anonymous
+        .post(
+            &app,
+            "/reset-password",
+            Some(&app.base),
+            &[
+                ("csrf", csrf.as_str()),
+                ("token", reset.as_str()),
+                ("password", "another long passphrase 7"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("new password is set"), "{page}");
+    // The session that joined has ended with the reset.
+    let (status, _, _) = session
+        .get(&app, &format!("/w/{}/stores", owner.workspace_id))
+        .await;
+    assert_ne!(status, 200);
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::sessions::{self, RefreshError};
-use crate::accounts::{two_factor, users, workspaces};
+use crate::accounts::{password_reset, two_factor, users, workspaces};
 use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::ClientAddr;
@@ -19,12 +19,15 @@ use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
+use crate::notify::mail::{self, OutgoingMail};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(refresh))
+        .routes(routes!(password_reset))
+        .routes(routes!(password_reset_confirm))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -277,4 +280,127 @@ fn tokens_for(
         token_type: "Bearer",
         expires_in: ttl,
     })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordResetQueued {
+    /// Always the same sentence, whether or not an account uses the address.
+    pub message: &'static str,
+}
+
+const RESET_QUEUED: &str = "if an account uses this address, a link to set a new password is on its way (valid 30 minutes)";
+
+/// Mails a single-use link to set a new password, valid 30 minutes. The answer is the same
+/// whether or not an account uses the address. Rate limited per client address (the
+/// registration limit) and per account.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses((status = 202, body = PasswordResetQueued), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn password_reset(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<PasswordResetRequest>,
+) -> ApiResult<(StatusCode, Json<PasswordResetQueued>)> {
+    if let Err(retry_after_secs) = state.login_limiter.check_registration(addr) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let email = Email::parse(&req.email)?;
+    let mut tx = state.db.begin().await?;
+    if let Some(issued) = password_reset::issue(&mut tx, &email).await? {
+        let link = format!(
+            "{}/reset-password?token={}",
+            state.settings.public_base_url(),
+            issued.token
+        );
+        let text = format!(
+            "Hello {name},\n\nSomeone (hopefully you) asked to set a new password for your catalogd \
+             account. Set it here: {link}\n\nThe link works once, for {minutes} minutes. Setting a \
+             new password signs you out everywhere. If you did not ask, ignore this message: your \
+             password stays as it is.\n",
+            name = issued.name,
+            minutes = password_reset::VALID_MINUTES,
+        );
+        let html = maud::html! {
+            p { "Hello " (issued.name) "," }
+            p { "Someone (hopefully you) asked to set a new password for your catalogd account." }
+            p { a href=(link) { "Set a new password" } }
+            p {
+                "The link works once, for " (password_reset::VALID_MINUTES) " minutes. Setting a new "
+                "password signs you out everywhere. If you did not ask, ignore this message: your "
+                "password stays as it is."
+            }
+        }
+        .into_string();
+        mail::enqueue(
+            &mut tx,
+            OutgoingMail {
+                to: issued.email,
+                subject: "Set a new catalogd password".into(),
+                text,
+                html: Some(html),
+                idempotency_key: format!("password-reset:{}", issued.id),
+            },
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        let mut entry =
+            Entry::new("account.password_reset_requested").target("user", issued.user_id);
+        entry.client_addr = addr;
+        tx.commit().await?;
+        audit_log::record_for_member(&state.db, issued.user_id, entry).await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PasswordResetQueued {
+            message: RESET_QUEUED,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The `token` of the mailed link.
+    pub token: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordResetDone {
+    /// Sessions (and their refresh tokens) that ended.
+    pub sessions_revoked: u64,
+}
+
+/// Sets a new password with a reset link's token (once, within 30 minutes), ends every session
+/// and refresh token of the account, and writes the audit log.
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses((status = 200, body = PasswordResetDone), (status = 422, body = ErrorBody)))]
+async fn password_reset_confirm(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<PasswordResetConfirm>,
+) -> ApiResult<Json<PasswordResetDone>> {
+    let password = Password::parse(req.password)?;
+    if !password_reset::is_usable(&state.db, &req.token).await? {
+        return Err(password_reset::unusable());
+    }
+    let hash = password::hash(password, state.settings.auth.bcrypt_cost).await?;
+    let mut tx = state.db.begin().await?;
+    let user_id = password_reset::redeem(&mut tx, &req.token).await?;
+    users::set_password_hash(&mut tx, user_id, &hash).await?;
+    let sessions_revoked = sessions::revoke_all(&mut tx, user_id, "password reset").await?;
+    tx.commit().await?;
+    let mut entry = Entry::new("account.password_reset")
+        .target("user", user_id)
+        .details(serde_json::json!({"sessions_revoked": sessions_revoked}));
+    entry.client_addr = addr;
+    audit_log::record_for_member(&state.db, user_id, entry).await?;
+    Ok(Json(PasswordResetDone { sessions_revoked }))
 }

@@ -5,6 +5,7 @@ pub mod exports;
 pub mod integrations;
 pub mod jobs;
 pub mod me;
+pub mod members;
 pub mod notifications;
 pub mod ops;
 pub mod products;

@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::accounts::email::{Email, parse_name};
+use crate::accounts::email::parse_name;
 use crate::accounts::settings::{self, SettingsUpdate, WorkspaceSettings};
-use crate::accounts::workspaces::{self, ApiKeyInfo, Member, WorkspaceWithRole};
-use crate::accounts::{two_factor, users};
+use crate::accounts::workspaces::{self, ApiKeyInfo, WorkspaceWithRole};
+use crate::accounts::two_factor;
 use crate::app::AppState;
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
@@ -24,7 +24,6 @@ use crate::pagination::{Page, PageParams};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_workspaces, create_workspace))
-        .routes(routes!(list_members, add_member))
         .routes(routes!(
             list_api_keys,
             create_api_key,
@@ -120,63 +119,6 @@ async fn create_workspace(
             created_at: ws.created_at,
         }),
     ))
-}
-
-/// Members of the workspace with their roles.
-#[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "workspaces", security(("bearer" = [])),
-    params(("ws" = Uuid, Path, description = "workspace id"), PageParams),
-    responses((status = 200, body = Page<Member>), (status = 404, body = ErrorBody)))]
-async fn list_members(
-    State(state): State<AppState>,
-    access: Access<Workspace, CanRead>,
-    ApiQuery(page): ApiQuery<PageParams>,
-) -> ApiResult<Json<Page<Member>>> {
-    Ok(Json(
-        workspaces::list_members(&state.db, access.workspace_id, &page).await?,
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// Email of an existing account.
-    pub email: String,
-    pub role: Role,
-}
-
-/// Adds an existing account to the workspace. Nobody grants a role above their own.
-#[utoipa::path(post, path = "/workspaces/{ws}/members", tag = "workspaces", security(("bearer" = [])),
-    params(("ws" = Uuid, Path, description = "workspace id")), request_body = AddMember,
-    responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn add_member(
-    State(state): State<AppState>,
-    access: Access<Workspace, CanAdminister>,
-    ApiJson(req): ApiJson<AddMember>,
-) -> ApiResult<(StatusCode, Json<Member>)> {
-    if !access.role.may_grant(req.role) {
-        return Err(ApiError::Forbidden(
-            "you cannot grant a role above your own",
-        ));
-    }
-    let email = Email::parse(&req.email)?;
-    let mut tx = state.db.begin().await?;
-    let user_id = users::id_by_email(&mut tx, &email).await?.ok_or_else(|| {
-        ApiError::invalid(
-            "email",
-            "no account uses this email; ask them to sign up first",
-        )
-    })?;
-    let member = workspaces::add_member(&mut tx, access.workspace_id, user_id, req.role).await?;
-    audit_log::record(
-        &mut *tx,
-        Entry::by(&access.caller, access.workspace_id, "member.added")
-            .target("user", user_id)
-            .details(serde_json::json!({"role": req.role})),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(member)))
 }
 
 /// API keys of the workspace (never the keys themselves). A person's session only: API keys

@@ -1,6 +1,6 @@
 //! Sign up, log in (with the two-factor code when the account has one), log out.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -77,6 +77,27 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     totp: String,
+    /// Where to go once signed in (a path of this site, e.g. back to an invitation).
+    #[serde(default)]
+    next: String,
+}
+
+/// Where the pages before sign-in may send a person afterwards: a path of this site only, so a
+/// crafted link cannot send them elsewhere.
+fn local_path(next: &str) -> Option<&str> {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    local.then_some(next)
+}
+
+#[derive(Deserialize, Default)]
+struct BeforeSignIn {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    email: String,
 }
 
 fn login_markup(token: &str, form: &LoginForm, error: Option<&str>, ask_totp: bool) -> Markup {
@@ -87,6 +108,7 @@ fn login_markup(token: &str, form: &LoginForm, error: Option<&str>, ask_totp: bo
             @if let Some(error) = error { p.error role="alert" { (error) } }
             form.card method="post" action="/login" {
                 (csrf_field(token))
+                @if let Some(next) = local_path(&form.next) { input type="hidden" name="next" value=(next); }
                 label for="email" { "Email" }
                 input #email type="email" name="email" autocomplete="username" required value=(form.email);
                 label for="password" { "Password" }
@@ -98,13 +120,23 @@ fn login_markup(token: &str, form: &LoginForm, error: Option<&str>, ask_totp: bo
                 button type="submit" { "Log in" }
             }
             p { "No account yet? " a href="/signup" { "Sign up" } }
+            p { a href="/forgot-password" { "Forgot your password?" } }
         },
     )
 }
 
-async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(before): Query<BeforeSignIn>,
+) -> Response {
+    let form = LoginForm {
+        email: before.email,
+        next: before.next,
+        ..LoginForm::default()
+    };
     anonymous_page(&state, &headers, StatusCode::OK, |token| {
-        login_markup(token, &LoginForm::default(), None, false)
+        login_markup(token, &form, None, false)
     })
 }
 
@@ -131,7 +163,7 @@ async fn login(
         }
     };
     if answer.ok() {
-        return signed_in(&state, &answer.body, "/");
+        return signed_in(&state, &answer.body, local_path(&form.next).unwrap_or("/"));
     }
     let ask_totp = answer.code() == "totp_required";
     let message = if ask_totp && form.totp.trim().is_empty() {
@@ -166,6 +198,8 @@ struct SignupForm {
     password: String,
     #[serde(default)]
     workspace_name: String,
+    #[serde(default)]
+    next: String,
 }
 
 fn signup_markup(token: &str, form: &SignupForm, error: Option<&str>) -> Markup {
@@ -176,6 +210,7 @@ fn signup_markup(token: &str, form: &SignupForm, error: Option<&str>) -> Markup 
             @if let Some(error) = error { p.error role="alert" { (error) } }
             form.card method="post" action="/signup" {
                 (csrf_field(token))
+                @if let Some(next) = local_path(&form.next) { input type="hidden" name="next" value=(next); }
                 label for="name" { "Your name" }
                 input #name type="text" name="name" autocomplete="name" required value=(form.name);
                 label for="email" { "Email" }
@@ -191,9 +226,18 @@ fn signup_markup(token: &str, form: &SignupForm, error: Option<&str>) -> Markup 
     )
 }
 
-async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn signup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(before): Query<BeforeSignIn>,
+) -> Response {
+    let form = SignupForm {
+        email: before.email,
+        next: before.next,
+        ..SignupForm::default()
+    };
     anonymous_page(&state, &headers, StatusCode::OK, |token| {
-        signup_markup(token, &SignupForm::default(), None)
+        signup_markup(token, &form, None)
     })
 }
 
@@ -218,9 +262,14 @@ async fn signup(
         }
     };
     if answer.ok() {
-        let to = format!(
-            "/w/{}/stores",
-            layout::text(&answer.body["workspace"]["id"])
+        let to = local_path(&form.next).map_or_else(
+            || {
+                format!(
+                    "/w/{}/stores",
+                    layout::text(&answer.body["workspace"]["id"])
+                )
+            },
+            str::to_string,
         );
         return signed_in(&state, &answer.body, &to);
     }

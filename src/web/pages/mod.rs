@@ -5,6 +5,7 @@ mod audits;
 mod exports;
 mod home;
 mod jobs;
+mod mailed_links;
 mod notifications;
 mod products;
 mod review;
@@ -26,6 +27,7 @@ use crate::app::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(account::router())
+        .merge(mailed_links::router())
         .merge(audits::router())
         .merge(stores::router())
         .merge(jobs::router())

@@ -20,7 +20,15 @@ use crate::web::session::WebUser;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/w/{ws}/settings", get(show).post(save))
-        .route("/w/{ws}/settings/members", post(add_member))
+        .route("/w/{ws}/settings/members", post(invite_member))
+        .route(
+            "/w/{ws}/settings/members/{user}/remove",
+            post(remove_member),
+        )
+        .route(
+            "/w/{ws}/settings/invitations/{id}/revoke",
+            post(revoke_invitation),
+        )
         .route("/w/{ws}/settings/api-keys", post(create_key))
         .route("/w/{ws}/settings/api-keys/{key}/revoke", post(revoke_key))
         .route("/w/{ws}/audit-log", get(audit_log))
@@ -54,6 +62,14 @@ async fn settings_page(
         user,
         Method::GET,
         &format!("/workspaces/{ws}/members?limit=100"),
+        None,
+    )
+    .await?;
+    let invitations = call(
+        api,
+        user,
+        Method::GET,
+        &format!("/workspaces/{ws}/invitations"),
         None,
     )
     .await?;
@@ -99,21 +115,48 @@ async fn settings_page(
             div.scroll {
                 table {
                     caption.sr-only { "Members and their roles" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } th scope="col" { span.sr-only { "Actions" } } } }
                     tbody {
                         @for m in members.body["items"].as_array().into_iter().flatten() {
-                            tr { td { (text(&m["name"])) } td { (text(&m["email"])) } td { (text(&m["role"])) } td { (when(&m["created_at"])) } }
+                            tr {
+                                td { (text(&m["name"])) } td { (text(&m["email"])) } td { (text(&m["role"])) } td { (when(&m["created_at"])) }
+                                td {
+                                    @if text(&m["user_id"]) != user.user_id.to_string() {
+                                        (button_form(&format!("/w/{ws}/settings/members/{}/remove", text(&m["user_id"])), &user.csrf, "Remove", "danger"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Pending invitations" }
+            @let pending = invitations.body["items"].as_array().cloned().unwrap_or_default();
+            @if pending.is_empty() {
+                p #no-invitations { "No invitation is waiting for an answer." }
+            } @else {
+                div.scroll {
+                    table #invitations {
+                        caption.sr-only { "Pending invitations" }
+                        thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Invited by" } th scope="col" { "Expires" } th scope="col" { span.sr-only { "Actions" } } } }
+                        tbody {
+                            @for i in &pending {
+                                tr {
+                                    td { (text(&i["email"])) } td { (text(&i["role"])) } td { (text(&i["invited_by"])) } td { (when(&i["expires_at"])) }
+                                    td { (button_form(&format!("/w/{ws}/settings/invitations/{}/revoke", text(&i["id"])), &user.csrf, "Revoke", "danger")) }
+                                }
+                            }
                         }
                     }
                 }
             }
             form.card method="post" action=(format!("/w/{ws}/settings/members")) {
                 (csrf_field(&user.csrf))
-                label for="member-email" { "Email of an existing account" }
+                label for="member-email" { "Email to invite (they accept from the mailed link)" }
                 input #member-email type="email" name="email" required;
                 label for="member-role" { "Role" }
                 (role_select("member-role"))
-                button type="submit" { "Add member" }
+                button type="submit" { "Invite" }
             }
         }
         section aria-labelledby="keys-heading" {
@@ -221,7 +264,7 @@ struct MemberForm {
     role: String,
 }
 
-async fn add_member(
+async fn invite_member(
     Extension(api): Extension<InternalApi>,
     user: WebUser,
     Path(ws): Path<Uuid>,
@@ -234,6 +277,38 @@ async fn add_member(
         Method::POST,
         &format!("/workspaces/{ws}/members"),
         Some(body),
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
+async fn remove_member(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, member)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    call(
+        &api,
+        &user,
+        Method::DELETE,
+        &format!("/workspaces/{ws}/members/{member}"),
+        None,
+    )
+    .await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
+async fn revoke_invitation(
+    Extension(api): Extension<InternalApi>,
+    user: WebUser,
+    Path((ws, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Response> {
+    call(
+        &api,
+        &user,
+        Method::DELETE,
+        &format!("/workspaces/{ws}/invitations/{id}"),
+        None,
     )
     .await?;
     Ok(layout::see_other(&format!("/w/{ws}/settings")))
