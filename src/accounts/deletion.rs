@@ -107,6 +107,22 @@ pub async fn delete_account(db: &PgPool, caller: &Caller) -> Result<DeletionRepo
     .await?;
     // Mail to the person, sent or not, holds their address: it goes now.
     crate::notify::mail::forget_recipient(&mut tx, user_id).await?;
+    // What else is kept by address rather than by account: invitations to it, and the mail,
+    // invitation events and webhook deliveries that name it.
+    sqlx::query(
+        "WITH who AS (SELECT email FROM users WHERE id = $1),
+              invitations_gone AS (DELETE FROM invitations i USING who WHERE i.email = who.email),
+              mail_gone AS (DELETE FROM outgoing_mail m USING who
+                            WHERE position(lower(who.email::text) IN lower(m.subject || ' ' || m.body_text)) > 0),
+              events_gone AS (DELETE FROM events e USING who
+                              WHERE e.kind = 'member.invited'
+                                AND lower(e.data ->> 'email') = lower(who.email::text))
+         DELETE FROM webhook_deliveries d USING who
+         WHERE position(lower(who.email::text) IN lower(d.body)) > 0",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     // Sessions, refresh tokens, memberships and recovery codes go with the row (cascades); the
     // user's authorship elsewhere becomes NULL.
     sqlx::query("DELETE FROM users WHERE id = $1")

@@ -216,14 +216,23 @@ async fn admins_cannot_grant_ownership_and_members_are_audit_logged() {
     let (_, log) = app
         .get(&format!("/workspaces/{ws}/audit-log"), &owner.access_token)
         .await;
-    let added: Vec<_> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "member.added")
-        .collect();
+    let entries = |action: &str| -> Vec<serde_json::Value> {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    };
+    // Each member was invited by someone and added when they accepted.
+    let invited = entries("member.invited");
+    assert_eq!(invited.len(), 2);
+    assert_eq!(invited[0]["actor_email"], "adm@example.com");
+    assert_eq!(invited[0]["details"]["role"], "reviewer");
+    let added = entries("member.added");
     assert_eq!(added.len(), 2);
-    assert_eq!(added[0]["actor_email"], "adm@example.com");
+    assert_eq!(added[0]["actor_email"], "third@example.com");
     assert_eq!(added[0]["details"]["role"], "reviewer");
     let (_, members) = app
         .get(&format!("/workspaces/{ws}/members"), &admin.access_token)

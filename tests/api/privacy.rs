@@ -534,7 +534,15 @@ async fn deleting_an_account_removes_personal_data_at_once_and_workspace_content
     assert_eq!(status, 200);
     // Nothing anywhere holds the address any more (the closed workspace was named after it).
     let everything = crate::secrets::dump_all_tables(&app.db).await;
-    assert!(!everything.contains("leaving@example.com"));
+    assert!(
+        !everything.contains("leaving@example.com"),
+        "{}",
+        everything
+            .lines()
+            .filter(|l| l.contains("leaving@example.com"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let logged: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'retention.workspace_deleted' AND target_id = $1",
     )

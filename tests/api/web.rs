@@ -1150,7 +1150,7 @@ async fn the_workspace_switcher_lists_every_workspace_and_creates_new_ones() {
 async fn settings_add_members_show_a_new_key_once_revoke_it_and_are_for_admins_only() {
     let app = TestApp::spawn().await;
     let owner = app.register("owner@example.com").await;
-    app.register("editor@example.com").await;
+    let editor_account = app.register("editor@example.com").await;
     let mut session = web_login(&app, "owner@example.com").await;
     let settings = format!("/w/{}/settings", owner.workspace_id);
     let (status, _, page) = session.get(&app, &settings).await;
@@ -1189,6 +1189,15 @@ async fn settings_add_members_show_a_new_key_once_revoke_it_and_are_for_admins_o
     assert_eq!(status, 303, "{body}");
     let (_, _, page) = session.get(&app, &settings).await;
     assert!(page.contains("id=\"no-invitations\""), "{page}");
+    // Invited again, the editor accepts and is a member.
+    app.invite_and_accept(
+        owner.workspace_id,
+        &owner,
+        &editor_account,
+        "editor@example.com",
+        "editor",
+    )
+    .await;
 
     let (status, _, page) = session
         .post(

@@ -132,11 +132,28 @@ async fn invite(
     )
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
+    crate::notify::events::record(
+        &mut tx,
+        crate::notify::events::NewEvent {
+            kind: crate::notify::events::EventKind::MemberInvited,
+            workspace_id: access.workspace_id,
+            store_id: None,
+            job_id: None,
+            summary: format!("{who} invited {} as {}", email.as_str(), req.role.as_str()),
+            data: serde_json::json!({
+                "invitation_id": created.id,
+                "email": email.as_str(),
+                "role": req.role,
+                "expires_at": created.expires_at,
+            }),
+        },
+    )
+    .await?;
     audit_log::record(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, "member.invited")
             .target("invitation", created.id)
-            .details(serde_json::json!({"email": email.as_str(), "role": req.role})),
+            .details(serde_json::json!({"role": req.role})),
     )
     .await?;
     tx.commit().await?;
@@ -373,9 +390,8 @@ async fn decline(
 ) -> ApiResult<Json<Declined>> {
     let mut tx = state.db.begin().await?;
     let offer = invitations::decline(&mut tx, &req.token).await?;
-    let mut entry = Entry::new("member.invitation_declined")
-        .target("invitation", offer.invitation_id)
-        .details(serde_json::json!({"email": offer.email}));
+    let mut entry =
+        Entry::new("member.invitation_declined").target("invitation", offer.invitation_id);
     entry.workspace_id = Some(offer.workspace_id);
     audit_log::record(&mut *tx, entry).await?;
     tx.commit().await?;

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::accounts::email::parse_name;
 use crate::accounts::settings::{self, SettingsUpdate, WorkspaceSettings};
-use crate::accounts::workspaces::{self, ApiKeyInfo, WorkspaceWithRole};
 use crate::accounts::two_factor;
+use crate::accounts::workspaces::{self, ApiKeyInfo, WorkspaceWithRole};
 use crate::app::AppState;
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
