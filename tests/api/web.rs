@@ -1722,6 +1722,7 @@ async fn eventually_notices(app: &TestApp, owner: &Registered, count: usize) -> 
         assert!(tokio::time::Instant::now() < deadline, "{notices}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 
 /// The pages behind mailed links: an invitation opened without an account leads through sign
 /// up back to itself and joins; a forgotten password is set again from its link.
