@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, error_code};
+use crate::helpers::{PASSWORD, Registered, TestApp, error_code};
 
 /// Mail queued to `to`, newest first: (subject, text).
 async fn mail_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
@@ -228,6 +228,17 @@ async fn roles_change_members_leave_and_the_last_owner_stays() {
     let editor = app.member(&owner, "editor@example.com", "editor").await;
     let stranger = app.register("stranger@example.com").await;
     let member_path = |user: uuid::Uuid| format!("/workspaces/{ws}/members/{user}");
+    // `by` changes (a role in `body`) or removes (no body) the member `user`.
+    let on_member = |by: &Registered, user: uuid::Uuid, body: Option<serde_json::Value>| {
+        let method = if body.is_some() {
+            reqwest::Method::PATCH
+        } else {
+            reqwest::Method::DELETE
+        };
+        let (path, token) = (member_path(user), by.access_token.clone());
+        let app = &app;
+        async move { app.call(method, &path, Some(&token), body).await }
+    };
 
     // An admin cannot invite or make owners, nor touch an owner.
     let (status, _) = app
@@ -238,87 +249,32 @@ async fn roles_change_members_leave_and_the_last_owner_stays() {
         )
         .await;
     assert_eq!(status, 403);
-    let (status, _) = app
-        .call(
-            reqwest::Method::PATCH,
-            &member_path(owner.user_id),
-            Some(&admin.access_token),
-            Some(json!({"role": "viewer"})),
-        )
-        .await;
+    let (status, _) = on_member(&admin, owner.user_id, Some(json!({"role": "viewer"}))).await;
     assert_eq!(status, 403);
-    let (status, _) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(owner.user_id),
-            Some(&admin.access_token),
-            None,
-        )
-        .await;
+    let (status, _) = on_member(&admin, owner.user_id, None).await;
     assert_eq!(status, 403);
     // An editor removes nobody else.
-    let (status, _) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(admin.user_id),
-            Some(&editor.access_token),
-            None,
-        )
-        .await;
+    let (status, _) = on_member(&editor, admin.user_id, None).await;
     assert_eq!(status, 403);
 
     // The admin makes the editor a reviewer.
-    let (status, changed) = app
-        .call(
-            reqwest::Method::PATCH,
-            &member_path(editor.user_id),
-            Some(&admin.access_token),
-            Some(json!({"role": "reviewer"})),
-        )
-        .await;
+    let (status, changed) =
+        on_member(&admin, editor.user_id, Some(json!({"role": "reviewer"}))).await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["role"], "reviewer");
 
     // The only owner can neither step down nor leave.
-    let (status, body) = app
-        .call(
-            reqwest::Method::PATCH,
-            &member_path(owner.user_id),
-            Some(&owner.access_token),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
+    let (status, body) = on_member(&owner, owner.user_id, Some(json!({"role": "admin"}))).await;
     assert_eq!(status, 409, "{body}");
-    let (status, _) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(owner.user_id),
-            Some(&owner.access_token),
-            None,
-        )
-        .await;
+    let (status, _) = on_member(&owner, owner.user_id, None).await;
     assert_eq!(status, 409);
 
     // A member leaves; the admin removes another; a stranger's id and another workspace's
     // member are "not found".
-    let (status, left) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(editor.user_id),
-            Some(&editor.access_token),
-            None,
-        )
-        .await;
+    let (status, left) = on_member(&editor, editor.user_id, None).await;
     assert_eq!(status, 200, "{left}");
     assert!(!is_member(&app, ws, editor.user_id).await);
-    let (status, _) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(stranger.user_id),
-            Some(&owner.access_token),
-            None,
-        )
-        .await;
+    let (status, _) = on_member(&owner, stranger.user_id, None).await;
     assert_eq!(status, 404);
     let (status, _) = app
         .call(
@@ -332,14 +288,7 @@ async fn roles_change_members_leave_and_the_last_owner_stays() {
         )
         .await;
     assert_eq!(status, 404);
-    let (status, _) = app
-        .call(
-            reqwest::Method::DELETE,
-            &member_path(admin.user_id),
-            Some(&owner.access_token),
-            None,
-        )
-        .await;
+    let (status, _) = on_member(&owner, admin.user_id, None).await;
     assert_eq!(status, 200);
     let (_, log) = app
         .get(&format!("/workspaces/{ws}/audit-log"), &owner.access_token)

@@ -147,20 +147,13 @@ async fn login(
     parts: axum::http::request::Parts,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
     let mut body = json!({"email": form.email, "password": form.password});
     if !form.totp.trim().is_empty() {
         body["totp"] = json!(form.totp.trim());
     }
-    let answer = match api
-        .call(None, &origin, Method::POST, "/auth/login", Some(body))
-        .await
-    {
+    let answer = match super::post_anonymous(&api, &parts, "/auth/login", body).await {
         Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = ?e, "login failed");
-            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Err(page) => return page,
     };
     if answer.ok() {
         return signed_in(&state, &answer.body, local_path(&form.next).unwrap_or("/"));
@@ -248,18 +241,11 @@ async fn signup(
     parts: axum::http::request::Parts,
     Form(form): Form<SignupForm>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
     let body = json!({"email": form.email, "password": form.password, "name": form.name,
         "workspace_name": form.workspace_name});
-    let answer = match api
-        .call(None, &origin, Method::POST, "/auth/register", Some(body))
-        .await
-    {
+    let answer = match super::post_anonymous(&api, &parts, "/auth/register", body).await {
         Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = ?e, "sign-up failed");
-            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Err(page) => return page,
     };
     if answer.ok() {
         let to = local_path(&form.next).map_or_else(

@@ -14,7 +14,7 @@ use super::account::anonymous_page;
 use crate::app::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, csrf_field, page, text};
-use crate::web::session::{self, ToLogin, WebUser};
+use crate::web::session::{ToLogin, WebUser};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,22 +46,16 @@ async fn invitation_page(
     user: Result<WebUser, ToLogin>,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
-    let answer = match api
-        .call(
-            None,
-            &origin,
-            Method::POST,
-            "/invitations/lookup",
-            Some(json!({"token": query.token})),
-        )
-        .await
+    let answer = match super::post_anonymous(
+        &api,
+        &parts,
+        "/invitations/lookup",
+        json!({"token": query.token}),
+    )
+    .await
     {
         Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = ?e, "invitation lookup failed");
-            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Err(page) => return page,
     };
     if !answer.ok() {
         return layout::error_page(
@@ -173,16 +167,13 @@ async fn decline(
     parts: axum::http::request::Parts,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
-    match api
-        .call(
-            None,
-            &origin,
-            Method::POST,
-            "/invitations/decline",
-            Some(json!({"token": form.token})),
-        )
-        .await
+    match super::post_anonymous(
+        &api,
+        &parts,
+        "/invitations/decline",
+        json!({"token": form.token}),
+    )
+    .await
     {
         Ok(answer) if answer.ok() => layout::render(page(
             "Invitation declined",
@@ -190,10 +181,7 @@ async fn decline(
             html! { p role="status" { "You declined the invitation; nobody joined the workspace." } },
         )),
         Ok(answer) => layout::error_page(answer.status, &answer.message()),
-        Err(e) => {
-            tracing::error!(error = ?e, "declining an invitation failed");
-            layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(page) => page,
     }
 }
 
@@ -227,22 +215,16 @@ async fn forgot(
     parts: axum::http::request::Parts,
     Form(form): Form<ForgotForm>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
-    let answer = match api
-        .call(
-            None,
-            &origin,
-            Method::POST,
-            "/auth/password-reset",
-            Some(json!({"email": form.email})),
-        )
-        .await
+    let answer = match super::post_anonymous(
+        &api,
+        &parts,
+        "/auth/password-reset",
+        json!({"email": form.email}),
+    )
+    .await
     {
         Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = ?e, "password reset request failed");
-            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Err(page) => return page,
     };
     let message = if answer.ok() {
         text(&answer.body["message"]).to_string()
@@ -301,22 +283,16 @@ async fn reset(
     parts: axum::http::request::Parts,
     Form(form): Form<ResetForm>,
 ) -> Response {
-    let origin = session::request_origin(&parts);
-    let answer = match api
-        .call(
-            None,
-            &origin,
-            Method::POST,
-            "/auth/password-reset/confirm",
-            Some(json!({"token": form.token, "password": form.password})),
-        )
-        .await
+    let answer = match super::post_anonymous(
+        &api,
+        &parts,
+        "/auth/password-reset/confirm",
+        json!({"token": form.token, "password": form.password}),
+    )
+    .await
     {
         Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = ?e, "password reset failed");
-            return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Err(page) => return page,
     };
     if answer.ok() {
         return layout::render(page(

@@ -124,6 +124,23 @@ impl Workspace {
     }
 }
 
+/// Posts `body` to the API for a page before sign-in (no session). An answer, error answers
+/// included, is the page's to show; a call that could not be made is the internal-error page.
+pub async fn post_anonymous(
+    api: &InternalApi,
+    parts: &axum::http::request::Parts,
+    path: &str,
+    body: Value,
+) -> Result<Answer, Response> {
+    let origin = crate::web::session::request_origin(parts);
+    api.call(None, &origin, Method::POST, path, Some(body))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, path, "internal API call failed");
+            layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })
+}
+
 /// Calls the API as `user`; an error answer becomes an error page with the API's status.
 pub async fn call(
     api: &InternalApi,

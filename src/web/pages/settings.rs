@@ -282,20 +282,29 @@ async fn invite_member(
     Ok(layout::see_other(&format!("/w/{ws}/settings")))
 }
 
+/// Deletes what `path` names through the API, then shows the settings page again.
+async fn delete_then_back(
+    api: &InternalApi,
+    user: &WebUser,
+    ws: Uuid,
+    path: &str,
+) -> Result<Response, Response> {
+    call(api, user, Method::DELETE, path, None).await?;
+    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+}
+
 async fn remove_member(
     Extension(api): Extension<InternalApi>,
     user: WebUser,
     Path((ws, member)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
+    delete_then_back(
         &api,
         &user,
-        Method::DELETE,
+        ws,
         &format!("/workspaces/{ws}/members/{member}"),
-        None,
     )
-    .await?;
-    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+    .await
 }
 
 async fn revoke_invitation(
@@ -303,15 +312,13 @@ async fn revoke_invitation(
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
+    delete_then_back(
         &api,
         &user,
-        Method::DELETE,
+        ws,
         &format!("/workspaces/{ws}/invitations/{id}"),
-        None,
     )
-    .await?;
-    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+    .await
 }
 
 #[derive(Deserialize)]
@@ -345,15 +352,7 @@ async fn revoke_key(
     user: WebUser,
     Path((ws, key)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
-        &api,
-        &user,
-        Method::DELETE,
-        &format!("/workspaces/{ws}/api-keys/{key}"),
-        None,
-    )
-    .await?;
-    Ok(layout::see_other(&format!("/w/{ws}/settings")))
+    delete_then_back(&api, &user, ws, &format!("/workspaces/{ws}/api-keys/{key}")).await
 }
 
 async fn audit_log(
