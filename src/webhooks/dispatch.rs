@@ -9,7 +9,8 @@
 //! when deliveries are queued) wakes it.
 //!
 //! An endpoint whose attempts have all failed for `[webhooks] disable_after_secs` is disabled,
-//! its waiting deliveries are given up, and the workspace's audit log says so.
+//! its waiting deliveries are given up, the workspace's audit log says so, and its owners (and
+//! the admin who created the endpoint) are mailed.
 
 use std::time::{Duration, Instant};
 
@@ -376,7 +377,74 @@ async fn disable(
         .details(serde_json::json!({"reason": reason}));
     entry.workspace_id = Some(delivery.workspace_id);
     audit_log::record(&mut *tx, entry).await?;
+    mail_owners(tx, state, delivery, &reason).await?;
     tracing::warn!(webhook_id = %delivery.webhook_id, %reason, "webhook endpoint disabled");
+    Ok(())
+}
+
+/// Tells the workspace's owners and the endpoint's creator (if still an admin there) that it
+/// was disabled, once per run of failures.
+async fn mail_owners(
+    tx: &mut PgConnection,
+    state: &AppState,
+    delivery: &Claimed,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let (url, failing_since, workspace_name): (String, Option<DateTime<Utc>>, String) =
+        sqlx::query_as(
+            "SELECT w.url, w.failing_since, ws.name FROM webhooks w
+             JOIN workspaces ws ON ws.id = w.workspace_id WHERE w.id = $1",
+        )
+        .bind(delivery.webhook_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let recipients: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.email::text, u.name FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1
+           AND (m.role = 'owner' OR (m.role = 'admin'
+                AND u.id = (SELECT created_by FROM webhooks WHERE id = $2)))
+         ORDER BY u.id",
+    )
+    .bind(delivery.workspace_id)
+    .bind(delivery.webhook_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let page = format!(
+        "{}/w/{}/webhooks/{}",
+        state.settings.public_base_url(),
+        delivery.workspace_id,
+        delivery.webhook_id
+    );
+    let since = failing_since.map_or_else(String::new, |t| t.timestamp().to_string());
+    for (user_id, address, name) in recipients {
+        let text = format!(
+            "Hello {name},\n\nThe webhook endpoint {url} of the workspace {workspace_name} was \
+             disabled: {reason}. Deliveries that were still waiting were given up, and new events \
+             are not sent to it.\n\nWhen the endpoint answers again, enable it on {page} and \
+             redeliver what it missed.\n"
+        );
+        let queued = crate::notify::mail::enqueue(
+            tx,
+            crate::notify::mail::OutgoingMail {
+                to: address,
+                subject: format!("[catalogd] A webhook endpoint was disabled: {url}"),
+                text,
+                html: None,
+                idempotency_key: format!(
+                    "webhook.disabled:{}:{since}:{user_id}",
+                    delivery.webhook_id
+                ),
+            },
+        )
+        .await;
+        match queued {
+            Ok(_) => {}
+            Err(crate::notify::mail::MailError::Database(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(%user_id, error = %e, "no mail about a disabled webhook endpoint");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -554,3 +554,26 @@ impl TestApp {
             .expect("worker starts")
     }
 }
+
+/// The subject and text of the first message sent to `address`, once it is sent (60 s at most).
+pub async fn eventually_sent_mail(app: &TestApp, address: &str) -> (String, String) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let sent: Option<(String, String)> = sqlx::query_as(
+            "SELECT subject, body_text FROM outgoing_mail
+             WHERE recipient = $1 AND status = 'sent' ORDER BY created_at LIMIT 1",
+        )
+        .bind(address)
+        .fetch_optional(&app.db)
+        .await
+        .unwrap();
+        if let Some(mail) = sent {
+            return mail;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no mail was sent to {address}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -555,4 +555,11 @@ async fn an_endpoint_failing_too_long_is_disabled_and_gets_nothing_more() {
             .any(|e| e["action"] == "webhook.disabled" && e["target_id"] == dead.as_str()),
         "{log}"
     );
+    // The owner is told by mail (written to the data directory without an SMTP server).
+    let mail = crate::helpers::eventually_sent_mail(&app, "dead-endpoint@example.com").await;
+    assert!(
+        mail.0.contains("A webhook endpoint was disabled"),
+        "{mail:?}"
+    );
+    assert!(mail.1.contains(&format!("/webhooks/{dead}")), "{mail:?}");
 }
