@@ -69,6 +69,9 @@ pub struct EmailSettings {
     pub password: SecretString,
     /// The sender: `catalogd <catalogd@shop.example>` or a bare address.
     pub from: String,
+    /// A PEM file of CA certificates trusted for the SMTP server besides the public roots (a
+    /// relay with a certificate from a private CA); empty: the public roots only.
+    pub ca_file: String,
     /// Deadline for one conversation with the SMTP server.
     pub timeout_secs: u64,
     /// Attempts per message before it is given up (temporary failures and outages only: a
@@ -492,6 +495,7 @@ const STRING_KEYS: &[&str] = &[
     "email.username",
     "email.password",
     "email.from",
+    "email.ca_file",
 ];
 
 /// S3 refuses presigned URLs valid for longer than 7 days; the local store follows the same rule.

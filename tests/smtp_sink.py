@@ -1,9 +1,14 @@
 """A real SMTP server for the tests (aiosmtpd from PyPI), with a control API over HTTP.
 
+With --tls, the server requires STARTTLS (a certificate for 127.0.0.1 from a throwaway CA made
+with openssl) and a login (user "mailer", password "s3cret-pass", only after STARTTLS); it
+prints the CA's PEM file as a third word.
+
 Prints "<smtp port> <control port>" (both on 127.0.0.1), then serves SMTP, and over HTTP:
   GET /messages      every message accepted so far: mail_from, rcpt_tos, data (the raw text),
                      and as Python's `email` package reads it: subject, message_id,
-                     list_unsubscribe, list_unsubscribe_post, text and html (decoded parts)
+                     list_unsubscribe, list_unsubscribe_post, text and html (decoded parts);
+                     tls (whether STARTTLS was used) and login (who authenticated)
   PUT /mode          {"down": true} answers every MAIL FROM with 421 (the service is not
                      available: what a client meets during an outage) until {"down": false};
                      {"refused": N} answers N connections' MAIL FROM with 421 and then accepts
@@ -13,6 +18,11 @@ Stops when its stdin closes.
 
 import asyncio
 import email
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
 import email.policy
 import json
 import socket
@@ -20,7 +30,9 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+LOGIN = (b"mailer", b"s3cret-pass")
 
 lock = threading.Lock()
 messages = []
@@ -40,7 +52,10 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
         record = {
+            "tls": session.ssl is not None,
+            "login": login,
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
             "data": envelope.content.decode("utf-8", errors="replace"),
@@ -100,20 +115,59 @@ class Control(BaseHTTPRequestHandler):
         self.answer(200, {})
 
 
+def authenticate(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == LOGIN
+    return AuthResult(success=ok, auth_data=auth_data)
+
+
+def certificates():
+    """A CA and a certificate for 127.0.0.1 it signed; returns (ca.pem, cert.pem, key.pem)."""
+    d = tempfile.mkdtemp(prefix="smtp-sink-")
+    path = lambda name: os.path.join(d, name)  # noqa: E731
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=sink test CA",
+        "-keyout", path("ca.key"), "-out", path("ca.pem"))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", path("key.pem"), "-out", path("cert.csr"))
+    with open(path("ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", path("cert.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", path("ext"), "-out", path("cert.pem"))
+    return path("ca.pem"), path("cert.pem"), path("key.pem")
+
+
 async def serve():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     loop = asyncio.get_running_loop()
+    extra = []
+    options = {}
+    tls_dir = None
+    if "--tls" in sys.argv:
+        ca, cert, key = certificates()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        options = dict(
+            tls_context=context,
+            require_starttls=True,
+            authenticator=authenticate,
+            auth_required=True,
+            auth_require_tls=True,
+        )
+        extra = [ca]
+        tls_dir = os.path.dirname(ca)
     server = await loop.create_server(
-        lambda: SMTP(Sink(), hostname="sink.test", enable_SMTPUTF8=True), sock=sock
+        lambda: SMTP(Sink(), hostname="sink.test", enable_SMTPUTF8=True, **options), sock=sock
     )
     control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
     threading.Thread(target=control.serve_forever, daemon=True).start()
-    print(sock.getsockname()[1], control.server_address[1], flush=True)
+    print(sock.getsockname()[1], control.server_address[1], *extra, flush=True)
     # The test closes stdin (or dies): stop then.
     await loop.run_in_executor(None, sys.stdin.read)
     control.shutdown()
     server.close()
+    if tls_dir:
+        shutil.rmtree(tls_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -81,10 +81,35 @@ pub fn validate(settings: &EmailSettings) -> Result<(), String> {
             "email.timeout_secs, email.max_attempts and email.concurrency must be positive".into(),
         );
     }
+    if !settings.ca_file.trim().is_empty() {
+        extra_roots(&settings.ca_file)?;
+    }
     if settings.digest_hour_utc > 23 {
         return Err("email.digest_hour_utc must be between 0 and 23".into());
     }
     Ok(())
+}
+
+/// The certificates of `email.ca_file`.
+fn extra_roots(path: &str) -> Result<Vec<Certificate>, String> {
+    let pem = std::fs::read(path.trim())
+        .map_err(|e| format!("email.ca_file {path:?} cannot be read ({e})"))?;
+    let text = String::from_utf8_lossy(&pem);
+    let blocks: Vec<String> = text
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|b| b.contains("-----BEGIN CERTIFICATE-----"))
+        .map(str::to_string)
+        .collect();
+    if blocks.is_empty() {
+        return Err(format!("email.ca_file {path:?} holds no PEM certificate"));
+    }
+    blocks
+        .iter()
+        .map(|b| {
+            Certificate::from_pem(b.as_bytes())
+                .map_err(|e| format!("email.ca_file {path:?}: a certificate does not parse ({e})"))
+        })
+        .collect()
 }
 
 /// A message as queued.
@@ -165,7 +190,14 @@ impl Transport {
             });
         }
         let target = parse_smtp_url(&email.smtp_url)?;
-        let params = TlsParameters::new(target.host.clone())
+        let mut tls = TlsParameters::builder(target.host.clone());
+        if !email.ca_file.trim().is_empty() {
+            for root in extra_roots(&email.ca_file)? {
+                tls = tls.add_root_certificate(root);
+            }
+        }
+        let params = tls
+            .build_rustls()
             .map_err(|e| format!("TLS for {}: {e}", target.host))?;
         let login = !email.username.expose_secret().is_empty();
         let tls = if target.implicit_tls {

@@ -23,6 +23,8 @@ struct Sink {
     port: u16,
     control: String,
     client: reqwest::Client,
+    /// With `--tls`: the PEM file of the CA that signed the server's certificate.
+    ca: Option<String>,
 }
 
 impl Drop for Sink {
@@ -35,9 +37,14 @@ impl Drop for Sink {
 
 impl Sink {
     fn start() -> Sink {
+        Sink::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Sink {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -46,16 +53,15 @@ impl Sink {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let ports: Vec<u16> = line
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ports: Vec<u16> = words.iter().filter_map(|p| p.parse().ok()).collect();
         assert_eq!(ports.len(), 2, "the sink printed no ports: {line:?}");
         Sink {
             child,
             port: ports[0],
             control: format!("http://127.0.0.1:{}", ports[1]),
             client: reqwest::Client::new(),
+            ca: words.get(2).map(|c| c.to_string()),
         }
     }
 
@@ -664,4 +670,65 @@ async fn without_smtp_mail_is_written_to_the_data_directory() {
         text.contains("Subject: [catalogd] The magento_csv export of Sim is ready"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_with_its_login_and_only_to_a_certificate_it_trusts() {
+    let sink = Sink::start_with(&["--tls"]);
+    let ca = sink.ca.clone().expect("the sink names its CA");
+    let login = [
+        ("CATALOGD_EMAIL__USERNAME", "mailer"),
+        ("CATALOGD_EMAIL__PASSWORD", "s3cret-pass"),
+    ];
+    let send = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let id = mail::enqueue(
+                &mut tx,
+                OutgoingMail {
+                    to: "someone@shop.test".into(),
+                    subject: "Over TLS".into(),
+                    text: "Hello".into(),
+                    html: None,
+                    idempotency_key: "tls:1".into(),
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            id
+        }
+    };
+
+    // Without the private CA, the server's certificate is not trusted: nothing is sent, and
+    // the login never crosses.
+    let untrusting = spawn(&sink, &login).await;
+    let id = send(&untrusting).await;
+    let error = eventually("a refused attempt", || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT last_error FROM outgoing_mail WHERE id = $1 AND attempts > 0",
+        )
+        .bind(id)
+        .fetch_optional(&untrusting.db)
+        .await
+        .unwrap()
+        .flatten()
+    })
+    .await;
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(!error.contains("s3cret-pass"));
+    drop(untrusting);
+    assert!(sink.messages().await.is_empty());
+
+    let mut trusted = login.to_vec();
+    trusted.push(("CATALOGD_EMAIL__CA_FILE", ca.as_str()));
+    let app = spawn(&sink, &trusted).await;
+    send(&app).await;
+    settled(&app).await;
+    let messages = sink.messages().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["tls"], true);
+    assert_eq!(messages[0]["login"], "mailer");
+    assert_eq!(messages[0]["subject"], "Over TLS");
 }
