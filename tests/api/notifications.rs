@@ -732,3 +732,107 @@ async fn mail_goes_over_starttls_with_its_login_and_only_to_a_certificate_it_tru
     assert_eq!(messages[0]["login"], "mailer");
     assert_eq!(messages[0]["subject"], "Over TLS");
 }
+
+#[tokio::test]
+async fn a_store_losing_a_permission_or_its_token_raises_events_for_mail_and_webhooks() {
+    let sink = Sink::start();
+    let receiver = Receiver::start();
+    let app = spawn(&sink, &[]).await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("owner@shop.test").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let (_, secret) = webhooks::create(
+        &app,
+        &owner,
+        &receiver.url("store"),
+        &[
+            "store.needs_reauth",
+            "store.permission_missing",
+            "job.failed",
+        ],
+    )
+    .await;
+    receiver.configure("store", &secret, &[]).await;
+    let key = sim.credentials().consumer_key;
+    let failed_sync = || async {
+        let (status, started) = app
+            .post(
+                &format!("/stores/{store_id}/sync"),
+                Some(&owner.access_token),
+                json!({"mode": "full"}),
+            )
+            .await;
+        assert_eq!(status, 202, "{started}");
+        let job = app
+            .wait_for_job(
+                &owner.access_token,
+                started["job_id"].as_str().unwrap(),
+                Duration::from_secs(60),
+            )
+            .await;
+        assert_eq!(job["status"], "failed", "{job}");
+    };
+
+    // The integration loses the products resource, then Magento's Reauthorize drops the token.
+    sim.deny_resource(&key, magento_sim::acl::PRODUCTS).unwrap();
+    failed_sync().await;
+    sim.grant_resource(&key, magento_sim::acl::PRODUCTS)
+        .unwrap();
+    let _ = sim.reauthorize(&key, "http://127.0.0.1:9/callback").await;
+    failed_sync().await;
+    settled(&app).await;
+
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM events ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "store.permission_missing",
+            "job.failed",
+            "store.needs_reauth",
+            "job.failed"
+        ]
+    );
+    let received = receiver.wait_for("store", 4).await;
+    assert_eq!(received.len(), 4, "{received:?}");
+    for delivery in &received {
+        assert_eq!(delivery["verified"], true, "{delivery}");
+        assert_eq!(delivery["payload"]["data"]["store_id"], store_id);
+    }
+    let missing = received
+        .iter()
+        .find(|d| d["type"] == "store.permission_missing")
+        .unwrap();
+    assert_eq!(
+        missing["payload"]["data"]["resource"],
+        magento_sim::acl::PRODUCTS
+    );
+
+    let mails = sink.to("owner@shop.test").await;
+    assert_eq!(mails.len(), 4, "{mails:?}");
+    // By subject's start: the job.failed mails quote Magento's refusal too.
+    let text_of = |start: &str| -> String {
+        mails
+            .iter()
+            .find(|m| m["subject"].as_str().unwrap().starts_with(start))
+            .unwrap_or_else(|| panic!("no mail starting {start}: {mails:?}"))["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let reauth = text_of("[catalogd] Sim needs reauthorisation");
+    assert!(reauth.contains("Reauthorize"), "{reauth}");
+    assert!(
+        reauth.contains(&format!("/w/{}/stores/{store_id}", owner.workspace_id)),
+        "{reauth}"
+    );
+    let permission = text_of("[catalogd] Magento refused");
+    assert!(permission.contains("API tab"), "{permission}");
+}
