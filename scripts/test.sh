@@ -51,12 +51,15 @@ fi
 
 # Databases left behind by an interrupted earlier run: only those nobody is connected to and
 # created more than two hours ago, so a suite running beside this one keeps its databases.
-psql "$TEST_DATABASE_URL" -Atqc \
+# A database dropped meanwhile has no file to look at (missing_ok), and a failed look skips
+# the clean-up rather than the tests.
+{ psql "$TEST_DATABASE_URL" -Atqc \
     "SELECT d.datname FROM pg_database d
      WHERE d.datname LIKE 'catalogd\_test\_%'
        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)
-       AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '2 hours'" \
-    2>/dev/null |
+       AND (pg_stat_file('base/' || d.oid || '/PG_VERSION', true)).modification
+           < now() - interval '2 hours'" \
+    2>/dev/null || true; } |
     while read -r db; do
         psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
     done
