@@ -103,6 +103,11 @@ impl JobContext {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Progress so far.
+    pub fn done(&self) -> i64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     pub fn set_done(&self, n: i64) {
         self.done.store(n, Ordering::Relaxed);
     }

@@ -1,13 +1,18 @@
 //! Pushing through Magento's asynchronous bulk API (a store setting, for large pushes).
 //!
-//! Every proposal is read and planned as in a direct push, and conflicts and failures are
-//! recorded at once; gallery-entry updates are sent directly (the bulk API carries product
-//! saves only). The product saves are then submitted as one bulk per scope, and the bulks
-//! polled through `detailed-status`: each operation, mapped back to its proposal by its
-//! position among the request items, is read back and verified like a direct push, or ends
-//! the proposal `failed` with Magento's message; operations Magento calls retriable are
-//! submitted again, up to [`MAX_ROUNDS`] times. The bulk uuids are in the job's checkpoint,
-//! so a restarted job resumes polling instead of submitting again.
+//! Proposals are read and planned in windows as in a direct push (one `sku in (…)` read per
+//! scope and window), and conflicts and failures are recorded at once; gallery-entry updates
+//! are sent directly (the bulk API carries product saves only). The product saves of a scope
+//! are submitted as a bulk as soon as they fill one (the store's `bulk_max_items`; the rest
+//! once planning ends), and the bulks polled through `detailed-status`: each operation,
+//! mapped back to its proposal by its position among the request items, is read back (one
+//! `sku in (…)` read per scope and bulk) and verified like a direct push, or ends the proposal
+//! `failed` with Magento's message; operations Magento calls retriable are submitted again, up
+//! to [`MAX_ROUNDS`] times. Each bulk's uuid enters the job's checkpoint as soon as Magento
+//! accepted it, so a restarted job resumes polling instead of submitting again. Magento
+//! schedules every item of a bulk within the request (one operation row each,
+//! `app/code/Magento/AsynchronousOperations/Model/MassSchedule.php::publishMass`), so the cap
+//! keeps that request short.
 //!
 //! Magento reporting an operation complete says nothing about where it was saved: with its
 //! default MySQL queue the consumer runs in the default store view whatever the URL's store
@@ -16,11 +21,18 @@
 //! through RabbitMQ). So besides the pushed scope every bulk write also watches the default
 //! store view, which must keep its own values.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Check, Prepared, PushParams, PushResult, load, prepare, read_back, record};
+use super::progress::Pace;
+use super::{
+    Check, Prepared, Proposal, PushParams, PushResult, Sent, WINDOW, is_pending, load,
+    load_many, prepare_many, read_back_many, record, send_calls,
+};
 use crate::connector::ConnectorError;
 use crate::connector::magento::{BulkOutcome, MagentoConnector};
 use crate::jobs::context::{JobContext, JobError, Outcome};
@@ -31,6 +43,8 @@ use crate::stores::{Store, permissions};
 const MAX_ROUNDS: u32 = 3;
 /// Polls of a bulk before its open operations are given up on (about ten minutes).
 const MAX_POLLS: u32 = 600;
+/// The pause between polls of the same bulks.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Checkpoint {
@@ -81,201 +95,300 @@ pub(super) async fn run(
 ) -> Result<Outcome, JobError> {
     let db = &ctx.state.db;
     let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
-    ctx.set_total(Some(params.proposals.len() as i64));
+    let total = params.proposals.len();
+    ctx.set_total(Some(total as i64));
     for counter in super::COUNTERS.iter().chain(&["bulks"]) {
         ctx.add(counter, 0);
     }
-    // 1. Plan every proposal; record what needs no bulk.
-    while let Some(&id) = params.proposals.get(checkpoint.next) {
+    let pace = Pace::start(ctx);
+    let max_items = store.bulk_max_items();
+    let mut polled = Instant::now();
+    // 1. Plan window by window and record what needs no bulk; a scope's saves go as soon as
+    //    they fill a bulk, and the bulks Magento finished meanwhile are settled.
+    while checkpoint.next < total {
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Outcome::Stopped(stop));
         }
-        let proposal = load(db, store.id, id).await?;
-        let mut result = None;
-        if let Some(p) = proposal
-            .as_ref()
-            .filter(|p| p.state == "approved" || p.state == "failed")
-        {
-            let watch = watch(store, &p.store_view);
-            let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
-            match prepare(db, store, connector, p, scopes, &watch).await? {
-                Prepared::AlreadyApplied { store } => {
-                    result = Some(PushResult::AlreadyApplied { store });
-                }
-                Prepared::Conflict(fields) => result = Some(PushResult::Conflict(fields)),
-                Prepared::Failed(message) => result = Some(PushResult::Failed(message)),
-                Prepared::Refused(message) => result = Some(PushResult::Refused(message)),
-                Prepared::Write(write) => {
-                    super::log_warnings(ctx, p, &write.warnings).await;
-                    let mut save = None;
-                    for call in &write.calls {
-                        match call.product_save_body() {
-                            Some(body) => save = Some(body.clone()),
-                            None => {
-                                if let Err(e) = connector.send(call).await {
-                                    if let ConnectorError::NeedsReauth(m) = e {
-                                        return Err(JobError::Fatal(m));
-                                    }
-                                    if matches!(e, ConnectorError::PermissionMissing { .. }) {
-                                        return Err(
-                                            permissions::refused(db, store.id, "push", e).await
-                                        );
-                                    }
-                                    result = Some(PushResult::Failed(e.to_string()));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    match (result.is_some(), save) {
-                        (true, _) => {}
-                        (false, Some(body)) => checkpoint.pending.push(Item {
-                            proposal: p.id,
-                            scope: p.store_view.clone(),
-                            body,
-                            rounds: 0,
-                            check: write.check.clone(),
-                        }),
-                        (false, None) => {
-                            let requests = write.calls.len();
-                            result =
-                                Some(read_back(connector, p, &write.check, &watch, requests).await?)
-                        }
-                    }
-                }
-            }
-        }
-        checkpoint.next += 1;
+        let end = (checkpoint.next + WINDOW).min(total);
+        let window = &params.proposals[checkpoint.next..end];
+        let planned = plan_window(ctx, store, connector, scopes, window, &mut checkpoint).await?;
+        checkpoint.next = end;
         let mut tx = db.begin().await?;
-        if let (Some(p), Some(result)) = (&proposal, result) {
-            ctx.advance(1);
-            record(&mut tx, ctx, p, result).await?;
-        }
-        ctx.save(&mut tx, &checkpoint).await?;
-        tx.commit().await?;
-    }
-    loop {
-        // 2. Submit what is pending, one bulk per scope.
-        if !checkpoint.pending.is_empty() {
-            submit(ctx, store, connector, &mut checkpoint).await?;
-        }
-        if checkpoint.submitted.is_empty() {
-            break;
-        }
-        // 3. Settle the bulks whose operations all ended (in one transaction with the
-        //    checkpoint); poll the others again after a pause.
-        let mut still_open = Vec::new();
-        let mut settled = Vec::new();
-        for mut bulk in std::mem::take(&mut checkpoint.submitted) {
-            let outcomes = match connector.bulk_outcomes(&bulk.uuid).await {
-                Ok(outcomes) => outcomes,
-                Err(e @ ConnectorError::PermissionMissing { .. }) => {
-                    return Err(permissions::refused(db, store.id, "push", e).await);
-                }
-                Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
-                Err(e) => return Err(JobError::Transient(e.to_string())),
-            };
-            bulk.polls += 1;
-            let open = outcomes.len() < bulk.items.len() || outcomes.contains(&BulkOutcome::Open);
-            if open && bulk.polls < MAX_POLLS {
-                still_open.push(bulk);
-                continue;
-            }
-            for (i, item) in bulk.items.into_iter().enumerate() {
-                let Some(proposal) = load(db, store.id, item.proposal).await? else {
-                    continue;
-                };
-                let outcome = outcomes.get(i).cloned().unwrap_or(BulkOutcome::Open);
-                let result = match outcome {
-                    BulkOutcome::Complete => {
-                        let watch = watch(store, &item.scope);
-                        let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
-                        read_back(connector, &proposal, &item.check, &watch, 1).await?
-                    }
-                    BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS => {
-                        checkpoint.pending.push(item);
-                        continue;
-                    }
-                    BulkOutcome::Retriable(m) | BulkOutcome::Failed(m) => PushResult::Failed(m),
-                    BulkOutcome::Open => PushResult::Failed(format!(
-                        "bulk {} is still open after {} polls: is Magento's async.operations.all consumer running?",
-                        bulk.uuid, bulk.polls
-                    )),
-                };
-                settled.push((proposal, result));
-            }
-        }
-        checkpoint.submitted = still_open;
-        let mut tx = db.begin().await?;
-        for (proposal, result) in settled {
+        for (proposal, result) in planned {
             ctx.advance(1);
             record(&mut tx, ctx, &proposal, result).await?;
         }
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
+        submit(ctx, store, connector, &mut checkpoint, max_items, Fill::Full).await?;
+        if !checkpoint.submitted.is_empty() && polled.elapsed() >= POLL_EVERY {
+            settle(ctx, store, connector, &mut checkpoint).await?;
+            polled = Instant::now();
+        }
+        pace.tick(ctx, total).await;
+    }
+    loop {
+        // 2. Submit what is pending, one bulk per scope (and per `max_items`).
+        submit(ctx, store, connector, &mut checkpoint, max_items, Fill::Any).await?;
+        if checkpoint.submitted.is_empty() {
+            break;
+        }
+        // 3. Settle the bulks whose operations all ended; poll the others again after a pause.
+        settle(ctx, store, connector, &mut checkpoint).await?;
+        pace.tick(ctx, total).await;
         if !checkpoint.submitted.is_empty()
-            && let Some(stop) = ctx.sleep(std::time::Duration::from_secs(1)).await
+            && let Some(stop) = ctx.sleep(POLL_EVERY).await
         {
             return Ok(Outcome::Stopped(stop));
         }
     }
-    super::log_summary(ctx, "bulk push").await;
+    super::log_summary(ctx, "bulk push", &pace).await;
     Ok(Outcome::Done)
 }
 
-/// Submits the pending saves, one bulk per scope, and records the submission.
-async fn submit(
+/// Plans a window of proposals (one batched read per scope): the outcomes that need no bulk
+/// come back to be recorded, product saves join the checkpoint's pending ones, gallery-entry
+/// updates are sent at once, and a write without a save is read back at once.
+async fn plan_window(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    scopes: &Scopes,
+    ids: &[Uuid],
+    checkpoint: &mut Checkpoint,
+) -> Result<Vec<(Proposal, PushResult)>, JobError> {
+    let db = &ctx.state.db;
+    let proposals: Vec<Proposal> = load_many(db, store.id, ids)
+        .await?
+        .into_iter()
+        .filter(is_pending)
+        .collect();
+    ctx.advance((ids.len() - proposals.len()) as i64);
+    let watch = |scope: &str| watch(store, scope);
+    let prepared = prepare_many(db, store, connector, &proposals, scopes, &watch).await?;
+    let mut results = Vec::new();
+    let mut direct = Vec::new();
+    for (p, prepared) in proposals.iter().zip(prepared) {
+        let write = match prepared {
+            Prepared::Write(write) => write,
+            Prepared::AlreadyApplied { store } => {
+                results.push((p.clone(), PushResult::AlreadyApplied { store }));
+                continue;
+            }
+            Prepared::Conflict(fields) => {
+                results.push((p.clone(), PushResult::Conflict(fields)));
+                continue;
+            }
+            Prepared::Failed(message) => {
+                results.push((p.clone(), PushResult::Failed(message)));
+                continue;
+            }
+            Prepared::Refused(message) => {
+                results.push((p.clone(), PushResult::Refused(message)));
+                continue;
+            }
+        };
+        super::log_warnings(ctx, p, &write.warnings).await;
+        let unbundled: Vec<_> = write
+            .calls
+            .iter()
+            .filter(|call| call.product_save_body().is_none())
+            .collect();
+        if let Err(message) = send_calls(db, store.id, connector, &unbundled).await? {
+            results.push((p.clone(), PushResult::Failed(message)));
+            continue;
+        }
+        match write.calls.iter().find_map(|call| call.product_save_body()) {
+            Some(body) => checkpoint.pending.push(Item {
+                proposal: p.id,
+                scope: p.store_view.clone(),
+                body: body.clone(),
+                rounds: 0,
+                check: write.check.clone(),
+            }),
+            None => direct.push((p, write)),
+        }
+    }
+    let sent: Vec<Sent> = direct
+        .iter()
+        .map(|(p, write)| Sent {
+            proposal: p,
+            check: &write.check,
+            requests: write.calls.len(),
+        })
+        .collect();
+    let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
+    results.extend(direct.iter().map(|(p, _)| (*p).clone()).zip(read));
+    Ok(results)
+}
+
+/// Polls each submitted bulk once. The bulks whose operations all ended are read back (one
+/// `sku in (…)` request per scope and list) and recorded, in one transaction with the
+/// checkpoint; operations Magento calls retriable go back to the pending saves.
+async fn settle(
     ctx: &JobContext,
     store: &Store,
     connector: &MagentoConnector,
     checkpoint: &mut Checkpoint,
 ) -> Result<(), JobError> {
     let db = &ctx.state.db;
-    let mut scopes: Vec<String> = checkpoint.pending.iter().map(|i| i.scope.clone()).collect();
-    scopes.sort();
-    scopes.dedup();
-    let mut tx = db.begin().await?;
-    for scope in scopes {
-        let (items, rest): (Vec<Item>, Vec<Item>) = std::mem::take(&mut checkpoint.pending)
-            .into_iter()
-            .partition(|i| i.scope == scope);
-        checkpoint.pending = rest;
-        let bodies = items.iter().map(|i| i.body.clone()).collect();
-        let (uuid, refused) = match connector.submit_product_saves(&scope, bodies).await {
-            Ok(answer) => answer,
+    let watch = |scope: &str| watch(store, scope);
+    let mut still_open = Vec::new();
+    let mut settled = Vec::new();
+    for mut bulk in std::mem::take(&mut checkpoint.submitted) {
+        let outcomes = match connector.bulk_outcomes(&bulk.uuid).await {
+            Ok(outcomes) => outcomes,
             Err(e @ ConnectorError::PermissionMissing { .. }) => {
                 return Err(permissions::refused(db, store.id, "push", e).await);
             }
             Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
             Err(e) => return Err(JobError::Transient(e.to_string())),
         };
-        ctx.add("bulks", 1);
-        ctx.log(
-            "info",
-            format!("bulk {uuid}: {} saves in {scope}", items.len()),
-        )
-        .await;
-        let mut accepted = Vec::new();
-        for (item, refusal) in items.into_iter().zip(refused) {
-            match refusal {
-                Some(message) => {
-                    if let Some(proposal) = load(db, store.id, item.proposal).await? {
-                        ctx.advance(1);
-                        record(&mut tx, ctx, &proposal, PushResult::Failed(message)).await?;
-                    }
+        bulk.polls += 1;
+        let open = outcomes.len() < bulk.items.len() || outcomes.contains(&BulkOutcome::Open);
+        if open && bulk.polls < MAX_POLLS {
+            still_open.push(bulk);
+            continue;
+        }
+        let ids: Vec<Uuid> = bulk.items.iter().map(|item| item.proposal).collect();
+        let proposals: HashMap<Uuid, Proposal> = load_many(db, store.id, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let mut complete = Vec::new();
+        for (i, item) in bulk.items.into_iter().enumerate() {
+            let Some(proposal) = proposals.get(&item.proposal) else {
+                continue;
+            };
+            match outcomes.get(i).cloned().unwrap_or(BulkOutcome::Open) {
+                BulkOutcome::Complete => complete.push((proposal, item)),
+                BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS => {
+                    checkpoint.pending.push(item);
                 }
-                None => accepted.push(Item {
-                    rounds: item.rounds + 1,
-                    ..item
-                }),
+                BulkOutcome::Retriable(m) | BulkOutcome::Failed(m) => {
+                    settled.push((proposal.clone(), PushResult::Failed(m)));
+                }
+                BulkOutcome::Open => settled.push((
+                    proposal.clone(),
+                    PushResult::Failed(format!(
+                        "bulk {} is still open after {} polls: is Magento's async.operations.all consumer running?",
+                        bulk.uuid, bulk.polls
+                    )),
+                )),
             }
         }
-        checkpoint.submitted.push(Submitted {
-            uuid,
-            items: accepted,
-            polls: 0,
-        });
+        let sent: Vec<Sent> = complete
+            .iter()
+            .map(|(proposal, item)| Sent {
+                proposal,
+                check: &item.check,
+                requests: 1,
+            })
+            .collect();
+        let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
+        settled.extend(complete.iter().map(|(p, _)| (*p).clone()).zip(read));
     }
+    checkpoint.submitted = still_open;
+    let mut tx = db.begin().await?;
+    for (proposal, result) in settled {
+        ctx.advance(1);
+        record(&mut tx, ctx, &proposal, result).await?;
+    }
+    ctx.save(&mut tx, &*checkpoint).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Which pending saves [`submit`] sends.
+#[derive(Clone, Copy, PartialEq)]
+enum Fill {
+    /// Only full bulks (while planning goes on).
+    Full,
+    /// Everything pending.
+    Any,
+}
+
+/// Submits pending saves, one bulk per scope of at most `max_items`, each recorded in the
+/// checkpoint as soon as Magento accepted it.
+async fn submit(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    checkpoint: &mut Checkpoint,
+    max_items: usize,
+    fill: Fill,
+) -> Result<(), JobError> {
+    let mut scopes: Vec<String> = checkpoint.pending.iter().map(|i| i.scope.clone()).collect();
+    scopes.sort();
+    scopes.dedup();
+    for scope in scopes {
+        loop {
+            let waiting = checkpoint.pending.iter().filter(|i| i.scope == scope).count();
+            if waiting == 0 || (fill == Fill::Full && waiting < max_items) {
+                break;
+            }
+            let mut taken = 0;
+            let (items, rest): (Vec<Item>, Vec<Item>) = std::mem::take(&mut checkpoint.pending)
+                .into_iter()
+                .partition(|i| {
+                    let take = i.scope == scope && taken < max_items;
+                    taken += usize::from(take);
+                    take
+                });
+            checkpoint.pending = rest;
+            submit_one(ctx, store, connector, checkpoint, &scope, items).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Submits `items` of `scope` as one bulk and records it with the checkpoint.
+async fn submit_one(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    checkpoint: &mut Checkpoint,
+    scope: &str,
+    items: Vec<Item>,
+) -> Result<(), JobError> {
+    let db = &ctx.state.db;
+    let bodies = items.iter().map(|i| i.body.clone()).collect();
+    let (uuid, refused) = match connector.submit_product_saves(scope, bodies).await {
+        Ok(answer) => answer,
+        Err(e @ ConnectorError::PermissionMissing { .. }) => {
+            return Err(permissions::refused(db, store.id, "push", e).await);
+        }
+        Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
+        Err(e) => return Err(JobError::Transient(e.to_string())),
+    };
+    ctx.add("bulks", 1);
+    ctx.log(
+        "info",
+        format!("bulk {uuid}: {} saves in {scope}", items.len()),
+    )
+    .await;
+    let mut tx = db.begin().await?;
+    let mut accepted = Vec::new();
+    for (item, refusal) in items.into_iter().zip(refused) {
+        match refusal {
+            Some(message) => {
+                if let Some(proposal) = load(db, store.id, item.proposal).await? {
+                    ctx.advance(1);
+                    record(&mut tx, ctx, &proposal, PushResult::Failed(message)).await?;
+                }
+            }
+            None => accepted.push(Item {
+                rounds: item.rounds + 1,
+                ..item
+            }),
+        }
+    }
+    checkpoint.submitted.push(Submitted {
+        uuid,
+        items: accepted,
+        polls: 0,
+    });
     ctx.save(&mut tx, &*checkpoint).await?;
     tx.commit().await?;
     Ok(())

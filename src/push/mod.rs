@@ -15,8 +15,11 @@
 //! is harmless: the re-run reads the store, finds the proposal applied, and writes nothing.
 
 mod bulk;
+mod direct;
 mod live;
 pub mod plan;
+mod progress;
+mod reads;
 pub mod scope_check;
 pub mod verify;
 
@@ -29,6 +32,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use self::plan::{ConflictField, Plan, Scopes};
+use self::reads::{Missing, Reads};
 use self::scope_check::ViewChange;
 use self::verify::{Expected, Verdict, Watched};
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
@@ -43,12 +47,6 @@ use crate::stores::{self, Store, StoreStatus, permissions};
 pub struct PushParams {
     /// In push order: default scopes before store views.
     pub proposals: Vec<Uuid>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Checkpoint {
-    /// Index into `proposals` of the next one to push.
-    next: usize,
 }
 
 /// A proposal to push, with what it needs.
@@ -124,6 +122,10 @@ pub struct DryRunItem {
     pub warnings: Vec<String>,
 }
 
+/// Proposals planned, written and read back together: as many as one `sku in (…)` list holds,
+/// so a window reads each scope in one request.
+pub(crate) const WINDOW: usize = magento::client::MAX_SKUS_PER_LIST;
+
 /// Proposals of `store` in push order (default scope first, then store views by code).
 pub async fn order(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
@@ -158,6 +160,41 @@ pub(crate) async fn load(
     .await
 }
 
+/// The proposals of `store_id` among `ids`, in the order of `ids` (an id that is not one of
+/// the store's proposals is left out).
+pub(crate) async fn load_many(
+    db: &PgPool,
+    store_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Proposal>, sqlx::Error> {
+    let mut found: std::collections::HashMap<Uuid, Proposal> = sqlx::query_as::<_, Proposal>(
+        "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
+                b.content AS base, dv.content AS default_live, db.content AS default_base,
+                coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
+         FROM product_versions v
+         JOIN products p ON p.id = v.product_id
+         LEFT JOIN product_versions b ON b.id = v.parent_id
+         LEFT JOIN product_live dl ON dl.product_id = v.product_id AND dl.store_view = 'all'
+         LEFT JOIN product_versions dv ON dv.id = dl.version_id
+         LEFT JOIN product_versions db ON db.id = coalesce((v.meta ->> 'default_base')::uuid, dl.version_id)
+         WHERE v.id = ANY($1) AND p.store_id = $2",
+    )
+    .bind(ids)
+    .bind(store_id)
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// Whether the push still has to settle `proposal`: it may have been decided otherwise since
+/// the push was asked for (rejected, superseded, pushed).
+pub(crate) fn is_pending(proposal: &Proposal) -> bool {
+    proposal.state == "approved" || proposal.state == "failed"
+}
+
 /// The scopes a write of `scope` reads besides its own: the default values for a store view
 /// (its inherited values, and the scope it must not touch), the `watch`ed scopes, and the
 /// default values again whenever a watched store view's own values are to be told apart.
@@ -173,36 +210,6 @@ fn other_scopes(scope: &str, watch: &[&str]) -> Vec<String> {
     }
     others.retain(|o| o != scope);
     others
-}
-
-/// `sku` as each of `scopes` shows it; `Ok(Err(message))` when one cannot say (the product is
-/// gone, or the store refused the read in a way retrying will not change).
-async fn read_scopes(
-    db: &PgPool,
-    store: &Store,
-    connector: &MagentoConnector,
-    sku: &str,
-    scopes: &[String],
-) -> Result<Result<BTreeMap<String, PulledProduct>, String>, JobError> {
-    let mut out = BTreeMap::new();
-    for scope in scopes {
-        match connector.read_product(scope, sku).await {
-            Ok(Some(product)) => {
-                out.insert(scope.clone(), product);
-            }
-            Ok(None) => {
-                return Ok(Err(format!(
-                    "the store no longer has a product with SKU {sku:?}"
-                )));
-            }
-            Err(e @ ConnectorError::PermissionMissing { .. }) => {
-                return Err(permissions::refused(db, store.id, "push", e).await);
-            }
-            Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
-            Err(e) => return Ok(Err(e.to_string())),
-        }
-    }
-    Ok(Ok(out))
 }
 
 /// The values of `write`'s watched scopes in `reads` (which holds the default values).
@@ -228,16 +235,57 @@ fn watched_in(
         .collect()
 }
 
-/// Decides what pushing `proposal` means now and prepares its calls (nothing is sent).
-/// `scopes` are the store's attribute scopes; `watch` the scopes the write must leave alone
-/// besides, for a store view, the default values.
-pub(crate) async fn prepare(
+/// The reads [`prepare`] needs for `proposal`: its own scope, and the scopes its write must
+/// leave alone (`watch` and, for a store view, the default values).
+fn reads_before(proposal: &Proposal, watch: &[&str]) -> Vec<(String, String)> {
+    std::iter::once(proposal.store_view.clone())
+        .chain(other_scopes(&proposal.store_view, watch))
+        .map(|scope| (scope, proposal.sku.clone()))
+        .collect()
+}
+
+/// The scopes the write of a proposal in `scope` must leave alone besides, for a store view,
+/// the default values (the bulk API's default store view; none for a direct push).
+pub(crate) type Watch<'a> = &'a (dyn Fn(&str) -> Vec<String> + Sync);
+
+/// Prepares a window of proposals (nothing is sent): every product the window needs is read
+/// first, one `sku in (…)` request per scope and list ([`Reads`]), then each proposal is
+/// decided with [`prepare`]. The answers are in the order of `proposals`.
+pub(crate) async fn prepare_many(
+    db: &PgPool,
+    store: &Store,
+    connector: &MagentoConnector,
+    proposals: &[Proposal],
+    scopes: &attribute_scopes::Scopes,
+    watch: Watch<'_>,
+) -> Result<Vec<Prepared>, JobError> {
+    let watches: Vec<Vec<String>> = proposals.iter().map(|p| watch(&p.store_view)).collect();
+    let mut wanted = Vec::new();
+    for (proposal, w) in proposals.iter().zip(&watches) {
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        wanted.extend(reads_before(proposal, &w));
+    }
+    let reads = Reads::fetch(connector, wanted).await;
+    let mut prepared = Vec::with_capacity(proposals.len());
+    for (proposal, w) in proposals.iter().zip(&watches) {
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        prepared.push(prepare(db, store, connector, proposal, scopes, &w, &reads).await?);
+    }
+    Ok(prepared)
+}
+
+/// Decides what pushing `proposal` means now and prepares its calls (nothing is sent), from
+/// what the store showed in `reads` ([`reads_before`]). `scopes` are the store's attribute
+/// scopes; `watch` the scopes the write must leave alone besides, for a store view, the
+/// default values.
+async fn prepare(
     db: &PgPool,
     store: &Store,
     connector: &MagentoConnector,
     proposal: &Proposal,
     scopes: &attribute_scopes::Scopes,
     watch: &[&str],
+    reads: &Reads,
 ) -> Result<Prepared, JobError> {
     let scope = proposal.store_view.as_str();
     let is_view = scope != DEFAULT_SCOPE;
@@ -253,11 +301,10 @@ pub(crate) async fn prepare(
         None => Content::default(),
     };
     let proposed = effective(scope, &default_live, &proposal.content);
-    let remote =
-        match read_scopes(db, store, connector, &proposal.sku, &[scope.to_string()]).await? {
-            Ok(mut read) => read.remove(scope).expect("the scope was read"),
-            Err(message) => return Ok(Prepared::Failed(message)),
-        };
+    let remote = match reads.get(db, store.id, scope, &proposal.sku).await? {
+        Ok(remote) => remote,
+        Err(missing) => return Ok(Prepared::Failed(missing.before_write(&proposal.sku))),
+    };
     let mut writes = match plan::plan(&Scopes {
         is_view,
         base: &base,
@@ -303,9 +350,9 @@ pub(crate) async fn prepare(
         scope_check::Checked::default()
     };
     let others = other_scopes(scope, watch);
-    let reads = match read_scopes(db, store, connector, &proposal.sku, &others).await? {
+    let reads = match reads.scopes(db, store.id, &proposal.sku, &others).await? {
         Ok(reads) => reads,
-        Err(message) => return Ok(Prepared::Failed(message)),
+        Err(missing) => return Ok(Prepared::Failed(missing.before_write(&proposal.sku))),
     };
     // What the store's default values are now, for the view's inherited fields.
     let default_now = reads
@@ -451,10 +498,18 @@ pub async fn dry_run(
 ) -> Result<Vec<DryRunItem>, JobError> {
     let scopes = known_scopes(db, store, connector, None).await?;
     let mut items = Vec::with_capacity(ids.len());
-    for id in order(db, ids).await? {
-        let Some(proposal) = load(db, store.id, id).await? else {
-            continue;
-        };
+    for window in order(db, ids).await?.chunks(WINDOW) {
+        let proposals = load_many(db, store.id, window).await?;
+        let prepared = prepare_many(db, store, connector, &proposals, &scopes, &|_| Vec::new());
+        for (proposal, prepared) in proposals.iter().zip(prepared.await?) {
+            items.push(dry_run_item(proposal, prepared));
+        }
+    }
+    Ok(items)
+}
+
+fn dry_run_item(proposal: &Proposal, prepared: Prepared) -> DryRunItem {
+    {
         let mut item = DryRunItem {
             proposal_id: proposal.id,
             sku: proposal.sku.clone(),
@@ -465,7 +520,7 @@ pub async fn dry_run(
             error: None,
             warnings: Vec::new(),
         };
-        match prepare(db, store, connector, &proposal, &scopes, &[]).await? {
+        match prepared {
             Prepared::Write(write) => {
                 item.outcome = "write".into();
                 item.requests = write.calls.iter().map(PreparedCall::describe).collect();
@@ -485,9 +540,8 @@ pub async fn dry_run(
                 item.error = Some(message);
             }
         }
-        items.push(item);
+        item
     }
-    Ok(items)
 }
 
 /// Counters of a push job, each reported even when zero.
@@ -521,47 +575,21 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     if store.push_via_bulk {
         return bulk::run(ctx, &store, &connector, &scopes, &params).await;
     }
-    let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
-    ctx.set_total(Some(params.proposals.len() as i64));
-    for counter in COUNTERS {
-        ctx.add(counter, 0);
-    }
-    while let Some(&id) = params.proposals.get(checkpoint.next) {
-        if let Some(stop) = ctx.should_stop().await {
-            return Ok(Outcome::Stopped(stop));
-        }
-        let proposal = load(db, store.id, id).await?;
-        let outcome = match &proposal {
-            // Decided otherwise since the push was asked for (rejected, superseded, pushed).
-            Some(p) if p.state == "approved" || p.state == "failed" => {
-                Some(push_one(ctx, &store, &connector, &scopes, p).await?)
-            }
-            _ => None,
-        };
-        checkpoint.next += 1;
-        ctx.set_done(checkpoint.next as i64);
-        let mut tx = db.begin().await?;
-        if let (Some(p), Some(outcome)) = (&proposal, outcome) {
-            record(&mut tx, ctx, p, outcome).await?;
-        }
-        ctx.save(&mut tx, &checkpoint).await?;
-        tx.commit().await?;
-    }
-    log_summary(ctx, "push").await;
-    Ok(Outcome::Done)
+    direct::run(ctx, &store, &connector, &scopes, &params).await
 }
 
-async fn log_summary(ctx: &JobContext, what: &str) {
+async fn log_summary(ctx: &JobContext, what: &str, pace: &progress::Pace) {
     ctx.log(
         "info",
         format!(
-            "{what} finished: {} pushed, {} already applied, {} conflicts, {} failed, {} not applied by the store, {} changed another scope",
+            "{what} finished: {} pushed, {} already applied, {} conflicts, {} failed, {} not applied by the store, {} changed another scope; {}",
             ctx.counter("pushed"),
             ctx.counter("already_applied"),
             ctx.counter("conflict"),
             ctx.counter("failed"),
             ctx.counter("not_applied"),
             ctx.counter("changed_elsewhere"),
+            pace.summary(ctx.done()),
         ),
     )
     .await;
@@ -583,36 +611,77 @@ pub(crate) enum PushResult {
     Refused(String),
 }
 
-/// Reads `proposal`'s scope and the other scopes of `check` back after the write was sent,
-/// and judges it.
-pub(crate) async fn read_back(
+/// A write sent to the store, to be read back.
+pub(crate) struct Sent<'a> {
+    pub(crate) proposal: &'a Proposal,
+    pub(crate) check: &'a Check,
+    /// Requests the write took.
+    pub(crate) requests: usize,
+}
+
+impl Sent<'_> {
+    /// The scopes read back: the pushed one and the other scopes of the check.
+    fn scopes(&self) -> Vec<String> {
+        std::iter::once(self.proposal.store_view.clone())
+            .chain(self.check.others.iter().cloned())
+            .collect()
+    }
+}
+
+/// Reads back a window of sent writes — each product in its scope and the other scopes of
+/// its check, one `sku in (…)` request per scope and list — and judges each ([`judge`]); the
+/// results are in the order of `sent`. A product the store cannot answer for fails alone:
+/// its write may have been applied, which pushing it again finds without writing twice.
+pub(crate) async fn read_back_many(
+    db: &PgPool,
+    store_id: Uuid,
     connector: &MagentoConnector,
+    sent: &[Sent<'_>],
+    watch: Watch<'_>,
+) -> Result<Vec<PushResult>, JobError> {
+    let mut wanted = Vec::new();
+    for s in sent {
+        for scope in s.scopes() {
+            wanted.push((scope, s.proposal.sku.clone()));
+        }
+    }
+    let reads = Reads::fetch(connector, wanted).await;
+    let mut results = Vec::with_capacity(sent.len());
+    for s in sent {
+        let result = match reads
+            .scopes(db, store_id, &s.proposal.sku, &s.scopes())
+            .await?
+        {
+            Ok(after) => {
+                let watch = watch(&s.proposal.store_view);
+                let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
+                judge(s.proposal, s.check, &watch, after, s.requests)
+            }
+            Err(Missing::Gone) => PushResult::Failed(
+                "the product disappeared from the store right after the push".into(),
+            ),
+            Err(Missing::Unreadable(message)) => PushResult::Failed(format!(
+                "the write was sent but the product could not be read back ({message}); pushing it again checks what the store shows and writes nothing twice"
+            )),
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Judges a write of `proposal` from `reads`, every scope read after it (the pushed one and
+/// the other scopes of `check`).
+fn judge(
     proposal: &Proposal,
     check: &Check,
     watch: &[&str],
+    reads: BTreeMap<String, PulledProduct>,
     requests: usize,
-) -> Result<PushResult, JobError> {
+) -> PushResult {
     let scope = proposal.store_view.as_str();
-    let mut reads = BTreeMap::new();
-    for read_scope in std::iter::once(scope.to_string()).chain(check.others.iter().cloned()) {
-        match connector.read_product(&read_scope, &proposal.sku).await {
-            Ok(Some(after)) => {
-                reads.insert(read_scope, after);
-            }
-            Ok(None) => {
-                return Ok(PushResult::Failed(
-                    "the product disappeared from the store right after the push".into(),
-                ));
-            }
-            // Written but not read back: the next attempt finds it applied.
-            Err(e) => {
-                return Err(JobError::Transient(format!(
-                    "reading the product back after the push: {e}"
-                )));
-            }
-        }
-    }
-    let shown = &reads[scope].content;
+    let Some(shown) = reads.get(scope).map(|p| &p.content) else {
+        return PushResult::Failed(format!("{scope} was not read back"));
+    };
     let keys = check.expected.keys();
     let mut after = watched_in(scope, watch, &keys, shown, &reads);
     if scope != DEFAULT_SCOPE
@@ -626,40 +695,32 @@ pub(crate) async fn read_back(
         ));
     }
     let verdict = verify::verify(&check.expected, shown, &check.watched, &after);
-    Ok(PushResult::Written {
+    PushResult::Written {
         reads,
         requests,
         verdict,
-    })
+    }
 }
 
-/// Prepares, sends and reads back one proposal; what to record comes back.
-async fn push_one(
-    ctx: &JobContext,
-    store: &Store,
+/// Sends `calls` in order. A refusal of this product fails it alone (`Ok(Err(message))`); a
+/// refused permission or refused credentials end the job.
+pub(crate) async fn send_calls(
+    db: &PgPool,
+    store_id: Uuid,
     connector: &MagentoConnector,
-    scopes: &attribute_scopes::Scopes,
-    proposal: &Proposal,
-) -> Result<PushResult, JobError> {
-    let write = match prepare(&ctx.state.db, store, connector, proposal, scopes, &[]).await? {
-        Prepared::AlreadyApplied { store } => return Ok(PushResult::AlreadyApplied { store }),
-        Prepared::Conflict(fields) => return Ok(PushResult::Conflict(fields)),
-        Prepared::Failed(message) => return Ok(PushResult::Failed(message)),
-        Prepared::Refused(message) => return Ok(PushResult::Refused(message)),
-        Prepared::Write(write) => write,
-    };
-    log_warnings(ctx, proposal, &write.warnings).await;
-    for call in &write.calls {
+    calls: &[&PreparedCall],
+) -> Result<Result<(), String>, JobError> {
+    for call in calls {
         match connector.send(call).await {
             Ok(()) => {}
             Err(e @ ConnectorError::PermissionMissing { .. }) => {
-                return Err(permissions::refused(&ctx.state.db, store.id, "push", e).await);
+                return Err(permissions::refused(db, store_id, "push", e).await);
             }
             Err(ConnectorError::NeedsReauth(m)) => return Err(JobError::Fatal(m)),
-            Err(e) => return Ok(PushResult::Failed(e.to_string())),
+            Err(e) => return Ok(Err(e.to_string())),
         }
     }
-    read_back(connector, proposal, &write.check, &[], write.calls.len()).await
+    Ok(Ok(()))
 }
 
 async fn log_warnings(ctx: &JobContext, proposal: &Proposal, warnings: &[String]) {

@@ -154,6 +154,7 @@ pub struct Store {
     pub last_audit_run: Option<Uuid>,
     /// Pushes go through Magento's asynchronous bulk API.
     pub push_via_bulk: bool,
+    bulk_max_items: i32,
     pub missing_permissions: sqlx::types::Json<Vec<permissions::MissingPermission>>,
     max_page_size: Option<i32>,
     signature_form: Option<String>,
@@ -166,7 +167,8 @@ pub struct Store {
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
     created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk,
-    missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at, attribute_scopes";
+    missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at, attribute_scopes,
+    bulk_max_items";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -204,6 +206,11 @@ impl Store {
         self.signature_form
             .as_deref()
             .and_then(::magento::SignatureForm::parse)
+    }
+
+    /// The most product saves a bulk push puts in one bulk.
+    pub fn bulk_max_items(&self) -> usize {
+        usize::try_from(self.bulk_max_items).unwrap_or(1).max(1)
     }
 
     /// The largest page the store answers, once it refused a larger one.
@@ -292,6 +299,9 @@ pub struct StoreResponse {
     pub content_attributes: Vec<String>,
     /// Pushes go through Magento's asynchronous bulk API (one bulk per store view, polled).
     pub push_via_bulk: bool,
+    /// The most product saves one bulk carries (1–5,000; 500 unless set): Magento schedules
+    /// every item within the submitting request, so a smaller bulk keeps that request short.
+    pub bulk_max_items: u32,
     /// API permissions Magento refused to the store's integration: grant each `resource` in
     /// the integration's "API" tab. The store stays connected meanwhile.
     pub missing_permissions: Vec<permissions::MissingPermission>,
@@ -340,6 +350,7 @@ impl StoreResponse {
                     )),
                 )
             };
+        let bulk_max_items = store.bulk_max_items();
         Ok(StoreResponse {
             id: store.id,
             workspace_id: store.workspace_id,
@@ -359,6 +370,7 @@ impl StoreResponse {
             last_synced_at: store.last_synced_at,
             content_attributes: store.content_attributes,
             push_via_bulk: store.push_via_bulk,
+            bulk_max_items: u32::try_from(bulk_max_items).unwrap_or(u32::MAX),
             missing_permissions: store.missing_permissions.0,
             full_sync_every_days: u32::try_from(store.full_sync_every_days).unwrap_or(7),
             last_full_sync_at: store.last_full_sync_at,
@@ -425,6 +437,24 @@ pub async fn insert(tx: &mut PgConnection, new: NewStore<'_>) -> Result<Store, s
     .bind(connected)
     .bind(&new.content_attributes)
     .bind(new.signature_form.map(::magento::SignatureForm::as_str))
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// The most product saves one bulk may carry (`bulk_max_items`).
+pub const BULK_MAX_ITEMS: std::ops::RangeInclusive<u32> = 1..=5000;
+
+/// Sets the most product saves one bulk carries (within [`BULK_MAX_ITEMS`]).
+pub async fn set_bulk_max_items(
+    tx: &mut PgConnection,
+    id: Uuid,
+    items: u32,
+) -> Result<Store, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE stores SET bulk_max_items = $2 WHERE id = $1 RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(i32::try_from(items).unwrap_or(i32::MAX))
     .fetch_one(&mut *tx)
     .await
 }

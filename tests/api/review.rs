@@ -383,8 +383,8 @@ async fn a_failing_item_leaves_the_rest_pushed_and_can_be_retried_alone() {
         shop.approve(&shop.owner, &id).await;
         ids.push(id);
     }
-    // The first item's read meets five 503s (every attempt the client makes).
-    shop.sim.fail_next(5);
+    // Every request about the first product answers 503 (each attempt the client makes).
+    shop.sim.fail_skus([skus[0].clone()]);
     let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
     assert_eq!(job["counters"]["failed"], 1, "{job}");
     assert_eq!(job["counters"]["pushed"], 1, "{job}");
@@ -402,6 +402,7 @@ async fn a_failing_item_leaves_the_rest_pushed_and_can_be_retried_alone() {
             .await
             .unwrap();
     assert!(error.contains("503"), "{error}");
+    shop.sim.fail_skus(Vec::new());
     let retried = shop.push(&shop.owner, json!({"proposals": [failed]})).await;
     assert_eq!(retried["counters"]["pushed"], 1, "{retried}");
     assert_eq!(shop.state_of(&failed).await, "pushed");

@@ -60,6 +60,23 @@ pub struct CreateStore {
     /// Push through Magento's asynchronous bulk API (for large pushes).
     #[serde(default)]
     pub push_via_bulk: bool,
+    /// The most product saves one bulk carries (1–5,000; 500 when left out).
+    pub bulk_max_items: Option<u32>,
+}
+
+fn parse_bulk_max_items(items: u32) -> Result<u32, ApiError> {
+    if stores::BULK_MAX_ITEMS.contains(&items) {
+        Ok(items)
+    } else {
+        Err(ApiError::invalid(
+            "bulk_max_items",
+            format!(
+                "bulk_max_items must be between {} and {}",
+                stores::BULK_MAX_ITEMS.start(),
+                stores::BULK_MAX_ITEMS.end()
+            ),
+        ))
+    }
 }
 
 /// Parses a store base URL: absolute http(s), no query or fragment, with a trailing slash.
@@ -160,6 +177,7 @@ async fn create_store(
     let signature_method = req.signature_method.unwrap_or_default();
     let rate_limit = req.rate_limit.unwrap_or_default().validate()?;
     let content_attributes = parse_content_attributes(req.content_attributes.unwrap_or_default())?;
+    let bulk_max_items = req.bulk_max_items.map(parse_bulk_max_items).transpose()?;
     let id = Uuid::now_v7();
 
     let credentials = req
@@ -239,6 +257,10 @@ async fn create_store(
     } else {
         store
     };
+    let store = match bulk_max_items {
+        Some(items) => stores::set_bulk_max_items(&mut tx, store.id, items).await?,
+        None => store,
+    };
     let action = if status == StoreStatus::Active {
         "store.connected"
     } else {
@@ -310,6 +332,8 @@ pub struct UpdateStore {
     /// A pipeline's `sync` step reads every product when the last full sync is older than this
     /// many days (1–365).
     pub full_sync_every_days: Option<u32>,
+    /// The most product saves one bulk carries (1–5,000).
+    pub bulk_max_items: Option<u32>,
 }
 
 /// Changes the store's settings; fields left out keep their value.
@@ -336,6 +360,7 @@ async fn update_store(
                 })
         })
         .transpose()?;
+    let bulk_max_items = req.bulk_max_items.map(parse_bulk_max_items).transpose()?;
     let mut tx = state.db.begin().await?;
     let mut store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     if let Some(on) = req.push_via_bulk {
@@ -344,6 +369,9 @@ async fn update_store(
     if let Some(days) = full_sync_every_days {
         store = stores::set_full_sync_every_days(&mut tx, store.id, days).await?;
     }
+    if let Some(items) = bulk_max_items {
+        store = stores::set_bulk_max_items(&mut tx, store.id, items).await?;
+    }
     audit_log::record(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, "store.updated")
@@ -351,6 +379,7 @@ async fn update_store(
             .details(serde_json::json!({
                 "push_via_bulk": store.push_via_bulk,
                 "full_sync_every_days": store.full_sync_every_days,
+                "bulk_max_items": store.bulk_max_items(),
             })),
     )
     .await?;
