@@ -30,12 +30,13 @@ use uuid::Uuid;
 
 use super::progress::Pace;
 use super::{
-    Check, Prepared, Proposal, PushParams, PushResult, Sent, WINDOW, is_pending, load,
-    load_many, prepare_many, read_back_many, record, send_calls,
+    Check, Prepared, Proposal, PushParams, PushResult, Sent, WINDOW, is_pending, load, load_many,
+    prepare_many, read_back_many, record, send_calls,
 };
+use crate::catalog::content::DEFAULT_SCOPE;
 use crate::connector::ConnectorError;
 use crate::connector::magento::{BulkOutcome, MagentoConnector};
-use crate::jobs::context::{JobContext, JobError, Outcome};
+use crate::jobs::context::{JobContext, JobError, Outcome, Stop};
 use crate::stores::attribute_scopes::Scopes;
 use crate::stores::{Store, permissions};
 
@@ -109,9 +110,39 @@ pub(super) async fn run(
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Outcome::Stopped(stop));
         }
-        let end = (checkpoint.next + WINDOW).min(total);
+        let mut end = (checkpoint.next + WINDOW).min(total);
         let window = &params.proposals[checkpoint.next..end];
-        let planned = plan_window(ctx, store, connector, scopes, window, &mut checkpoint).await?;
+        let mut proposals = load_many(db, store.id, window).await?;
+        // A product's store views go after its default scope: the first store-view proposal
+        // waits until every default-scope save before it is settled, and is then judged
+        // against the default values those saves left.
+        match proposals.iter().position(|p| p.store_view != DEFAULT_SCOPE) {
+            Some(0) if unsettled_defaults(&checkpoint) => {
+                if let Some(stop) =
+                    drain(ctx, store, connector, &mut checkpoint, &pace, total).await?
+                {
+                    return Ok(Outcome::Stopped(stop));
+                }
+            }
+            Some(first_view) if first_view > 0 => {
+                let id = proposals[first_view].id;
+                end =
+                    checkpoint.next + window.iter().position(|w| *w == id).unwrap_or(window.len());
+                proposals.truncate(first_view);
+            }
+            _ => {}
+        }
+        let consumed = end - checkpoint.next;
+        let planned = plan_window(
+            ctx,
+            store,
+            connector,
+            scopes,
+            proposals,
+            consumed,
+            &mut checkpoint,
+        )
+        .await?;
         checkpoint.next = end;
         let mut tx = db.begin().await?;
         for (proposal, result) in planned {
@@ -120,33 +151,72 @@ pub(super) async fn run(
         }
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
-        submit(ctx, store, connector, &mut checkpoint, max_items, Fill::Full).await?;
+        submit(
+            ctx,
+            store,
+            connector,
+            &mut checkpoint,
+            max_items,
+            Fill::Full,
+        )
+        .await?;
         if !checkpoint.submitted.is_empty() && polled.elapsed() >= POLL_EVERY {
             settle(ctx, store, connector, &mut checkpoint).await?;
             polled = Instant::now();
         }
         pace.tick(ctx, total).await;
     }
-    loop {
-        // 2. Submit what is pending, one bulk per scope (and per `max_items`).
-        submit(ctx, store, connector, &mut checkpoint, max_items, Fill::Any).await?;
-        if checkpoint.submitted.is_empty() {
-            break;
-        }
-        // 3. Settle the bulks whose operations all ended; poll the others again after a pause.
-        settle(ctx, store, connector, &mut checkpoint).await?;
-        pace.tick(ctx, total).await;
-        if !checkpoint.submitted.is_empty()
-            && let Some(stop) = ctx.sleep(POLL_EVERY).await
-        {
-            return Ok(Outcome::Stopped(stop));
-        }
+    // 2. Submit what is pending and settle every bulk.
+    if let Some(stop) = drain(ctx, store, connector, &mut checkpoint, &pace, total).await? {
+        return Ok(Outcome::Stopped(stop));
     }
     super::log_summary(ctx, "bulk push", &pace).await;
     Ok(Outcome::Done)
 }
 
-/// Plans a window of proposals (one batched read per scope): the outcomes that need no bulk
+/// Whether a default-scope save is pending or in a bulk not settled yet.
+fn unsettled_defaults(checkpoint: &Checkpoint) -> bool {
+    checkpoint
+        .pending
+        .iter()
+        .chain(checkpoint.submitted.iter().flat_map(|b| &b.items))
+        .any(|item| item.scope == DEFAULT_SCOPE)
+}
+
+/// Submits every pending save (one bulk per scope and per `bulk_max_items`) and settles the
+/// bulks, polling again after a pause, until none is left; `Some` when told to stop first.
+async fn drain(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    checkpoint: &mut Checkpoint,
+    pace: &Pace,
+    total: usize,
+) -> Result<Option<Stop>, JobError> {
+    loop {
+        submit(
+            ctx,
+            store,
+            connector,
+            checkpoint,
+            store.bulk_max_items(),
+            Fill::Any,
+        )
+        .await?;
+        if checkpoint.submitted.is_empty() {
+            return Ok(None);
+        }
+        settle(ctx, store, connector, checkpoint).await?;
+        pace.tick(ctx, total).await;
+        if !checkpoint.submitted.is_empty()
+            && let Some(stop) = ctx.sleep(POLL_EVERY).await
+        {
+            return Ok(Some(stop));
+        }
+    }
+}
+
+/// Plans a window of proposals (one batched read per scope), `consumed` of the job's: the outcomes that need no bulk
 /// come back to be recorded, product saves join the checkpoint's pending ones, gallery-entry
 /// updates are sent at once, and a write without a save is read back at once.
 async fn plan_window(
@@ -154,16 +224,14 @@ async fn plan_window(
     store: &Store,
     connector: &MagentoConnector,
     scopes: &Scopes,
-    ids: &[Uuid],
+    proposals: Vec<Proposal>,
+    consumed: usize,
     checkpoint: &mut Checkpoint,
 ) -> Result<Vec<(Proposal, PushResult)>, JobError> {
     let db = &ctx.state.db;
-    let proposals: Vec<Proposal> = load_many(db, store.id, ids)
-        .await?
-        .into_iter()
-        .filter(is_pending)
-        .collect();
-    ctx.advance((ids.len() - proposals.len()) as i64);
+    let proposals: Vec<Proposal> = proposals.into_iter().filter(is_pending).collect();
+    // Proposals decided otherwise since the push was asked for are settled as they are.
+    ctx.advance(consumed.saturating_sub(proposals.len()) as i64);
     let watch = |scope: &str| watch(store, scope);
     let prepared = prepare_many(db, store, connector, &proposals, scopes, &watch).await?;
     let mut results = Vec::new();
@@ -324,7 +392,11 @@ async fn submit(
     scopes.dedup();
     for scope in scopes {
         loop {
-            let waiting = checkpoint.pending.iter().filter(|i| i.scope == scope).count();
+            let waiting = checkpoint
+                .pending
+                .iter()
+                .filter(|i| i.scope == scope)
+                .count();
             if waiting == 0 || (fill == Fill::Full && waiting < max_items) {
                 break;
             }

@@ -17,6 +17,7 @@
 //! is found applied and not sent again, so no field is written twice.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -27,8 +28,8 @@ use uuid::Uuid;
 
 use super::progress::Pace;
 use super::{
-    COUNTERS, Prepared, PushParams, PushResult, Sent, WINDOW, is_pending, load_many,
-    log_summary, log_warnings, prepare_many, read_back_many, record, send_calls,
+    COUNTERS, Prepared, PushParams, PushResult, Sent, WINDOW, is_pending, load_many, log_summary,
+    log_warnings, prepare_many, read_back_many, record, send_calls,
 };
 use crate::connector::magento::{MagentoConnector, PreparedCall};
 use crate::jobs::context::{JobContext, JobError, Outcome};
@@ -117,8 +118,7 @@ impl Windows<'_> {
                 continue;
             }
             if let Some(slot) = &self.slots[index] {
-                if scope.is_some_and(|s| s != slot.scope) || self.busy.contains(&slot.product_id)
-                {
+                if scope.is_some_and(|s| s != slot.scope) || self.busy.contains(&slot.product_id) {
                     break;
                 }
                 scope = Some(&slot.scope);
@@ -177,7 +177,14 @@ pub(super) async fn run(
             if window.is_empty() {
                 break;
             }
-            at_store.push(push_window(ctx, store, connector, scopes, &checkpoint, window));
+            at_store.push(push_window(
+                ctx,
+                store,
+                connector,
+                scopes,
+                &checkpoint,
+                window,
+            ));
         }
         match at_store.next().await {
             Some(settled) => {
@@ -204,6 +211,7 @@ async fn push_window(
     window: Vec<(usize, Uuid)>,
 ) -> Result<Vec<usize>, JobError> {
     let db = &ctx.state.db;
+    let started = Instant::now();
     let ids: Vec<Uuid> = window.iter().map(|(_, id)| *id).collect();
     let proposals: Vec<_> = load_many(db, store.id, &ids)
         .await?
@@ -226,6 +234,7 @@ async fn push_window(
             Prepared::Refused(message) => Some(PushResult::Refused(message)),
         });
     }
+    let planned = started.elapsed();
     for (i, write) in &writes {
         log_warnings(ctx, &proposals[*i], &write.warnings).await;
     }
@@ -254,10 +263,12 @@ async fn push_window(
             Err(message) => results[*i] = Some(PushResult::Failed(message)),
         }
     }
+    let written = started.elapsed();
     let read = read_back_many(db, store.id, connector, &sent, &no_watch).await?;
     for (i, result) in sent_at.into_iter().zip(read) {
         results[i] = Some(result);
     }
+    let read_back = started.elapsed();
 
     // Windows commit one at a time, so each checkpoint saved holds every earlier one's.
     let mut checkpoint = checkpoint.lock().await;
@@ -275,6 +286,16 @@ async fn push_window(
     ctx.save(&mut tx, &next).await?;
     tx.commit().await?;
     *checkpoint = next;
+    tracing::debug!(
+        job_id = %ctx.job.id,
+        proposals = window.len(),
+        writes = writes.len(),
+        planned_ms = planned.as_millis() as u64,
+        written_ms = written.as_millis() as u64,
+        read_back_ms = read_back.as_millis() as u64,
+        recorded_ms = started.elapsed().as_millis() as u64,
+        "push window"
+    );
     Ok(window.into_iter().map(|(index, _)| index).collect())
 }
 
@@ -330,7 +351,10 @@ mod tests {
         assert!(windows.next().is_empty());
         windows.release(&[0, 1]);
         let second = windows.next();
-        assert_eq!(second.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2, 3, 4]);
+        assert_eq!(
+            second.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
     }
 
     #[test]

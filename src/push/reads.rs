@@ -42,7 +42,10 @@ impl Missing {
 impl Reads {
     /// Reads each `(scope, sku)` of `wanted`: the scopes side by side, the client's limiters
     /// keeping the store's pace.
-    pub(crate) async fn fetch(connector: &MagentoConnector, wanted: Vec<(String, String)>) -> Reads {
+    pub(crate) async fn fetch(
+        connector: &MagentoConnector,
+        wanted: Vec<(String, String)>,
+    ) -> Reads {
         let mut skus: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (scope, sku) in wanted {
             skus.entry(scope).or_default().insert(sku);

@@ -22,6 +22,7 @@ mod ops;
 mod privacy;
 mod products;
 mod promises;
+mod push_pace;
 mod push_verification;
 mod review;
 mod s3_server;

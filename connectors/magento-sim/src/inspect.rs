@@ -17,6 +17,7 @@ pub(crate) fn answer(inner: &Arc<Inner>, what: &str) -> Response {
             let writes = inner.writes.lock().expect("writes").len();
             axum::Json(json!({
                 "requests": stats.total,
+                "write_requests": stats.write_requests,
                 "writes": writes,
                 "max_in_flight": stats.max_in_flight,
                 "max_per_second": stats.max_per_second(),

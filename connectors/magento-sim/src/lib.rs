@@ -180,6 +180,9 @@ pub struct RecordedWrite {
 #[derive(Debug, Clone, Default)]
 pub struct RequestStats {
     pub total: u64,
+    /// REST requests that write (any method but GET; a bulk counts once, however many
+    /// operations it carries).
+    pub write_requests: u64,
     /// REST requests per wall-clock second (unix seconds → count).
     pub per_second: BTreeMap<u64, u64>,
     pub max_in_flight: u32,
@@ -645,6 +648,11 @@ impl MagentoSim {
         self.inner.stats.lock().expect("stats").clone()
     }
 
+    /// Forgets the requests counted so far, so [`MagentoSim::stats`] tells about what follows.
+    pub fn reset_stats(&self) {
+        *self.inner.stats.lock().expect("stats") = RequestStats::default();
+    }
+
     pub fn planted_flaws(&self) -> Vec<PlantedFlaw> {
         self.inner.flaws.clone()
     }
@@ -668,7 +676,7 @@ impl Inner {
         self.writes.lock().expect("writes").push(write);
     }
 
-    pub fn count_request(&self) {
+    pub fn count_request(&self, writes: bool) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let second = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -677,6 +685,7 @@ impl Inner {
         let in_flight = self.in_flight.load(Ordering::SeqCst);
         let mut stats = self.stats.lock().expect("stats");
         stats.total += 1;
+        stats.write_requests += u64::from(writes);
         *stats.per_second.entry(second).or_insert(0) += 1;
         stats.max_in_flight = stats.max_in_flight.max(in_flight);
     }

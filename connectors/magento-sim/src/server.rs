@@ -98,7 +98,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     };
 
     inner.in_flight.fetch_add(1, Ordering::SeqCst);
-    inner.count_request();
+    inner.count_request(method != Method::GET);
     let response = rest_call(
         &inner,
         &method,

@@ -97,6 +97,7 @@ async fn the_hooks_tell_what_the_store_received() {
     };
     let stats = get("stats").await;
     assert_eq!(stats["writes"], 1, "{stats}");
+    assert_eq!(stats["write_requests"], 1, "{stats}");
     assert!(stats["requests"].as_u64().unwrap() >= 1, "{stats}");
     let writes = get("writes").await;
     assert_eq!(writes[0]["method"], "PUT", "{writes}");
