@@ -19,7 +19,9 @@
 //! code (`app/code/Magento/AsynchronousOperations/Model/MassConsumerEnvelopeCallback.php`,
 //! `OperationProcessor::process`; only `app/code/Magento/AmqpStore/Plugin/…` carries the store
 //! through RabbitMQ). So besides the pushed scope every bulk write also watches the default
-//! store view, which must keep its own values.
+//! store view, which must keep its own values, and a scope's first bulk is a canary of one
+//! save ([`canary`]): one that landed in the default store view is undone there, and the rest
+//! of the push goes product by product.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::canary::{self, Revert};
 use super::progress::Pace;
 use super::{
     Check, Prepared, Proposal, PushParams, PushResult, Sent, WINDOW, is_pending, load, load_many,
@@ -38,7 +41,7 @@ use crate::connector::ConnectorError;
 use crate::connector::magento::{BulkOutcome, MagentoConnector};
 use crate::jobs::context::{JobContext, JobError, Outcome, Stop};
 use crate::stores::attribute_scopes::Scopes;
-use crate::stores::{Store, permissions};
+use crate::stores::{self, Store, permissions};
 
 /// Submissions of one operation, counting the first.
 const MAX_ROUNDS: u32 = 3;
@@ -55,6 +58,18 @@ struct Checkpoint {
     pending: Vec<Item>,
     /// Bulks submitted and not yet settled.
     submitted: Vec<Submitted>,
+    /// Scopes whose canary landed in its scope in this push.
+    #[serde(default)]
+    proven: Vec<String>,
+    /// A canary was saved elsewhere: what is left goes product by product.
+    #[serde(default)]
+    by_product: bool,
+    /// Misplaced canary saves to undo in the default store view.
+    #[serde(default)]
+    reverts: Vec<Revert>,
+    /// Proposals to push product by product, in push order.
+    #[serde(default)]
+    direct: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +89,9 @@ struct Submitted {
     uuid: String,
     items: Vec<Item>,
     polls: u32,
+    /// One save sent alone to learn where the store's bulk API saves.
+    #[serde(default)]
+    canary: bool,
 }
 
 /// The scopes a bulk write of `scope` must leave alone besides the default values of a store
@@ -98,7 +116,7 @@ pub(super) async fn run(
     let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
     let total = params.proposals.len();
     ctx.set_total(Some(total as i64));
-    for counter in super::COUNTERS.iter().chain(&["bulks"]) {
+    for counter in super::COUNTERS.iter().chain(&["bulks", "canaries"]) {
         ctx.add(counter, 0);
     }
     let pace = Pace::start(ctx);
@@ -106,7 +124,7 @@ pub(super) async fn run(
     let mut polled = Instant::now();
     // 1. Plan window by window and record what needs no bulk; a scope's saves go as soon as
     //    they fill a bulk, and the bulks Magento finished meanwhile are settled.
-    while checkpoint.next < total {
+    while checkpoint.next < total && !checkpoint.by_product {
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Outcome::Stopped(stop));
         }
@@ -170,6 +188,21 @@ pub(super) async fn run(
     if let Some(stop) = drain(ctx, store, connector, &mut checkpoint, &pace, total).await? {
         return Ok(Outcome::Stopped(stop));
     }
+    // 3. A canary saved elsewhere: undo it, and push what is left product by product.
+    if checkpoint.by_product
+        && let Some(stop) = by_product(
+            ctx,
+            store,
+            connector,
+            scopes,
+            params,
+            &mut checkpoint,
+            &pace,
+        )
+        .await?
+    {
+        return Ok(Outcome::Stopped(stop));
+    }
     super::log_summary(ctx, "bulk push", &pace).await;
     Ok(Outcome::Done)
 }
@@ -207,6 +240,9 @@ async fn drain(
             return Ok(None);
         }
         settle(ctx, store, connector, checkpoint).await?;
+        if checkpoint.by_product {
+            return Ok(None);
+        }
         pace.tick(ctx, total).await;
         if !checkpoint.submitted.is_empty()
             && let Some(stop) = ctx.sleep(POLL_EVERY).await
@@ -318,6 +354,7 @@ async fn settle(
             still_open.push(bulk);
             continue;
         }
+        let is_canary = bulk.canary;
         let ids: Vec<Uuid> = bulk.items.iter().map(|item| item.proposal).collect();
         let proposals: HashMap<Uuid, Proposal> = load_many(db, store.id, &ids)
             .await?
@@ -355,7 +392,12 @@ async fn settle(
             })
             .collect();
         let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
-        settled.extend(complete.iter().map(|(p, _)| (*p).clone()).zip(read));
+        for ((proposal, item), result) in complete.iter().zip(read) {
+            if is_canary && !judge_canary(ctx, store, checkpoint, proposal, item, &result).await? {
+                continue;
+            }
+            settled.push(((*proposal).clone(), result));
+        }
     }
     checkpoint.submitted = still_open;
     let mut tx = db.begin().await?;
@@ -387,9 +429,30 @@ async fn submit(
     max_items: usize,
     fill: Fill,
 ) -> Result<(), JobError> {
+    // Nothing goes while a canary is out, nor once one landed elsewhere.
+    if checkpoint.by_product || checkpoint.submitted.iter().any(|b| b.canary) {
+        return Ok(());
+    }
     let mut scopes: Vec<String> = checkpoint.pending.iter().map(|i| i.scope.clone()).collect();
     scopes.sort();
     scopes.dedup();
+    let default_view = store.default_view().map(|v| v.code.as_str());
+    if let Some(scope) = scopes.iter().find(|scope| {
+        canary::needed(
+            store.bulk_keeps_scope,
+            &checkpoint.proven,
+            scope,
+            default_view,
+        )
+    }) {
+        let index = checkpoint
+            .pending
+            .iter()
+            .position(|i| i.scope == *scope)
+            .expect("a pending save of the scope");
+        let item = checkpoint.pending.remove(index);
+        return submit_one(ctx, store, connector, checkpoint, scope, vec![item], true).await;
+    }
     for scope in scopes {
         loop {
             let waiting = checkpoint
@@ -409,13 +472,14 @@ async fn submit(
                     take
                 });
             checkpoint.pending = rest;
-            submit_one(ctx, store, connector, checkpoint, &scope, items).await?;
+            submit_one(ctx, store, connector, checkpoint, &scope, items, false).await?;
         }
     }
     Ok(())
 }
 
-/// Submits `items` of `scope` as one bulk and records it with the checkpoint.
+/// Submits `items` of `scope` as one bulk (a `canary`: one save alone) and records it with the
+/// checkpoint.
 async fn submit_one(
     ctx: &JobContext,
     store: &Store,
@@ -423,6 +487,7 @@ async fn submit_one(
     checkpoint: &mut Checkpoint,
     scope: &str,
     items: Vec<Item>,
+    canary: bool,
 ) -> Result<(), JobError> {
     let db = &ctx.state.db;
     let bodies = items.iter().map(|i| i.body.clone()).collect();
@@ -435,11 +500,23 @@ async fn submit_one(
         Err(e) => return Err(JobError::Transient(e.to_string())),
     };
     ctx.add("bulks", 1);
-    ctx.log(
-        "info",
-        format!("bulk {uuid}: {} saves in {scope}", items.len()),
-    )
-    .await;
+    if canary {
+        ctx.add("canaries", 1);
+        ctx.log(
+            "info",
+            format!(
+                "bulk {uuid}: canary, SKU {} alone in {scope}, to see where the store saves it",
+                items[0].body["product"]["sku"].as_str().unwrap_or("?")
+            ),
+        )
+        .await;
+    } else {
+        ctx.log(
+            "info",
+            format!("bulk {uuid}: {} saves in {scope}", items.len()),
+        )
+        .await;
+    }
     let mut tx = db.begin().await?;
     let mut accepted = Vec::new();
     for (item, refusal) in items.into_iter().zip(refused) {
@@ -460,8 +537,168 @@ async fn submit_one(
         uuid,
         items: accepted,
         polls: 0,
+        canary,
     });
     ctx.save(&mut tx, &*checkpoint).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Judges a canary's read-back: landed in its scope, the scope is proven (and a store not
+/// known to keep scopes is marked so); landed in the default store view, the push switches to
+/// product by product with the canary's proposal first and what to undo kept. `false` when the
+/// canary is not to be recorded now (it is pushed again product by product).
+async fn judge_canary(
+    ctx: &JobContext,
+    store: &Store,
+    checkpoint: &mut Checkpoint,
+    proposal: &Proposal,
+    item: &Item,
+    result: &PushResult,
+) -> Result<bool, JobError> {
+    let PushResult::Written { verdict, .. } = result else {
+        return Ok(true);
+    };
+    let default_view = store.default_view().map(|v| v.code.clone());
+    let misplaced = default_view
+        .as_deref()
+        .and_then(|view| canary::misplaced(verdict, &proposal.sku, &item.scope, view));
+    if let Some(revert) = misplaced {
+        ctx.log(
+            "warn",
+            format!(
+                "bulk canary: Magento saved SKU {} sent to {} in the default store view {}; undoing it there and pushing the rest product by product",
+                proposal.sku, item.scope, revert.view
+            ),
+        )
+        .await;
+        checkpoint.by_product = true;
+        checkpoint.reverts.push(revert);
+        checkpoint.direct.push(proposal.id);
+        return Ok(false);
+    }
+    if verdict.is_clean() {
+        checkpoint.proven.push(item.scope.clone());
+        if store.bulk_keeps_scope != Some(true) && default_view.as_deref() != Some(&item.scope) {
+            stores::set_bulk_keeps_scope(
+                &ctx.state.db,
+                store.id,
+                true,
+                &canary::kept_detail(&item.scope),
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Once a canary was saved elsewhere: puts the default store view back after it (and marks
+/// the store), then pushes every proposal left product by product in push order — the
+/// canary's, the saves still pending, those not planned yet — in windows of one scope, each
+/// recorded with the checkpoint.
+async fn by_product(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    scopes: &Scopes,
+    params: &PushParams,
+    checkpoint: &mut Checkpoint,
+    pace: &Pace,
+) -> Result<Option<Stop>, JobError> {
+    let db = &ctx.state.db;
+    let total = params.proposals.len();
+    while let Some(revert) = checkpoint.reverts.first().cloned() {
+        let notes = canary::undo(ctx, store, connector, &revert).await?;
+        let detail = canary::misplaced_detail(&revert, &notes);
+        stores::set_bulk_keeps_scope(db, store.id, false, &detail).await?;
+        tracing::warn!(store_id = %store.id, "{detail}");
+        ctx.log("warn", detail).await;
+        checkpoint.reverts.remove(0);
+        save(ctx, checkpoint).await?;
+    }
+    if !checkpoint.pending.is_empty() || checkpoint.next < total {
+        let pending = std::mem::take(&mut checkpoint.pending);
+        checkpoint
+            .direct
+            .extend(pending.into_iter().map(|item| item.proposal));
+        checkpoint
+            .direct
+            .extend_from_slice(&params.proposals[checkpoint.next.min(total)..]);
+        checkpoint.next = total;
+        save(ctx, checkpoint).await?;
+    }
+    let no_watch = |_: &str| Vec::new();
+    while !checkpoint.direct.is_empty() {
+        if let Some(stop) = ctx.should_stop().await {
+            return Ok(Some(stop));
+        }
+        let head = &checkpoint.direct[..checkpoint.direct.len().min(WINDOW)];
+        let mut proposals = load_many(db, store.id, head).await?;
+        // One scope per window, so a product's default scope is written before its views.
+        let scope = proposals.first().map(|p| p.store_view.clone());
+        let cut = proposals
+            .iter()
+            .position(|p| Some(&p.store_view) != scope.as_ref())
+            .unwrap_or(proposals.len());
+        let consumed = match proposals.get(cut) {
+            Some(next) => head
+                .iter()
+                .position(|id| *id == next.id)
+                .unwrap_or(head.len()),
+            None => head.len(),
+        };
+        proposals.truncate(cut);
+        let proposals: Vec<Proposal> = proposals.into_iter().filter(is_pending).collect();
+        ctx.advance(consumed.saturating_sub(proposals.len()) as i64);
+        let prepared = prepare_many(db, store, connector, &proposals, scopes, &no_watch).await?;
+        let mut results = Vec::new();
+        let mut writes = Vec::new();
+        for (p, prepared) in proposals.iter().zip(prepared) {
+            match prepared {
+                Prepared::Write(write) => writes.push((p, write)),
+                Prepared::AlreadyApplied { store } => {
+                    results.push((p.clone(), PushResult::AlreadyApplied { store }));
+                }
+                Prepared::Conflict(fields) => {
+                    results.push((p.clone(), PushResult::Conflict(fields)))
+                }
+                Prepared::Failed(message) => results.push((p.clone(), PushResult::Failed(message))),
+                Prepared::Refused(message) => {
+                    results.push((p.clone(), PushResult::Refused(message)));
+                }
+            }
+        }
+        let mut sent = Vec::new();
+        for (p, write) in &writes {
+            super::log_warnings(ctx, p, &write.warnings).await;
+            let calls: Vec<_> = write.calls.iter().collect();
+            match send_calls(db, store.id, connector, &calls).await? {
+                Ok(()) => sent.push(Sent {
+                    proposal: p,
+                    check: &write.check,
+                    requests: write.calls.len(),
+                }),
+                Err(message) => results.push(((*p).clone(), PushResult::Failed(message))),
+            }
+        }
+        let read = read_back_many(db, store.id, connector, &sent, &no_watch).await?;
+        results.extend(sent.iter().map(|s| s.proposal.clone()).zip(read));
+        checkpoint.direct.drain(..consumed);
+        let mut tx = db.begin().await?;
+        for (proposal, result) in results {
+            ctx.advance(1);
+            record(&mut tx, ctx, &proposal, result).await?;
+        }
+        ctx.save(&mut tx, &*checkpoint).await?;
+        tx.commit().await?;
+        pace.tick(ctx, total).await;
+    }
+    Ok(None)
+}
+
+async fn save(ctx: &JobContext, checkpoint: &Checkpoint) -> Result<(), JobError> {
+    let mut tx = ctx.state.db.begin().await?;
+    ctx.save(&mut tx, checkpoint).await?;
     tx.commit().await?;
     Ok(())
 }

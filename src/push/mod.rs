@@ -15,6 +15,7 @@
 //! is harmless: the re-run reads the store, finds the proposal applied, and writes nothing.
 
 mod bulk;
+pub mod canary;
 mod direct;
 mod live;
 pub mod plan;
@@ -573,7 +574,17 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, JobError> {
     let connector = connector_for(ctx, &store)?;
     let scopes = known_scopes(db, &store, &connector, Some(ctx)).await?;
     if store.push_via_bulk {
-        return bulk::run(ctx, &store, &connector, &scopes, &params).await;
+        if store.bulk_keeps_scope != Some(false) {
+            return bulk::run(ctx, &store, &connector, &scopes, &params).await;
+        }
+        ctx.log(
+            "info",
+            format!(
+                "pushing product by product, not in bulk: {}",
+                store.bulk_scope_detail.as_deref().unwrap_or("")
+            ),
+        )
+        .await;
     }
     direct::run(ctx, &store, &connector, &scopes, &params).await
 }

@@ -162,13 +162,17 @@ pub struct Store {
     pub last_full_sync_at: Option<DateTime<Utc>>,
     /// Each content attribute's scope, as far as read from the store.
     pub attribute_scopes: sqlx::types::Json<attribute_scopes::Scopes>,
+    /// Whether the store's bulk API saves operations in their URL's store view (`None` until
+    /// a push's canary told).
+    pub bulk_keeps_scope: Option<bool>,
+    pub bulk_scope_detail: Option<String>,
 }
 
 const STORE_COLUMNS: &str = "id, workspace_id, name, platform, base_url, status, status_detail, signature_method,
     credentials, link_token, callback_armed, magento_store_url, store_views, requests_per_second, max_concurrency,
     created_at, connected_at, disconnected_at, sync_watermark, last_synced_at, content_attributes, last_audit_run, push_via_bulk,
     missing_permissions, max_page_size, signature_form, full_sync_every_days, last_full_sync_at, attribute_scopes,
-    bulk_max_items";
+    bulk_max_items, bulk_keeps_scope, bulk_scope_detail";
 
 impl Store {
     pub fn signature_method(&self) -> SignatureMethod {
@@ -321,6 +325,12 @@ pub struct StoreResponse {
     /// website-scoped one changes every store view of the website.
     #[schema(value_type = std::collections::BTreeMap<String, crate::connector::AttributeScope>)]
     pub attribute_scopes: attribute_scopes::Scopes,
+    /// Whether Magento's bulk API saves each operation in the store view of its URL: `false`
+    /// when a push's first bulk operation (its canary) was saved in the default store view
+    /// (Magento's MySQL queue; an AMQP queue keeps the store), and pushes then go product by
+    /// product; `null` until a bulk push told. `bulk_scope_detail` says what was seen and the fix.
+    pub bulk_keeps_scope: Option<bool>,
+    pub bulk_scope_detail: Option<String>,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
@@ -375,6 +385,8 @@ impl StoreResponse {
             full_sync_every_days: u32::try_from(store.full_sync_every_days).unwrap_or(7),
             last_full_sync_at: store.last_full_sync_at,
             attribute_scopes: store.attribute_scopes.0,
+            bulk_keeps_scope: store.bulk_keeps_scope,
+            bulk_scope_detail: store.bulk_scope_detail,
             created_at: store.created_at,
             connected_at: store.connected_at,
             disconnected_at: store.disconnected_at,
@@ -459,14 +471,19 @@ pub async fn set_bulk_max_items(
     .await
 }
 
-/// Switches pushes to (or off) Magento's asynchronous bulk API.
+/// Switches pushes to (or off) Magento's asynchronous bulk API. Switching it on forgets what
+/// was learned about the store's bulk scopes (its queue may have changed), so the next push
+/// checks again with a canary.
 pub async fn set_push_via_bulk(
     tx: &mut PgConnection,
     id: Uuid,
     on: bool,
 ) -> Result<Store, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE stores SET push_via_bulk = $2 WHERE id = $1 RETURNING {STORE_COLUMNS}"
+        "UPDATE stores SET push_via_bulk = $2,
+            bulk_keeps_scope = CASE WHEN $2 THEN NULL ELSE bulk_keeps_scope END,
+            bulk_scope_detail = CASE WHEN $2 THEN NULL ELSE bulk_scope_detail END
+         WHERE id = $1 RETURNING {STORE_COLUMNS}"
     )))
     .bind(id)
     .bind(on)
@@ -574,6 +591,22 @@ pub async fn set_signature_form(
     sqlx::query("UPDATE stores SET signature_form = $2 WHERE id = $1")
         .bind(id)
         .bind(form.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Remembers whether the store's bulk API keeps each operation's store view, and why.
+pub async fn set_bulk_keeps_scope(
+    db: &PgPool,
+    id: Uuid,
+    keeps: bool,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stores SET bulk_keeps_scope = $2, bulk_scope_detail = $3 WHERE id = $1")
+        .bind(id)
+        .bind(keeps)
+        .bind(detail)
         .execute(db)
         .await?;
     Ok(())

@@ -254,67 +254,266 @@ async fn a_global_attribute_saved_in_a_view_is_caught_by_the_read_back() {
     assert_eq!(recorded.as_deref(), Some("mots, clés"));
 }
 
+impl Shop {
+    async fn store(&self) -> Value {
+        self.app
+            .get(
+                &format!("/stores/{}", self.store_id),
+                &self.owner.access_token,
+            )
+            .await
+            .1
+    }
+
+    /// Approved proposals of `edits` (SKU, scope, edit), in that order.
+    async fn approved(&self, edits: &[(&str, &str, Value)]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (sku, scope, edit) in edits {
+            let (status, proposal) = self.propose_as_owner(sku, scope, edit.clone()).await;
+            assert_eq!(status, 201, "{proposal}");
+            let id = proposal["id"].as_str().unwrap().to_string();
+            assert_eq!(self.approve_with(&id, json!({})).await.0, 200);
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn catalog_skus(&self, n: usize) -> Vec<String> {
+        self.sim
+            .skus()
+            .into_iter()
+            .filter(|s| s.starts_with("CD-"))
+            .take(n)
+            .collect()
+    }
+}
+
+/// Magento's MySQL queue runs every bulk operation in the default store view: the canary shows
+/// it, is taken out of the default view again, and the push goes on product by product, so the
+/// French values end up in `fr`, the default values in `all`, and the default store view keeps
+/// inheriting; no proposal is reported pushed for the misplaced write.
 #[tokio::test]
-async fn a_bulk_write_mysqls_queue_ran_in_the_default_view_is_never_pushed() {
+async fn with_mysqls_queue_a_bulk_push_lands_right_product_by_product() {
     let shop = shop_with(SimConfig {
         products: 20,
         queue_mode: QueueMode::Mysql,
         ..SimConfig::default()
     })
     .await;
-    sqlx::query("UPDATE stores SET push_via_bulk = true")
+    let store = shop.set_push_via_bulk().await;
+    assert_eq!(store["bulk_keeps_scope"], Value::Null, "{store}");
+    let skus = shop.catalog_skus(3);
+    let edits = [
+        (
+            skus[0].as_str(),
+            "all",
+            json!({"fields": {"meta_keyword": "default, keywords", "name": "Default name"}}),
+        ),
+        (
+            skus[1].as_str(),
+            "all",
+            json!({"fields": {"meta_keyword": "more, keywords", "name": "Another default name"}}),
+        ),
+        (
+            skus[0].as_str(),
+            "fr",
+            json!({"fields": {"short_description": "Un t-shirt doux", "meta_title": "Titre"}}),
+        ),
+        (
+            skus[2].as_str(),
+            "fr",
+            json!({"fields": {"name": "Nom français", "meta_keyword": "mots"}}),
+        ),
+    ];
+    let ids = shop.approved(&edits).await;
+    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
+    assert_eq!(job["counters"]["pushed"], 4, "{job}");
+    assert_eq!(job["counters"]["canaries"], 1, "{job}");
+    assert_eq!(job["counters"]["bulks"], 1, "{job}");
+    assert_eq!(job["counters"]["not_applied"], 0, "{job}");
+    for id in &ids {
+        assert_eq!(shop.state_of(id).await, "pushed");
+    }
+    let log = log_of(&job);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("in the default store view default")),
+        "{log:?}"
+    );
+    // The canary's name stays the default view's own value (REST cannot empty it), equal to
+    // the new default.
+    assert!(
+        log.iter()
+            .any(|l| l.contains("keeps `name` as its own value")),
+        "{log:?}"
+    );
+    // One bulk (the canary), then every save at its scope's own URL.
+    let writes = shop.sim.writes();
+    let bulk: Vec<_> = writes
+        .iter()
+        .filter(|w| w.path.contains("/async/bulk/"))
+        .collect();
+    assert_eq!(bulk.len(), 1, "{writes:?}");
+    // The store ends as meant.
+    for (sku, scope, edit) in &edits {
+        let view = (*scope != "all").then_some(*scope);
+        for (field, value) in edit["fields"].as_object().unwrap() {
+            assert_eq!(
+                shop.attribute(sku, view, field).as_deref(),
+                value.as_str(),
+                "{sku} {scope} {field}"
+            );
+            // The default store view shows the default, as before.
+            assert_eq!(
+                shop.attribute(sku, Some("default"), field),
+                shop.attribute(sku, None, field),
+                "{sku} default view {field}"
+            );
+        }
+    }
+    let store = shop.store().await;
+    assert_eq!(store["bulk_keeps_scope"], false, "{store}");
+    let detail = store["bulk_scope_detail"].as_str().unwrap();
+    assert!(detail.contains("MySQL queue"), "{detail}");
+    assert!(detail.contains("RabbitMQ"), "{detail}");
+
+    // From now on pushes to this store go product by product, without a canary.
+    let more = shop
+        .approved(&[(
+            skus[1].as_str(),
+            "fr",
+            json!({"fields": {"meta_keyword": "encore"}}),
+        )])
+        .await;
+    let job = shop.push(&shop.owner, json!({"proposals": more})).await;
+    assert_eq!(job["counters"]["pushed"], 1, "{job}");
+    assert!(job["counters"]["bulks"].is_null(), "{job}");
+    assert!(
+        log_of(&job)
+            .iter()
+            .any(|l| l.contains("product by product, not in bulk")),
+        "{job}"
+    );
+    // Switching bulk on again (say, after moving Magento's queue to RabbitMQ) checks anew.
+    let store = shop.set_push_via_bulk().await;
+    assert_eq!(store["bulk_keeps_scope"], Value::Null, "{store}");
+}
+
+/// With RabbitMQ each operation keeps its store view: the canaries prove it, the rest goes in
+/// bulk, and a store known to keep scopes checks only each push's first save.
+#[tokio::test]
+async fn with_an_amqp_queue_bulk_is_used_once_the_canaries_landed() {
+    let shop = shop_with(SimConfig {
+        products: 20,
+        queue_mode: QueueMode::Amqp,
+        ..SimConfig::default()
+    })
+    .await;
+    shop.set_push_via_bulk().await;
+    let skus = shop.catalog_skus(4);
+    let mut edits = Vec::new();
+    for sku in &skus {
+        edits.push((
+            sku.as_str(),
+            "all",
+            json!({"fields": {"meta_keyword": "bulk, keywords"}}),
+        ));
+        edits.push((
+            sku.as_str(),
+            "fr",
+            json!({"fields": {"meta_title": "En masse"}}),
+        ));
+    }
+    let ids = shop.approved(&edits).await;
+    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
+    assert_eq!(job["counters"]["pushed"], 8, "{job}");
+    assert_eq!(job["counters"]["canaries"], 2, "one per scope: {job}");
+    assert_eq!(job["counters"]["bulks"], 4, "{job}");
+    for id in &ids {
+        assert_eq!(shop.state_of(id).await, "pushed");
+    }
+    assert!(
+        shop.sim
+            .writes()
+            .iter()
+            .all(|w| w.path.contains("/async/bulk/V1/products/bySku"))
+    );
+    for sku in &skus {
+        assert_eq!(
+            shop.attribute(sku, Some("fr"), "meta_title").as_deref(),
+            Some("En masse")
+        );
+        assert_eq!(
+            shop.attribute(sku, Some("default"), "meta_keyword")
+                .as_deref(),
+            Some("bulk, keywords")
+        );
+    }
+    let store = shop.store().await;
+    assert_eq!(store["bulk_keeps_scope"], true, "{store}");
+
+    let more: Vec<(&str, &str, Value)> = skus
+        .iter()
+        .map(|sku| {
+            (
+                sku.as_str(),
+                "fr",
+                json!({"fields": {"short_description": "Encore en masse"}}),
+            )
+        })
+        .collect();
+    shop.approved(&more).await;
+    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
+    assert_eq!(job["counters"]["pushed"], 4, "{job}");
+    assert_eq!(
+        job["counters"]["canaries"], 1,
+        "the push's first save: {job}"
+    );
+    assert_eq!(job["counters"]["bulks"], 2, "{job}");
+}
+
+#[tokio::test]
+async fn a_website_scoped_attribute_is_announced_for_every_view_of_the_website() {
+    let shop = shop_with(SimConfig {
+        products: 10,
+        ..SimConfig::default()
+    })
+    .await;
+    sqlx::query("UPDATE stores SET content_attributes = '{tax_class_id}'")
         .execute(&shop.app.db)
         .await
         .unwrap();
-    let skus: Vec<String> = shop
-        .sim
-        .skus()
-        .into_iter()
-        .filter(|s| s.starts_with("CD-"))
-        .take(2)
-        .collect();
-    let mut ids = Vec::new();
-    for (sku, scope, edit) in [
-        (
-            &skus[0],
-            "all",
-            json!({"fields": {"meta_keyword": "default, keywords"}}),
-        ),
-        (
-            &skus[1],
-            "fr",
-            json!({"fields": {"meta_keyword": "mots, clés"}}),
-        ),
-    ] {
-        let (status, proposal) = shop.propose_as_owner(sku, scope, edit).await;
-        assert_eq!(status, 201, "{proposal}");
-        let id = proposal["id"].as_str().unwrap().to_string();
-        assert_eq!(shop.approve_with(&id, json!({})).await.0, 200);
-        ids.push(id);
-    }
-    let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
-    assert_eq!(job["counters"]["pushed"], 0, "{job}");
-    assert_eq!(job["counters"]["not_applied"], 2, "{job}");
-    assert_eq!(job["counters"]["changed_elsewhere"], 2, "{job}");
-    for id in &ids {
-        let (state, meta) = shop.outcome(id).await;
-        assert_eq!(state, "failed");
-        assert_eq!(meta["push_error_kind"], "not_applied", "{meta}");
-        assert_eq!(meta["changed_elsewhere"][0]["scope"], "default", "{meta}");
-    }
-    // Magento ran both saves in the default store view.
+    shop.app.sync(&shop.owner, &shop.store_id, "full").await;
     assert_eq!(
-        shop.attribute(&skus[0], Some("default"), "meta_keyword")
-            .as_deref(),
-        Some("default, keywords")
+        shop.store().await["attribute_scopes"]["tax_class_id"],
+        "website"
     );
-    assert_ne!(
-        shop.attribute(&skus[0], None, "meta_keyword").as_deref(),
-        Some("default, keywords")
+    let sku = shop.translated_sku();
+    let ids = shop
+        .approved(&[(sku.as_str(), "fr", json!({"fields": {"tax_class_id": "0"}}))])
+        .await;
+    let dry = shop.dry_run(&ids[0]).await;
+    assert_eq!(dry["outcome"], "write", "{dry}");
+    let warning = dry["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("every store view of the website (default, fr, de)"),
+        "{warning}"
     );
-    assert_ne!(
-        shop.attribute(&skus[1], Some("fr"), "meta_keyword")
-            .as_deref(),
-        Some("mots, clés")
+    let job = shop.push(&shop.owner, json!({"proposals": ids})).await;
+    assert_eq!(job["counters"]["pushed"], 1, "{job}");
+    assert!(
+        log_of(&job).iter().any(|l| l.contains("website-scoped")),
+        "{job}"
+    );
+    for view in ["default", "fr", "de"] {
+        assert_eq!(
+            shop.attribute(&sku, Some(view), "tax_class_id").as_deref(),
+            Some("0"),
+            "{view}"
+        );
+    }
+    assert_eq!(
+        shop.attribute(&sku, None, "tax_class_id").as_deref(),
+        Some("2")
     );
 }

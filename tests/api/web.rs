@@ -1852,3 +1852,72 @@ async fn mailed_links_lead_to_joining_and_to_a_new_password() {
         .await;
     assert_ne!(status, 200);
 }
+
+/// After a bulk canary landed in the default store view, the store page says why pushes go
+/// product by product and what would fix it; the review queue names the fields of a push the
+/// store did not take.
+#[tokio::test]
+async fn the_store_page_says_why_bulk_pushes_go_product_by_product() {
+    let app = TestApp::spawn().await;
+    let sim = sim(4).await;
+    let owner = app.register("owner@example.com").await;
+    let store = app.connect_store(&owner, &sim).await;
+    app.sync(&owner, &store, "full").await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/stores/{store}"),
+            Some(&owner.access_token),
+            Some(json!({"push_via_bulk": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut session = web_login(&app, "owner@example.com").await;
+    let store_page = format!("/w/{}/stores/{store}", owner.workspace_id);
+    let (_, _, page) = session.get(&app, &store_page).await;
+    assert!(page.contains("is a canary of one product"), "{page}");
+
+    let product: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products ORDER BY sku LIMIT 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let proposal = app
+        .approved_edit(
+            &owner.access_token,
+            &product.to_string(),
+            json!({"store_view": "fr", "fields": {"meta_title": "Titre en masse"}}),
+        )
+        .await;
+    run_job(
+        &app,
+        &owner,
+        &format!("/stores/{store}/push"),
+        json!({"all_approved": true}),
+    )
+    .await;
+    assert_eq!(version_state(&app, &proposal).await, "pushed");
+    let (_, _, page) = session.get(&app, &store_page).await;
+    assert!(page.contains("Bulk pushes go product by product"), "{page}");
+    assert!(page.contains("RabbitMQ"), "the fix: {page}");
+
+    // A push the store did not take shows each field, what was sent and what Magento shows.
+    sqlx::query(
+        "UPDATE product_versions SET state = 'failed', meta = meta || jsonb_build_object(
+            'push_error', 'the store did not apply the write', 'push_error_kind', 'not_applied',
+            'not_applied', jsonb_build_array(jsonb_build_object(
+                'field', 'meta_title', 'sent', 'Titre en masse', 'store', 'Old title')))
+         WHERE id = $1::uuid",
+    )
+    .bind(&proposal)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let review = format!(
+        "/w/{}/stores/{store}/review?state=failed",
+        owner.workspace_id
+    );
+    let (_, _, page) = session.get(&app, &review).await;
+    assert!(page.contains("Push failed (not_applied)"), "{page}");
+    assert!(page.contains("Magento shows"), "{page}");
+    assert!(page.contains("Old title"), "{page}");
+}

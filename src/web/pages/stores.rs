@@ -169,6 +169,16 @@ fn status_markup(ws: Uuid, store: &Value) -> Markup {
                     }
                 }
             }
+            @if store["push_via_bulk"].as_bool() == Some(true) {
+                @match store["bulk_keeps_scope"].as_bool() {
+                    Some(false) => div.notice role="alert" #bulk-scope {
+                        p { "Bulk pushes go product by product: Magento's bulk API does not keep store views on this store." }
+                        @if let Some(detail) = store["bulk_scope_detail"].as_str() { p.hint { (detail) } }
+                    },
+                    Some(true) => p.hint #bulk-scope { "Bulk pushes keep store views. " (text(&store["bulk_scope_detail"])) },
+                    None => p.hint #bulk-scope { "Bulk pushes: the first bulk of each store view is a canary of one product, checked before the rest is sent." },
+                }
+            }
             @if pending {
                 p { "Waiting for Magento: in Magento's admin, open System → Integrations → Add New Integration, paste the two URLs below, save, then click Activate." }
             }
