@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 pub struct Entry {
@@ -123,7 +123,7 @@ pub async fn list(
     db: &PgPool,
     workspace_id: Uuid,
     page: &PageParams,
-) -> Result<Page<AuditRecord>, ApiError> {
+) -> Result<Page<AuditRecord>, Error> {
     let after: Option<i64> = page.after()?;
     let limit = page.limit();
     let rows: Vec<AuditRecord> = sqlx::query_as(

@@ -22,11 +22,11 @@ use magento::{PageStreamOptions, SearchCriteria, SortDirection, StoreScope};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audits;
 use crate::config::Settings;
 use crate::jobs::{self, JobKind, NewJob};
 use crate::secrets::KeyMaterial;
+use crate::state::AppState;
 use crate::stores::{self, NewStore, RateLimit, SignatureMethod, StoreCredentials, StoreStatus};
 use crate::sync::{PAGE_SIZE, SyncMode, SyncParams};
 use crate::{db, jobs::runner};

@@ -10,13 +10,14 @@ use sqlx::PgPool;
 
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::{users, workspaces};
-use crate::app::{AppState, Application, Stopping, shutdown_signal};
+use crate::app::{Application, Stopping, shutdown_signal};
 use crate::audit_log::{self, Entry};
 use crate::auth::Role;
 use crate::auth::password::{self, Password};
 use crate::config::Settings;
 use crate::crypto::{self, Keyring};
 use crate::secrets::{self, KeyMaterial};
+use crate::state::AppState;
 use crate::{bench, db, demo, jobs, schedules, telemetry};
 
 #[derive(Parser)]

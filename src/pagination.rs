@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
@@ -27,11 +27,11 @@ impl PageParams {
     }
 
     /// The position after which this page starts, or `None` for the first page.
-    pub fn after<C: DeserializeOwned>(&self) -> Result<Option<C>, ApiError> {
+    pub fn after<C: DeserializeOwned>(&self) -> Result<Option<C>, Error> {
         let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
-        let invalid = || ApiError::invalid("cursor", "cursor is not one this API issued");
+        let invalid = || Error::invalid("cursor", "cursor is not one this API issued");
         let bytes = B64URL.decode(cursor).map_err(|_| invalid())?;
         serde_json::from_slice(&bytes)
             .map(Some)

@@ -12,9 +12,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::config::RetentionSettings;
+use crate::state::AppState;
 use crate::storage::KeyPrefix;
 use crate::stores;
 

@@ -15,7 +15,7 @@ use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::diff::{self, FieldChange, MediaChange};
 use crate::catalog::products::{check_field, check_scope};
 use crate::catalog::versions::{VersionOrigin, VersionState};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 use crate::push::scope_check::{self, ViewChange};
 use crate::stores::Store;
@@ -64,30 +64,29 @@ pub struct ProposalQuery {
 }
 
 impl ProposalFilter {
-    pub fn parse(self, store: &Store) -> Result<ProposalQuery, ApiError> {
+    pub fn parse(self, store: &Store) -> Result<ProposalQuery, Error> {
         let state = self.state.unwrap_or(VersionState::Proposed);
         if matches!(
             state,
             VersionState::Live | VersionState::Superseded | VersionState::Draft
         ) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "state",
                 "state must be proposed, approved, conflict, failed, rejected or pushed",
             ));
         }
         if matches!(self.origin, Some(VersionOrigin::Pull | VersionOrigin::Push)) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "origin",
                 "origin must be ai, human or rollback",
             ));
         }
         let rule = match self.rule {
             Some(r) => {
-                let rule = RuleId::parse(&r).ok_or_else(|| {
-                    ApiError::invalid("rule", format!("{r:?} is not an audit rule"))
-                })?;
+                let rule = RuleId::parse(&r)
+                    .ok_or_else(|| Error::invalid("rule", format!("{r:?} is not an audit rule")))?;
                 if store.last_audit_run.is_none() {
-                    return Err(ApiError::Conflict(
+                    return Err(Error::Conflict(
                         "the rule filter needs a finished audit of all the store's products".into(),
                     ));
                 }
@@ -152,7 +151,7 @@ pub async fn list(
     store: &Store,
     query: &ProposalQuery,
     page: &PageParams,
-) -> Result<Page<ProposalResponse>, ApiError> {
+) -> Result<Page<ProposalResponse>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let mut rows: Vec<ProposalResponse> = sqlx::query_as(
@@ -202,7 +201,7 @@ pub async fn ids_matching(
     store: &Store,
     query: &ProposalQuery,
     cap: i64,
-) -> Result<Vec<Uuid>, ApiError> {
+) -> Result<Vec<Uuid>, Error> {
     let mut ids = Vec::new();
     let mut page = PageParams {
         cursor: None,
@@ -212,7 +211,7 @@ pub async fn ids_matching(
         let found = list(db, store, query, &page).await?;
         ids.extend(found.items.iter().map(|p| p.id));
         if ids.len() as i64 > cap {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "filter",
                 format!("the filter matches more than {cap} proposals; narrow it"),
             ));
@@ -295,7 +294,7 @@ async fn check_view_change(
     view: &str,
     proposed: &Content,
     explicit_default_values: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let (scopes, views): (
         sqlx::types::Json<crate::stores::attribute_scopes::Scopes>,
         sqlx::types::Json<Vec<crate::stores::StoreView>>,
@@ -314,7 +313,7 @@ async fn check_view_change(
     let change = ViewChange::between(&live, proposed);
     let checked = scope_check::check(&views, &scopes, view, &change, explicit_default_values);
     match checked.refusal() {
-        Some(refusal) => Err(ApiError::invalid("fields", refusal)),
+        Some(refusal) => Err(Error::invalid("fields", refusal)),
         None => Ok(()),
     }
 }
@@ -325,7 +324,7 @@ pub async fn decide(
     tx: &mut PgConnection,
     caller: &Caller,
     input: DecisionInput<'_>,
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, Error> {
     let DecisionInput {
         workspace_id,
         settings,
@@ -346,7 +345,7 @@ pub async fn decide(
     .bind(workspace_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("proposal"))?;
+    .ok_or(Error::NotFound("proposal"))?;
     let allowed = match decision {
         Decision::Approve => matches!(locked.state, VersionState::Proposed),
         Decision::Reject => matches!(
@@ -358,7 +357,7 @@ pub async fn decide(
         ),
     };
     if !allowed {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "the proposal is {}; it cannot be {} now",
             serde_json::to_value(locked.state)
                 .ok()
@@ -387,12 +386,12 @@ pub async fn decide(
     if decision == Decision::Approve && settings.four_eyes {
         if edited.is_some() {
             // The reviewer would approve content they wrote themselves.
-            return Err(ApiError::Forbidden(
+            return Err(Error::Forbidden(
                 "four-eyes review is on: your own changes need someone else's approval; propose them as an edit (POST /products/{id}/versions) instead",
             ));
         }
         if locked.authored_by(tx, caller).await? {
-            return Err(ApiError::Forbidden(
+            return Err(Error::Forbidden(
                 "four-eyes review is on: someone other than the author must approve this change",
             ));
         }

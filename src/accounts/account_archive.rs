@@ -5,15 +5,15 @@ use std::io::Write;
 
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::Error;
+use crate::state::AppState;
 use crate::storage::ObjectKey;
 
 /// An owned workspace and its newest archive: export id, object key, job status.
 type OwnedWorkspace = (Uuid, String, Option<Uuid>, Option<String>, Option<String>);
 
 /// `(file name, JSON text)` in archive order.
-pub async fn files(state: &AppState, user_id: Uuid) -> Result<Vec<(String, String)>, ApiError> {
+pub async fn files(state: &AppState, user_id: Uuid) -> Result<Vec<(String, String)>, Error> {
     let db = &state.db;
     let mut files = Vec::new();
     for (name, sql) in [
@@ -111,7 +111,7 @@ pub async fn files(state: &AppState, user_id: Uuid) -> Result<Vec<(String, Strin
     Ok(files)
 }
 
-pub fn zip(files: &[(String, String)]) -> Result<Vec<u8>, ApiError> {
+pub fn zip(files: &[(String, String)]) -> Result<Vec<u8>, Error> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::audit_log::{self, Entry};
 use crate::auth::Caller;
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletionReport {
@@ -23,7 +23,7 @@ pub struct DeletionReport {
     pub sessions_ended: u64,
 }
 
-pub async fn delete_account(db: &PgPool, caller: &Caller) -> Result<DeletionReport, ApiError> {
+pub async fn delete_account(db: &PgPool, caller: &Caller) -> Result<DeletionReport, Error> {
     let user_id = caller.require_user()?;
     let mut tx = db.begin().await?;
     let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
@@ -31,7 +31,7 @@ pub async fn delete_account(db: &PgPool, caller: &Caller) -> Result<DeletionRepo
         .fetch_optional(&mut *tx)
         .await?;
     if exists.is_none() {
-        return Err(ApiError::Unauthorized("account no longer exists"));
+        return Err(Error::Unauthenticated("account no longer exists"));
     }
 
     // Workspaces where nobody else is an owner, locked so a concurrent ownership change waits.

@@ -1,14 +1,14 @@
 //! Email addresses, parsed at the edge.
 
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Email, ApiError> {
+    pub fn parse(raw: &str) -> Result<Email, Error> {
         let value = raw.trim();
-        let invalid = || ApiError::invalid("email", "email is not a valid address");
+        let invalid = || Error::invalid("email", "email is not a valid address");
         if value.is_empty()
             || value.len() > 254
             || value.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -33,16 +33,13 @@ impl Email {
 }
 
 /// A required, trimmed, bounded display text (names of people and workspaces).
-pub fn parse_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
+pub fn parse_name(field: &'static str, raw: &str) -> Result<String, Error> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must not be empty"),
-        ));
+        return Err(Error::invalid(field, format!("{field} must not be empty")));
     }
     if value.chars().count() > 200 || value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must be at most 200 characters without control characters"),
         ));

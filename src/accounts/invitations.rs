@@ -15,7 +15,7 @@ use super::email::Email;
 use super::workspaces::{self, Member};
 use crate::auth::Role;
 use crate::auth::tokens::{hash_token, new_secret_token};
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 /// How long an invitation link works.
 pub const VALID_DAYS: i64 = 7;
@@ -48,7 +48,7 @@ pub async fn create(
     email: &Email,
     role: Role,
     invited_by: Option<Uuid>,
-) -> Result<Created, ApiError> {
+) -> Result<Created, Error> {
     let member: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
                         WHERE m.workspace_id = $1 AND u.email = $2::citext)",
@@ -58,7 +58,7 @@ pub async fn create(
     .fetch_one(&mut *tx)
     .await?;
     if member {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "this address already belongs to a member of the workspace".into(),
         ));
     }
@@ -113,11 +113,7 @@ pub async fn list_pending(
 
 /// Revokes a pending invitation of the workspace; its link stops working. Returns the
 /// invited address.
-pub async fn revoke(
-    tx: &mut PgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
-) -> Result<String, ApiError> {
+pub async fn revoke(tx: &mut PgConnection, workspace_id: Uuid, id: Uuid) -> Result<String, Error> {
     sqlx::query_scalar(
         "UPDATE invitations SET revoked_at = now()
          WHERE id = $1 AND workspace_id = $2
@@ -128,7 +124,7 @@ pub async fn revoke(
     .bind(workspace_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("invitation"))
+    .ok_or(Error::NotFound("invitation"))
 }
 
 /// What a link's token opens, for the page behind the link.
@@ -144,7 +140,7 @@ pub struct Offer {
 }
 
 /// The pending invitation behind `token`, locked for the caller's transaction.
-async fn pending_by_token(tx: &mut PgConnection, token: &str) -> Result<Offer, ApiError> {
+async fn pending_by_token(tx: &mut PgConnection, token: &str) -> Result<Offer, Error> {
     if token.len() > 200 {
         return Err(gone());
     }
@@ -164,12 +160,12 @@ async fn pending_by_token(tx: &mut PgConnection, token: &str) -> Result<Offer, A
 }
 
 /// Unknown, used, declined, revoked and expired links all answer alike.
-fn gone() -> ApiError {
-    ApiError::NotFound("invitation (the link is unknown, used, revoked or expired)")
+fn gone() -> Error {
+    Error::NotFound("invitation (the link is unknown, used, revoked or expired)")
 }
 
 /// Reads the invitation behind a link without changing it.
-pub async fn offer(tx: &mut PgConnection, token: &str) -> Result<Offer, ApiError> {
+pub async fn offer(tx: &mut PgConnection, token: &str) -> Result<Offer, Error> {
     pending_by_token(tx, token).await
 }
 
@@ -180,10 +176,10 @@ pub async fn accept(
     token: &str,
     user_id: Uuid,
     user_email: &str,
-) -> Result<(Offer, Member), ApiError> {
+) -> Result<(Offer, Member), Error> {
     let offer = pending_by_token(tx, token).await?;
     if !offer.email.eq_ignore_ascii_case(user_email.trim()) {
-        return Err(ApiError::Forbidden(
+        return Err(Error::Forbidden(
             "this invitation is for another address: sign in with the invited one",
         ));
     }
@@ -197,7 +193,7 @@ pub async fn accept(
 }
 
 /// Declines the invitation behind `token`: the link stops working and nobody joins.
-pub async fn decline(tx: &mut PgConnection, token: &str) -> Result<Offer, ApiError> {
+pub async fn decline(tx: &mut PgConnection, token: &str) -> Result<Offer, Error> {
     let offer = pending_by_token(tx, token).await?;
     sqlx::query("UPDATE invitations SET declined_at = now() WHERE id = $1")
         .bind(offer.invitation_id)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::email::Email;
 use crate::auth::tokens::{hash_token, new_secret_token};
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 /// How long a reset link works.
 pub const VALID_MINUTES: i64 = 30;
@@ -91,8 +91,8 @@ pub async fn is_usable(db: &sqlx::PgPool, token: &str) -> Result<bool, sqlx::Err
 }
 
 /// The answer for unknown, used and expired links alike.
-pub fn unusable() -> ApiError {
-    ApiError::invalid(
+pub fn unusable() -> Error {
+    Error::invalid(
         "token",
         "this reset link is unknown, used or expired: ask for a new one",
     )
@@ -100,7 +100,7 @@ pub fn unusable() -> ApiError {
 
 /// Uses the link behind `token` once: returns the account whose password may now be set.
 /// Unknown, used and expired links answer alike.
-pub async fn redeem(tx: &mut PgConnection, token: &str) -> Result<Uuid, ApiError> {
+pub async fn redeem(tx: &mut PgConnection, token: &str) -> Result<Uuid, Error> {
     let user: Option<Uuid> = if token.len() > 200 {
         None
     } else {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audits::rules::{AuditConfig, RuleId};
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
@@ -88,7 +88,7 @@ where
 
 impl WorkspaceSettings {
     /// Applies a partial update, refusing one that leaves the settings inconsistent.
-    pub fn apply(&mut self, update: SettingsUpdate) -> Result<(), ApiError> {
+    pub fn apply(&mut self, update: SettingsUpdate) -> Result<(), Error> {
         let mut next = self.clone();
         next.merge(update);
         next.validate()?;
@@ -96,10 +96,10 @@ impl WorkspaceSettings {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), Error> {
         for rule in &self.audit_disabled_rules {
             if RuleId::parse(rule).is_none() {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "audit_disabled_rules",
                     format!(
                         "{rule:?} is not an audit rule; rules: {}",
@@ -113,7 +113,7 @@ impl WorkspaceSettings {
             }
         }
         if self.audit_meta_description_min_chars > self.audit_meta_description_max_chars {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "audit_meta_description_min_chars",
                 "audit_meta_description_min_chars must not exceed audit_meta_description_max_chars",
             ));
@@ -140,7 +140,7 @@ impl WorkspaceSettings {
         ];
         for (name, value) in limits {
             if value > 100_000 {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     name,
                     format!("{name} must be at most 100000"),
                 ));
@@ -221,13 +221,13 @@ impl WorkspaceSettings {
     }
 }
 
-pub async fn get(db: &PgPool, workspace_id: Uuid) -> Result<WorkspaceSettings, ApiError> {
+pub async fn get(db: &PgPool, workspace_id: Uuid) -> Result<WorkspaceSettings, Error> {
     let raw: serde_json::Value =
         sqlx::query_scalar("SELECT settings FROM workspaces WHERE id = $1")
             .bind(workspace_id)
             .fetch_optional(db)
             .await?
-            .ok_or(ApiError::NotFound("workspace"))?;
+            .ok_or(Error::NotFound("workspace"))?;
     parse(raw)
 }
 
@@ -235,13 +235,13 @@ pub async fn get(db: &PgPool, workspace_id: Uuid) -> Result<WorkspaceSettings, A
 pub async fn get_for_update(
     tx: &mut PgConnection,
     workspace_id: Uuid,
-) -> Result<WorkspaceSettings, ApiError> {
+) -> Result<WorkspaceSettings, Error> {
     let raw: serde_json::Value =
         sqlx::query_scalar("SELECT settings FROM workspaces WHERE id = $1 FOR UPDATE")
             .bind(workspace_id)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(ApiError::NotFound("workspace"))?;
+            .ok_or(Error::NotFound("workspace"))?;
     parse(raw)
 }
 
@@ -249,7 +249,7 @@ pub async fn save(
     tx: &mut PgConnection,
     workspace_id: Uuid,
     settings: &WorkspaceSettings,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     sqlx::query("UPDATE workspaces SET settings = $2 WHERE id = $1")
         .bind(workspace_id)
         .bind(serde_json::to_value(settings).map_err(anyhow::Error::from)?)
@@ -258,9 +258,9 @@ pub async fn save(
     Ok(())
 }
 
-pub fn parse(raw: serde_json::Value) -> Result<WorkspaceSettings, ApiError> {
+pub fn parse(raw: serde_json::Value) -> Result<WorkspaceSettings, Error> {
     serde_json::from_value(raw)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored settings unreadable: {e}")))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored settings unreadable: {e}")))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::totp;
 use crate::crypto::Keyring;
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 pub fn secret_context(user_id: Uuid) -> String {
     format!("users.totp_secret:{user_id}")
@@ -23,7 +23,7 @@ pub struct Enrolment {
 
 /// Starts (or restarts) enrolment with a fresh secret. Two-factor login is only switched on by
 /// [`confirm`], so an abandoned enrolment changes nothing.
-pub async fn start(db: &PgPool, keyring: &Keyring, user_id: Uuid) -> Result<Enrolment, ApiError> {
+pub async fn start(db: &PgPool, keyring: &Keyring, user_id: Uuid) -> Result<Enrolment, Error> {
     let secret = totp::new_secret();
     let sealed = keyring.seal(&secret, &secret_context(user_id));
     let email: Option<String> = sqlx::query_scalar(
@@ -35,7 +35,7 @@ pub async fn start(db: &PgPool, keyring: &Keyring, user_id: Uuid) -> Result<Enro
     .fetch_optional(db)
     .await?;
     let Some(email) = email else {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "two-factor login is already on; switch it off first to enrol a new device".into(),
         ));
     };
@@ -94,11 +94,11 @@ fn open_secret(
     keyring: &Keyring,
     user_id: Uuid,
     sealed: &[u8],
-) -> Result<secrecy::SecretSlice<u8>, ApiError> {
+) -> Result<secrecy::SecretSlice<u8>, Error> {
     keyring
         .open(sealed, &secret_context(user_id))
         .map(secrecy::SecretSlice::from)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("two-factor secret of {user_id}: {e}")))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("two-factor secret of {user_id}: {e}")))
 }
 
 /// Switches two-factor login on with a code from the enrolled app; returns the recovery codes,
@@ -108,22 +108,22 @@ pub async fn confirm(
     keyring: &Keyring,
     user_id: Uuid,
     code: &str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     let mut tx = db.begin().await?;
     let row = lock_row(&mut tx, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized("account no longer exists"))?;
+        .ok_or(Error::Unauthenticated("account no longer exists"))?;
     if row.enabled {
-        return Err(ApiError::Conflict("two-factor login is already on".into()));
+        return Err(Error::Conflict("two-factor login is already on".into()));
     }
-    let sealed = row.totp_secret.ok_or_else(|| {
-        ApiError::Conflict("start enrolment first with POST /api/v1/me/totp".into())
-    })?;
+    let sealed = row
+        .totp_secret
+        .ok_or_else(|| Error::Conflict("start enrolment first with POST /api/v1/me/totp".into()))?;
     let secret = open_secret(keyring, user_id, &sealed)?;
     let now = chrono::Utc::now().timestamp();
     let step =
         totp::verify(secret.expose_secret(), code, now, row.totp_last_step).ok_or_else(|| {
-            ApiError::invalid(
+            Error::invalid(
                 "code",
                 "the code does not match; check the device's clock and try the current code",
             )
@@ -182,10 +182,10 @@ pub async fn check_login(
     user_id: Uuid,
     totp_input: Option<&str>,
     max_failures_per_hour: u32,
-) -> Result<Check, ApiError> {
+) -> Result<Check, Error> {
     let mut tx = db.begin().await?;
     let Some(row) = lock_row(&mut tx, user_id).await? else {
-        return Err(ApiError::Unauthorized("invalid email or password"));
+        return Err(Error::Unauthenticated("invalid email or password"));
     };
     if !row.enabled {
         return Ok(Check::NotEnabled);
@@ -193,15 +193,15 @@ pub async fn check_login(
     let input = totp_input
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::TotpRequired)?;
+        .ok_or(Error::TwoFactorRequired)?;
     if row.recent_failures >= i64::from(max_failures_per_hour) {
-        return Err(ApiError::TooManyRequests {
+        return Err(Error::TooManyAttempts {
             retry_after_secs: row.failure_window_left_secs.max(1) as u64,
         });
     }
     let sealed = row
         .totp_secret
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("two-factor on without a secret")))?;
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("two-factor on without a secret")))?;
     let secret = open_secret(keyring, user_id, &sealed)?;
     let now = chrono::Utc::now().timestamp();
     if let Some(step) = totp::verify(secret.expose_secret(), input, now, row.totp_last_step) {
@@ -225,7 +225,7 @@ pub async fn check_login(
     if spent == 0 {
         count_failure(&mut tx, user_id).await?;
         tx.commit().await?;
-        return Err(ApiError::TotpRequired);
+        return Err(Error::TwoFactorRequired);
     }
     let remaining: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM totp_recovery_codes WHERE user_id = $1 AND used_at IS NULL",

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::email::Email;
-use crate::http::error::{ApiError, on_unique_violation};
+use crate::error::{Error, on_unique_violation};
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct User {
@@ -22,7 +22,7 @@ pub async fn create(
     email: &Email,
     name: &str,
     password_hash: &str,
-) -> Result<User, ApiError> {
+) -> Result<User, Error> {
     sqlx::query_as(
         "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)
          RETURNING id, email::text AS email, name, created_at",
@@ -92,7 +92,7 @@ pub async fn set_name(tx: &mut PgConnection, id: Uuid, name: &str) -> Result<(),
     Ok(())
 }
 
-pub async fn set_email(tx: &mut PgConnection, id: Uuid, email: &Email) -> Result<(), ApiError> {
+pub async fn set_email(tx: &mut PgConnection, id: Uuid, email: &Email) -> Result<(), Error> {
     sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
         .bind(id)
         .bind(email.as_str())

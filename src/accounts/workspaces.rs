@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Role, api_keys};
-use crate::http::error::{ApiError, on_unique_violation};
+use crate::error::{Error, on_unique_violation};
 use crate::pagination::{Page, PageParams};
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
@@ -58,7 +58,7 @@ pub async fn list_for_user(
     db: &PgPool,
     user_id: Uuid,
     page: &PageParams,
-) -> Result<Page<WorkspaceWithRole>, ApiError> {
+) -> Result<Page<WorkspaceWithRole>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<WorkspaceWithRole> = sqlx::query_as(
@@ -103,7 +103,7 @@ pub async fn add_member(
     workspace_id: Uuid,
     user_id: Uuid,
     role: Role,
-) -> Result<Member, ApiError> {
+) -> Result<Member, Error> {
     sqlx::query_as(
         "WITH m AS (
             INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, $3)
@@ -147,7 +147,7 @@ pub async fn keep_an_owner(
     tx: &mut PgConnection,
     workspace_id: Uuid,
     user_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let others: Vec<Uuid> = sqlx::query_scalar(
         "SELECT user_id FROM memberships
          WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2 FOR UPDATE",
@@ -157,7 +157,7 @@ pub async fn keep_an_owner(
     .fetch_all(&mut *tx)
     .await?;
     if others.is_empty() {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "the workspace needs an owner: make another member owner first".into(),
         ));
     }
@@ -169,7 +169,7 @@ pub async fn set_role(
     workspace_id: Uuid,
     user_id: Uuid,
     role: Role,
-) -> Result<Member, ApiError> {
+) -> Result<Member, Error> {
     sqlx::query_as(
         "WITH m AS (
             UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2
@@ -182,7 +182,7 @@ pub async fn set_role(
     .bind(role)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("member"))
+    .ok_or(Error::NotFound("member"))
 }
 
 pub async fn remove_member(
@@ -202,7 +202,7 @@ pub async fn list_members(
     db: &PgPool,
     workspace_id: Uuid,
     page: &PageParams,
-) -> Result<Page<Member>, ApiError> {
+) -> Result<Page<Member>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<Member> = sqlx::query_as(
@@ -261,7 +261,7 @@ pub async fn list_api_keys(
     db: &PgPool,
     workspace_id: Uuid,
     page: &PageParams,
-) -> Result<Page<ApiKeyInfo>, ApiError> {
+) -> Result<Page<ApiKeyInfo>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<ApiKeyInfo> = sqlx::query_as(

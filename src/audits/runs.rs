@@ -17,7 +17,7 @@ use super::engine::ScopedFinding;
 use super::rules::{AuditConfig, RuleId, Severity};
 use crate::accounts::settings;
 use crate::auth::Resource;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::jobs::JobStatus;
 use crate::pagination::{Page, PageParams};
 
@@ -105,11 +105,11 @@ pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<AuditRun>, sqlx::Error>
     .await
 }
 
-pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<AuditRun, ApiError> {
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<AuditRun, Error> {
     get(db, id)
         .await?
         .filter(|r| r.workspace_id == workspace_id)
-        .ok_or(ApiError::NotFound("audit"))
+        .ok_or(Error::NotFound("audit"))
 }
 
 /// A store's runs, newest first.
@@ -118,7 +118,7 @@ pub async fn list_for_store(
     workspace_id: Uuid,
     store_id: Uuid,
     page: &PageParams,
-) -> Result<Page<AuditRun>, ApiError> {
+) -> Result<Page<AuditRun>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<AuditRun> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -440,11 +440,11 @@ pub async fn list_findings(
     run_id: Uuid,
     filter: FindingFilter,
     page: &PageParams,
-) -> Result<Page<FindingResponse>, ApiError> {
+) -> Result<Page<FindingResponse>, Error> {
     let rule = match filter.rule {
         Some(r) => Some(
             RuleId::parse(&r)
-                .ok_or_else(|| ApiError::invalid("rule", format!("{r:?} is not an audit rule")))?
+                .ok_or_else(|| Error::invalid("rule", format!("{r:?} is not an audit rule")))?
                 .as_str(),
         ),
         None => None,

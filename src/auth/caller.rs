@@ -6,19 +6,16 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::api_keys;
 use super::roles::{Permission, Role};
-use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::Error;
+use crate::state::AppState;
 
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -42,10 +39,10 @@ pub struct Caller {
 impl Caller {
     /// For endpoints about a person (their account, their workspaces): API keys act for a
     /// workspace, not a person, and are refused.
-    pub fn require_user(&self) -> Result<Uuid, ApiError> {
+    pub fn require_user(&self) -> Result<Uuid, Error> {
         match self.principal {
             Principal::User { user_id, .. } => Ok(user_id),
-            Principal::ApiKey { .. } => Err(ApiError::Forbidden(
+            Principal::ApiKey { .. } => Err(Error::Forbidden(
                 "this endpoint needs a user session, not an API key",
             )),
         }
@@ -68,7 +65,7 @@ impl Caller {
     /// The caller's role in `workspace_id`, or `None` when they have no access at all.
     /// A person without two-factor login in a workspace that requires it is refused here, so
     /// every workspace endpoint enforces the owner's setting.
-    pub async fn role_in(&self, db: &PgPool, workspace_id: Uuid) -> Result<Option<Role>, ApiError> {
+    pub async fn role_in(&self, db: &PgPool, workspace_id: Uuid) -> Result<Option<Role>, Error> {
         match &self.principal {
             Principal::User { user_id, .. } => {
                 let row: Option<(Role, bool)> = sqlx::query_as(
@@ -85,7 +82,7 @@ impl Caller {
                 .fetch_optional(db)
                 .await?;
                 match row {
-                    Some((_, true)) => Err(ApiError::TotpSetupRequired),
+                    Some((_, true)) => Err(Error::TwoFactorSetupRequired),
                     Some((role, false)) => Ok(Some(role)),
                     None => Ok(None),
                 }
@@ -99,50 +96,20 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(caller.clone());
-        }
-        let Ok(ClientAddr(client_addr)) = ClientAddr::from_request_parts(parts, state).await;
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized(
-                "Authorization must be `Bearer <token>`",
-            ))?;
-
-        let principal = if token.starts_with("cmk_") {
-            authenticate_api_key(&state.db, token).await?
-        } else {
-            authenticate_session(state, token).await?
-        };
-        let caller = Caller {
-            principal,
-            client_addr,
-        };
-        parts.extensions.insert(caller.clone());
-        Ok(caller)
+/// Who a bearer token speaks for: an API key (`cmk_…`) or a live session's access token.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Error> {
+    if token.starts_with("cmk_") {
+        authenticate_api_key(&state.db, token).await
+    } else {
+        authenticate_session(state, token).await
     }
 }
 
-async fn authenticate_session(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+async fn authenticate_session(state: &AppState, token: &str) -> Result<Principal, Error> {
     let claims = state
         .jwt
         .verify(token)
-        .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
+        .ok_or(Error::Unauthenticated("invalid or expired access token"))?;
     // A revoked session (logout, refresh-token reuse, deleted account) ends its access tokens early.
     let live: Option<bool> = sqlx::query_scalar(
         "SELECT revoked_at IS NULL FROM sessions WHERE id = $1 AND user_id = $2",
@@ -156,7 +123,7 @@ async fn authenticate_session(state: &AppState, token: &str) -> Result<Principal
             user_id: claims.sub,
             session_id: claims.sid,
         }),
-        _ => Err(ApiError::Unauthorized("session has ended; log in again")),
+        _ => Err(Error::Unauthenticated("session has ended; log in again")),
     }
 }
 
@@ -169,8 +136,8 @@ struct KeyRow {
     revoked: bool,
 }
 
-async fn authenticate_api_key(db: &PgPool, key: &str) -> Result<Principal, ApiError> {
-    const REFUSED: ApiError = ApiError::Unauthorized("invalid or revoked API key");
+async fn authenticate_api_key(db: &PgPool, key: &str) -> Result<Principal, Error> {
+    const REFUSED: Error = Error::Unauthenticated("invalid or revoked API key");
     let prefix = api_keys::parse_prefix(key).ok_or(REFUSED)?;
     let row: Option<KeyRow> = sqlx::query_as(
         "SELECT id, workspace_id, key_hash, role, revoked_at IS NOT NULL AS revoked
@@ -197,60 +164,6 @@ async fn authenticate_api_key(db: &PgPool, key: &str) -> Result<Principal, ApiEr
         workspace_id: row.workspace_id,
         role: row.role,
     })
-}
-
-/// The client's address: the peer, or with `http.trust_forwarded_for` the client our proxies
-/// saw (see [`forwarded_client`]).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let http = &state.settings.http;
-        if http.trust_forwarded_for
-            && let Some(ip) = forwarded_client(&parts.headers, &http.trusted_proxies)
-        {
-            return Ok(ClientAddr(Some(ip)));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        Ok(ClientAddr(peer))
-    }
-}
-
-/// The client behind our proxies, from `X-Forwarded-For` (every such header, in order). Each
-/// proxy appends the address it was connected from, so the list is read from the right: the
-/// operator's own proxies (`trusted`) are skipped and the first other address is the client.
-/// Everything left of it was written by the client itself and proves nothing. An unreadable
-/// hop met before the client gives `None` (the peer is used) rather than a guess.
-pub fn forwarded_client(
-    headers: &axum::http::HeaderMap,
-    trusted: &[egress::Cidr],
-) -> Option<IpAddr> {
-    let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        hops.extend(value.to_str().ok()?.split(',').map(str::trim));
-    }
-    let mut leftmost = None;
-    for hop in hops.iter().rev() {
-        let ip = hop
-            .parse::<IpAddr>()
-            .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
-            .ok()?;
-        if !trusted.iter().any(|range| range.contains(ip)) {
-            return Some(ip);
-        }
-        leftmost = Some(ip);
-    }
-    // Every hop is one of ours: the first proxy's own peer is all there is.
-    leftmost
 }
 
 /// Something addressed by an id in the path that belongs to exactly one workspace.
@@ -289,31 +202,30 @@ pub struct Access<R, P> {
     _marker: PhantomData<fn() -> (R, P)>,
 }
 
-impl<R: Resource, P: Permission> FromRequestParts<AppState> for Access<R, P> {
-    type Rejection = ApiError;
+/// [`Access`] for what only a person may do (managing API keys): an API key is refused
+/// whatever its role, so a leaked key cannot mint keys that outlive its own revocation.
+pub struct PersonAccess<R, P>(pub Access<R, P>);
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound(R::NAME))?;
-        let id = params
-            .iter()
-            .find(|(name, _)| *name == R::PATH_PARAM)
-            .and_then(|(_, value)| Uuid::parse_str(value).ok())
-            .ok_or(ApiError::NotFound(R::NAME))?;
-        let workspace_id = R::workspace_of(&state.db, id)
+impl<R, P> std::ops::Deref for PersonAccess<R, P> {
+    type Target = Access<R, P>;
+    fn deref(&self) -> &Access<R, P> {
+        &self.0
+    }
+}
+
+impl<R: Resource, P: Permission> Access<R, P> {
+    /// Checks that `caller` may act with `P` on resource `R` number `id`. Another workspace's
+    /// resource and a missing one both answer `NotFound`, so ids cannot be probed.
+    pub async fn check(db: &PgPool, caller: Caller, id: Uuid) -> Result<Self, Error> {
+        let workspace_id = R::workspace_of(db, id)
             .await?
-            .ok_or(ApiError::NotFound(R::NAME))?;
+            .ok_or(Error::NotFound(R::NAME))?;
         let role = caller
-            .role_in(&state.db, workspace_id)
+            .role_in(db, workspace_id)
             .await?
-            .ok_or(ApiError::NotFound(R::NAME))?;
+            .ok_or(Error::NotFound(R::NAME))?;
         if !role.allows(P::CAPABILITY) {
-            return Err(ApiError::Forbidden(
+            return Err(Error::Forbidden(
                 "your role in this workspace does not allow this",
             ));
         }
@@ -327,92 +239,14 @@ impl<R: Resource, P: Permission> FromRequestParts<AppState> for Access<R, P> {
     }
 }
 
-/// [`Access`] for what only a person may do (managing API keys): an API key is refused
-/// whatever its role, so a leaked key cannot mint keys that outlive its own revocation.
-pub struct PersonAccess<R, P>(pub Access<R, P>);
-
-impl<R, P> std::ops::Deref for PersonAccess<R, P> {
-    type Target = Access<R, P>;
-    fn deref(&self) -> &Access<R, P> {
-        &self.0
-    }
-}
-
-impl<R: Resource, P: Permission> FromRequestParts<AppState> for PersonAccess<R, P> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Access::<R, P>::from_request_parts(parts, state)
-            .await?
-            .by_person()
-    }
-}
-
 impl<R, P> Access<R, P> {
     /// This access, if a person holds it; an API key is refused with 403.
-    pub fn by_person(self) -> Result<PersonAccess<R, P>, ApiError> {
+    pub fn by_person(self) -> Result<PersonAccess<R, P>, Error> {
         if self.caller.api_key_id().is_some() {
-            return Err(ApiError::Forbidden(
+            return Err(Error::Forbidden(
                 "API keys cannot manage API keys: sign in as a person",
             ));
         }
         Ok(PersonAccess(self))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::{HeaderMap, HeaderValue};
-
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for v in values {
-            map.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
-        }
-        map
-    }
-
-    fn ip(text: &str) -> Option<IpAddr> {
-        Some(text.parse().unwrap())
-    }
-
-    #[test]
-    fn the_client_is_the_rightmost_hop_not_the_one_it_wrote() {
-        let none: &[egress::Cidr] = &[];
-        // The client wrote 10.0.0.1 itself; our proxy appended the address it saw.
-        let spoofed = headers(&["10.0.0.1, 203.0.113.7"]);
-        assert_eq!(forwarded_client(&spoofed, none), ip("203.0.113.7"));
-        assert_eq!(
-            forwarded_client(&headers(&["198.51.100.2"]), none),
-            ip("198.51.100.2")
-        );
-        // Several headers are one list, in order.
-        assert_eq!(
-            forwarded_client(&headers(&["10.0.0.1", "203.0.113.7"]), none),
-            ip("203.0.113.7")
-        );
-        assert_eq!(
-            forwarded_client(&headers(&["[2001:db8::5]:4711"]), none),
-            ip("2001:db8::5")
-        );
-        assert_eq!(forwarded_client(&HeaderMap::new(), none), None);
-        assert_eq!(forwarded_client(&headers(&["1.2.3.4, junk"]), none), None);
-    }
-
-    #[test]
-    fn the_operators_proxies_are_read_past() {
-        let trusted: Vec<egress::Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
-        let chain = headers(&["192.0.2.9, 203.0.113.7, 10.1.2.3, 10.4.5.6"]);
-        assert_eq!(forwarded_client(&chain, &trusted), ip("203.0.113.7"));
-        // Junk left of the client does not matter.
-        let chain = headers(&["junk, 203.0.113.7, 10.1.2.3"]);
-        assert_eq!(forwarded_client(&chain, &trusted), ip("203.0.113.7"));
-        let ours = headers(&["10.9.9.9, 10.1.2.3"]);
-        assert_eq!(forwarded_client(&ours, &trusted), ip("10.9.9.9"));
     }
 }

@@ -8,5 +8,5 @@ pub mod roles;
 pub mod tokens;
 pub mod totp;
 
-pub use caller::{Access, Caller, ClientAddr, PersonAccess, Principal, Resource};
+pub use caller::{Access, Caller, PersonAccess, Principal, Resource};
 pub use roles::{CanAdminister, CanEdit, CanOwn, CanRead, CanReview, Capability, Permission, Role};

@@ -1,6 +1,6 @@
 //! bcrypt password hashing, off the async threads.
 
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 /// bcrypt reads at most 72 bytes; longer passwords are refused rather than silently cut.
 const MAX_PASSWORD_BYTES: usize = 72;
@@ -16,15 +16,15 @@ impl std::fmt::Debug for Password {
 }
 
 impl Password {
-    pub fn parse(raw: String) -> Result<Password, ApiError> {
+    pub fn parse(raw: String) -> Result<Password, Error> {
         if raw.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "password",
                 format!("password must have at least {MIN_PASSWORD_CHARS} characters"),
             ));
         }
         if raw.len() > MAX_PASSWORD_BYTES {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "password",
                 format!("password must be at most {MAX_PASSWORD_BYTES} bytes"),
             ));

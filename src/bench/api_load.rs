@@ -11,7 +11,7 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use crate::accounts::{sessions, users};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub struct LoadReport {
     pub requests: usize,

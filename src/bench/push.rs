@@ -17,12 +17,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{finished, insert_store, start_simulator, store_job, sync_bench_state, timed_sync};
-use crate::app::AppState;
 use crate::catalog::content::Content;
 use crate::catalog::versions::{self, Author, NewProposal, VersionOrigin};
 use crate::config::Settings;
 use crate::jobs::{self, JobKind};
 use crate::push::PushParams;
+use crate::state::AppState;
 use crate::stores::{self, RateLimit, SignatureMethod};
 use crate::sync::SyncMode;
 use crate::{db, jobs::runner};

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::content::{Content, DEFAULT_SCOPE};
 use super::versions::effective;
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 /// Fields Magento keeps in `varchar(255)`.
 const SHORT_FIELDS: &[&str] = &["name", "meta_title", "url_key"];
@@ -52,14 +52,14 @@ impl ContentEdit {
         fields: BTreeMap<String, Option<String>>,
         media: Vec<MediaLabelEdit>,
         is_field: impl Fn(&str) -> bool,
-    ) -> Result<ContentEdit, ApiError> {
+    ) -> Result<ContentEdit, Error> {
         if fields.is_empty() && media.is_empty() {
-            return Err(ApiError::invalid("fields", "the edit changes nothing"));
+            return Err(Error::invalid("fields", "the edit changes nothing"));
         }
         for (field, value) in &fields {
             let at = format!("fields.{field}");
             if !is_field(field) {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     at,
                     format!("`{field}` is not a content field of this store"),
                 ));
@@ -67,7 +67,7 @@ impl ContentEdit {
             match value {
                 Some(value) => check_value(&at, field, value)?,
                 None if field == "name" && scope == DEFAULT_SCOPE => {
-                    return Err(ApiError::invalid(
+                    return Err(Error::invalid(
                         at,
                         "a product needs a name in the default scope",
                     ));
@@ -80,10 +80,10 @@ impl ContentEdit {
             let at = format!("media[{i}].label");
             let label = item
                 .label
-                .ok_or_else(|| ApiError::invalid(&at, "label is required (null clears it)"))?;
+                .ok_or_else(|| Error::invalid(&at, "label is required (null clears it)"))?;
             if let Some(text) = &label {
                 if text.chars().count() > LABEL_MAX_CHARS {
-                    return Err(ApiError::invalid(
+                    return Err(Error::invalid(
                         at,
                         format!("a label is at most {LABEL_MAX_CHARS} characters"),
                     ));
@@ -91,7 +91,7 @@ impl ContentEdit {
                 check_characters(&at, text)?;
             }
             if labels.iter().any(|(id, _)| *id == item.entry_id) {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     format!("media[{i}].entry_id"),
                     "each media entry may be edited once",
                 ));
@@ -103,12 +103,7 @@ impl ContentEdit {
 
     /// The content to store for `scope` after this edit, given the default scope's live
     /// content and the scope's own live content (its overrides, for a store view).
-    pub fn apply(
-        &self,
-        scope: &str,
-        default: &Content,
-        live: &Content,
-    ) -> Result<Content, ApiError> {
+    pub fn apply(&self, scope: &str, default: &Content, live: &Content) -> Result<Content, Error> {
         let mut shown = effective(scope, default, live);
         for (field, value) in &self.fields {
             match value {
@@ -126,7 +121,7 @@ impl ContentEdit {
                 .iter_mut()
                 .find(|m| m.entry_id == *entry_id)
                 .ok_or_else(|| {
-                    ApiError::invalid(
+                    Error::invalid(
                         format!("media[{i}].entry_id"),
                         format!("the product has no media entry {entry_id}"),
                     )
@@ -151,22 +146,22 @@ pub fn changes_anything(
     effective(scope, default, live).hash() != effective(scope, default, proposed).hash()
 }
 
-fn check_value(at: &str, field: &str, value: &str) -> Result<(), ApiError> {
+fn check_value(at: &str, field: &str, value: &str) -> Result<(), Error> {
     if SHORT_FIELDS.contains(&field) {
         if value.chars().count() > SHORT_FIELD_MAX_CHARS {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 at,
                 format!("`{field}` is at most {SHORT_FIELD_MAX_CHARS} characters"),
             ));
         }
     } else if value.len() > LONG_FIELD_MAX_BYTES {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             at,
             format!("`{field}` is at most {LONG_FIELD_MAX_BYTES} bytes"),
         ));
     }
     if field == "name" && value.trim().is_empty() {
-        return Err(ApiError::invalid(at, "a name cannot be empty"));
+        return Err(Error::invalid(at, "a name cannot be empty"));
     }
     if field == "url_key"
         && (value.is_empty()
@@ -174,7 +169,7 @@ fn check_value(at: &str, field: &str, value: &str) -> Result<(), ApiError> {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             at,
             "a url_key is lowercase letters, digits and hyphens",
         ));
@@ -184,12 +179,12 @@ fn check_value(at: &str, field: &str, value: &str) -> Result<(), ApiError> {
 
 /// Text may hold tabs and line breaks but no other control characters (PostgreSQL cannot
 /// store NUL in JSON, and the store would not show the rest).
-fn check_characters(at: &str, value: &str) -> Result<(), ApiError> {
+fn check_characters(at: &str, value: &str) -> Result<(), Error> {
     if value
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
-        return Err(ApiError::invalid(at, "control characters are not allowed"));
+        return Err(Error::invalid(at, "control characters are not allowed"));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::content::{DEFAULT_SCOPE, STANDARD_FIELDS};
 use super::versions::{OPEN_STATES_SQL, VersionState};
 use crate::audits::rules::RuleId;
 use crate::auth::Resource;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 use crate::stores::Store;
 
@@ -48,7 +48,7 @@ impl Resource for Product {
     }
 }
 
-pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Product, ApiError> {
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Product, Error> {
     sqlx::query_as(
         "SELECT id, workspace_id, store_id, sku, remote_id, type_id, name, attributes, warnings,
                 remote_updated_at, first_seen_at, removed_at
@@ -58,7 +58,7 @@ pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Product
     .bind(workspace_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("product"))
+    .ok_or(Error::NotFound("product"))
 }
 
 /// The list's query parameters as they arrive.
@@ -113,7 +113,7 @@ pub struct ProductQuery {
 }
 
 impl ProductFilter {
-    pub fn parse(self, store: &Store) -> Result<ProductQuery, ApiError> {
+    pub fn parse(self, store: &Store) -> Result<ProductQuery, Error> {
         let search = self
             .q
             .map(|q| q.trim().to_string())
@@ -122,7 +122,7 @@ impl ProductFilter {
             .as_ref()
             .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
         {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "q",
                 format!("q is longer than {MAX_SEARCH_CHARS} characters"),
             ));
@@ -139,14 +139,14 @@ impl ProductFilter {
             Some(rule) => Some(
                 RuleId::parse(&rule)
                     .ok_or_else(|| {
-                        ApiError::invalid("finding", format!("{rule:?} is not an audit rule"))
+                        Error::invalid("finding", format!("{rule:?} is not an audit rule"))
                     })?
                     .as_str(),
             ),
             None => None,
         };
         if self.max_score.is_some_and(|s| !(0..=100).contains(&s)) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "max_score",
                 "max_score must be between 0 and 100",
             ));
@@ -167,11 +167,11 @@ impl ProductFilter {
 }
 
 /// `all` or one of the store's view codes.
-pub fn check_scope(store: &Store, scope: &str, param: &str) -> Result<String, ApiError> {
+pub fn check_scope(store: &Store, scope: &str, param: &str) -> Result<String, Error> {
     if scope == DEFAULT_SCOPE || store.store_views.0.iter().any(|v| v.code == scope) {
         Ok(scope.to_string())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             param,
             format!("`{scope}` is not a store view of this store (nor `{DEFAULT_SCOPE}`)"),
         ))
@@ -179,11 +179,11 @@ pub fn check_scope(store: &Store, scope: &str, param: &str) -> Result<String, Ap
 }
 
 /// A standard content field or one of the store's content attributes.
-pub fn check_field(store: &Store, field: &str, param: &str) -> Result<String, ApiError> {
+pub fn check_field(store: &Store, field: &str, param: &str) -> Result<String, Error> {
     if is_content_field(store, field) {
         Ok(field.to_string())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             param,
             format!("`{field}` is not a content field of this store"),
         ))
@@ -268,7 +268,7 @@ pub async fn list(
     store_id: Uuid,
     query: &ProductQuery,
     page: &PageParams,
-) -> Result<Page<ProductSummary>, ApiError> {
+) -> Result<Page<ProductSummary>, Error> {
     let after: Option<Position> = page.after()?;
     let limit = page.limit();
     // Audit filters and the score order need an audit; without one nothing has a finding

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::content::{Content, DEFAULT_SCOPE};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 /// Where a version came from.
@@ -101,7 +101,7 @@ pub async fn get_of_product(
     db: &PgPool,
     product_id: Uuid,
     version_id: Uuid,
-) -> Result<Version, ApiError> {
+) -> Result<Version, Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {VERSION_COLUMNS} FROM product_versions v WHERE v.id = $1 AND v.product_id = $2"
     )))
@@ -109,7 +109,7 @@ pub async fn get_of_product(
     .bind(product_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("version"))
+    .ok_or(Error::NotFound("version"))
 }
 
 /// A product's versions, newest first, optionally of one scope.
@@ -118,7 +118,7 @@ pub async fn history(
     product_id: Uuid,
     store_view: Option<&str>,
     page: &PageParams,
-) -> Result<Page<Version>, ApiError> {
+) -> Result<Page<Version>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     // v7 ids grow with time, so id order is creation order.

@@ -34,13 +34,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::settings;
-use crate::app::AppState;
 use crate::audits::engine::StoreScopes;
 use crate::audits::rules::RuleId;
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::products::like_pattern;
 use crate::catalog::versions::{self, Author, NewProposal, VersionOrigin, effective};
 use crate::jobs::context::{JobContext, JobError, Outcome};
+use crate::state::AppState;
 use crate::stores::{self, Store};
 
 /// Fields enrichment can write; `alt_text` is the label of images that have none.

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::Error;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -113,14 +115,28 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        Error::from(err).into()
+    }
+}
+
+/// The one place a domain error becomes an HTTP answer: each kind keeps the status, `code` and
+/// message clients have always seen.
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
         match err {
-            // Every connection busy for the whole acquire timeout: an overload to retry, not a
-            // fault of the request.
-            sqlx::Error::PoolTimedOut => {
-                tracing::warn!("no database connection free within the acquire timeout");
-                ApiError::Unavailable("the database is busy; retry shortly")
+            Error::Invalid { field, message } => ApiError::Invalid { field, message },
+            Error::Malformed(message) => ApiError::BadRequest(message),
+            Error::Unauthenticated(message) => ApiError::Unauthorized(message),
+            Error::Forbidden(message) => ApiError::Forbidden(message),
+            Error::NotFound(what) => ApiError::NotFound(what),
+            Error::Conflict(message) => ApiError::Conflict(message),
+            Error::TwoFactorRequired => ApiError::TotpRequired,
+            Error::TwoFactorSetupRequired => ApiError::TotpSetupRequired,
+            Error::TooManyAttempts { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
             }
-            err => ApiError::Internal(anyhow::Error::new(err)),
+            Error::Unavailable(message) => ApiError::Unavailable(message),
+            Error::Internal(err) => ApiError::Internal(err),
         }
     }
 }
@@ -159,16 +175,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// Turns a unique-constraint violation into a 409 naming the field; anything else stays internal.
-pub fn on_unique_violation(err: sqlx::Error, constraint: &str, message: &str) -> ApiError {
-    if let sqlx::Error::Database(db) = &err
-        && db.constraint() == Some(constraint)
-    {
-        return ApiError::Conflict(message.to_string());
-    }
-    err.into()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, middleware and the OpenAPI document.
 
+pub mod access;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -20,7 +21,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ApiError;
 use extract::BodyLimit;
 

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use tokio::sync::watch;
 
 use super::JobRun;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Why a handler should stop early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Resource;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 pub use context::JobContext;
@@ -182,7 +182,7 @@ pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<JobRun>, sqlx::Error> {
     .await
 }
 
-pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<JobRun, ApiError> {
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<JobRun, Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM job_runs WHERE id = $1 AND workspace_id = $2"
     )))
@@ -190,7 +190,7 @@ pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<JobRun,
     .bind(workspace_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("job"))
+    .ok_or(Error::NotFound("job"))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -207,7 +207,7 @@ pub async fn list(
     workspace_id: Uuid,
     filter: &JobFilter,
     page: &PageParams,
-) -> Result<Page<JobRun>, ApiError> {
+) -> Result<Page<JobRun>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<JobRun> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -249,7 +249,7 @@ pub struct LogLine {
 
 /// Asks a job to stop. A queued job is cancelled at once; a running one stops at its next
 /// checkpoint. Returns the job as it is now.
-pub async fn request_cancel(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<JobRun, ApiError> {
+pub async fn request_cancel(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<JobRun, Error> {
     let updated: Option<JobRun> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE job_runs SET cancel_requested = true,
             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
@@ -261,7 +261,7 @@ pub async fn request_cancel(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result
     .bind(workspace_id)
     .fetch_optional(db)
     .await?;
-    updated.ok_or(ApiError::NotFound("job"))
+    updated.ok_or(Error::NotFound("job"))
 }
 
 /// A store's unfinished job of `kind`, if any: a second sync of the same store waits for none

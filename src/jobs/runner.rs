@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::context::{JobContext, JobError, Outcome, Stop};
 use super::{JobKind, JobRun, JobStatus, JobTask, push_task};
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Clone)]
 struct Runtime {

@@ -12,7 +12,7 @@ use super::compose::{self, DigestItem, Footer};
 use super::events::Event;
 use super::mail::{self, OutgoingMail};
 use super::unsubscribe::{self, Subscription};
-use crate::app::AppState;
+use crate::state::AppState;
 
 const TASK: &str = "notify.digest";
 

@@ -9,8 +9,8 @@ use super::events::{self, Event};
 use super::mail::{self, OutgoingMail};
 use super::preferences::{self, Recipient};
 use super::unsubscribe::{self, Subscription};
-use crate::app::AppState;
 use crate::auth::Role;
+use crate::state::AppState;
 use crate::webhooks;
 
 /// Fans out event `event_id` unless that was done already (a duplicate task).

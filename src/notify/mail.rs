@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::transport::Queued;
 use super::workers::{Runtime, push};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The apalis queue messages are sent from.
 pub const MAIL_QUEUE: &str = "catalogd.mail";

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::compose;
 use super::events::Event;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -41,7 +41,7 @@ pub async fn list(
     workspace_id: Uuid,
     unread_only: bool,
     page: &PageParams,
-) -> Result<Page<Notice>, ApiError> {
+) -> Result<Page<Notice>, Error> {
     let before: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<Row> = sqlx::query_as(

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::events::{FanOutTask, QUEUE as NOTIFY_QUEUE};
 use super::mail::{MAIL_QUEUE, MailTask};
 use super::transport::Transport;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Puts a task on `queue` in the caller's transaction.
 pub async fn push(

@@ -932,7 +932,7 @@ pub fn connector_for(ctx: &JobContext, store: &Store) -> Result<MagentoConnector
 
 /// The store's connector, for the job and for dry runs.
 pub fn connector_of(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     store: &Store,
 ) -> Result<MagentoConnector, JobError> {
     let credentials = store

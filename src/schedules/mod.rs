@@ -15,9 +15,9 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::jobs::{self, JobKind, NewJob};
+use crate::state::AppState;
 use crate::sync::{SyncMode, SyncParams};
 
 /// Steps a pipeline can run, in the order given.
@@ -90,7 +90,7 @@ impl CronSpec {
     /// Accepts the usual five fields (`0 2 * * *`, day of week as in Unix cron: 0 or 7 is
     /// Sunday, 1 Monday) or six with seconds first (the `cron` crate's own syntax, where 1 is
     /// Sunday).
-    pub fn parse(expression: &str, timezone: &str) -> Result<CronSpec, ApiError> {
+    pub fn parse(expression: &str, timezone: &str) -> Result<CronSpec, Error> {
         let fields: Vec<&str> = expression.split_whitespace().collect();
         let full = match fields.len() {
             5 => format!(
@@ -103,22 +103,22 @@ impl CronSpec {
             ),
             6 => expression.trim().to_string(),
             _ => {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "cron",
                     "cron must have five fields (minute hour day-of-month month day-of-week)",
                 ));
             }
         };
         let schedule = cron::Schedule::from_str(&full)
-            .map_err(|e| ApiError::invalid("cron", format!("cron expression is not valid: {e}")))?;
+            .map_err(|e| Error::invalid("cron", format!("cron expression is not valid: {e}")))?;
         let tz = Tz::from_str(timezone).map_err(|_| {
-            ApiError::invalid(
+            Error::invalid(
                 "timezone",
                 format!("unknown time zone {timezone:?} (use an IANA name such as Europe/Berlin)"),
             )
         })?;
         if schedule.upcoming(tz).next().is_none() {
-            return Err(ApiError::invalid("cron", "cron expression never fires"));
+            return Err(Error::invalid("cron", "cron expression never fires"));
         }
         Ok(CronSpec { schedule, tz })
     }
@@ -142,13 +142,13 @@ impl CronSpec {
 
 /// A Unix day-of-week field (numbers 0–7 with 0 and 7 for Sunday, or names; lists, ranges
 /// and steps) as the `cron` crate's names, which leave no doubt about where the week starts.
-fn unix_days_of_week(field: &str) -> Result<String, ApiError> {
+fn unix_days_of_week(field: &str) -> Result<String, Error> {
     const NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
     if field == "*" || field == "?" {
         return Ok(field.to_string());
     }
     let invalid = || {
-        ApiError::invalid(
+        Error::invalid(
             "cron",
             format!("day of week {field:?} is not valid (0-7 or SUN-SAT, lists, ranges, steps)"),
         )
@@ -195,9 +195,9 @@ fn unix_days_of_week(field: &str) -> Result<String, ApiError> {
         .join(","))
 }
 
-pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
+pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, Error> {
     if raw.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "pipeline",
             "pipeline needs at least one step",
         ));
@@ -205,7 +205,7 @@ pub fn parse_pipeline(raw: &[String]) -> Result<Vec<Step>, ApiError> {
     raw.iter()
         .map(|name| {
             serde_json::from_value::<Step>(serde_json::Value::String(name.clone())).map_err(|_| {
-                ApiError::invalid(
+                Error::invalid(
                     "pipeline",
                     format!(
                         "unknown step {name:?}; available steps: {}",

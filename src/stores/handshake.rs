@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{StoreCredentials, handshake_context, hash_link_token};
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
-use crate::http::error::ApiError;
+use crate::error::Error;
+use crate::state::AppState;
 
 /// Magento's consumer expiry (`oauth/consumer/expiration_period`), counted from its post.
 pub const EXCHANGE_WINDOW_SECS: i64 = 300;
@@ -59,16 +59,16 @@ struct RawForm {
 }
 
 impl CallbackForm {
-    pub fn parse(body: &[u8]) -> Result<CallbackForm, ApiError> {
+    pub fn parse(body: &[u8]) -> Result<CallbackForm, Error> {
         let raw: RawForm = serde_urlencoded::from_bytes(body)
-            .map_err(|_| ApiError::BadRequest("callback body is not a form".into()))?;
-        let field = |value: Option<String>, name: &'static str| -> Result<String, ApiError> {
+            .map_err(|_| Error::Malformed("callback body is not a form".into()))?;
+        let field = |value: Option<String>, name: &'static str| -> Result<String, Error> {
             let value = value
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| ApiError::invalid(name, format!("{name} is missing")))?;
+                .ok_or_else(|| Error::invalid(name, format!("{name} is missing")))?;
             let token_like = value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric());
             if !token_like {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     name,
                     format!("{name} is not a Magento token"),
                 ));
@@ -77,7 +77,7 @@ impl CallbackForm {
         };
         let store_base_url = raw.store_base_url.unwrap_or_default();
         if store_base_url.len() > 2048 || url::Url::parse(&store_base_url).is_err() {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "store_base_url",
                 "store_base_url is not a URL",
             ));
@@ -136,7 +136,7 @@ pub async fn accept_callback(
     token: &str,
     form: CallbackForm,
     client_addr: Option<IpAddr>,
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, Error> {
     let mut tx = state.db.begin().await?;
     let target: Option<Target> = sqlx::query_as(
         "SELECT id, workspace_id, callback_armed, credentials FROM stores
@@ -147,7 +147,7 @@ pub async fn accept_callback(
     .await?;
     let Some(target) = target else {
         tracing::warn!(client = ?client_addr, "Magento callback for an unknown or disconnected store refused");
-        return Err(ApiError::NotFound("integration"));
+        return Err(Error::NotFound("integration"));
     };
     let mut entry = Entry::new("store.callback_refused").target("store", target.id);
     entry.workspace_id = Some(target.workspace_id);
@@ -161,7 +161,7 @@ pub async fn accept_callback(
         )
         .await?;
         tx.commit().await?;
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "this store is not awaiting a callback; click Reauthorize in catalogd first".into(),
         ));
     }

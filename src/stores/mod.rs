@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::{Capability, Resource, Role};
 use crate::crypto::Keyring;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
@@ -110,15 +110,15 @@ impl Default for RateLimit {
 }
 
 impl RateLimit {
-    pub fn validate(self) -> Result<RateLimit, ApiError> {
+    pub fn validate(self) -> Result<RateLimit, Error> {
         if !(1..=1000).contains(&self.requests_per_second) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "rate_limit.requests_per_second",
                 "must be between 1 and 1000",
             ));
         }
         if !(1..=64).contains(&self.max_concurrency) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "rate_limit.max_concurrency",
                 "must be between 1 and 64",
             ));
@@ -343,13 +343,13 @@ impl StoreResponse {
         keyring: &Keyring,
         public_url: &str,
         role: Role,
-    ) -> Result<StoreResponse, ApiError> {
+    ) -> Result<StoreResponse, Error> {
         let (callback_url, identity_url) =
             if store.status == StoreStatus::Disconnected || !role.allows(Capability::Administer) {
                 (None, None)
             } else {
                 let token = store.link_token(keyring).map_err(|e| {
-                    ApiError::Internal(anyhow::anyhow!("store {}: link token: {e}", store.id))
+                    Error::Internal(anyhow::anyhow!("store {}: link token: {e}", store.id))
                 })?;
                 (
                     Some(format!(
@@ -516,7 +516,7 @@ pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Store>, sqlx::Error> {
     .await
 }
 
-pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Store, ApiError> {
+pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Store, Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {STORE_COLUMNS} FROM stores WHERE id = $1 AND workspace_id = $2"
     )))
@@ -524,14 +524,14 @@ pub async fn get_in(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Store, 
     .bind(workspace_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("store"))
+    .ok_or(Error::NotFound("store"))
 }
 
 pub async fn list(
     db: &PgPool,
     workspace_id: Uuid,
     page: &PageParams,
-) -> Result<Page<Store>, ApiError> {
+) -> Result<Page<Store>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<Store> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

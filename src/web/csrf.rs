@@ -18,9 +18,9 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::session::{PRE_SESSION_COOKIE, cookie};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::Principal;
+use crate::state::AppState;
 
 pub const FIELD: &str = "csrf";
 pub const HEADER: &str = "x-csrf-token";

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::config::StorageKind;
 
 /// The pages' Content-Security-Policy: only this origin's scripts, styles and images.

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::api::Origin;
 use crate::accounts::sessions;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::Principal;
+use crate::state::AppState;
 
 pub const ACCESS_COOKIE: &str = "catalogd_session";
 pub const REFRESH_COOKIE: &str = "catalogd_refresh";

@@ -14,17 +14,17 @@
 
 use std::time::{Duration, Instant};
 
-use axum::http::header;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use reqwest::header;
 use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{open_secret, signing};
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
+use crate::state::AppState;
 
 /// The channel a `NOTIFY` wakes the dispatchers on.
 pub const CHANNEL: &str = "catalogd_webhooks";

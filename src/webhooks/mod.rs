@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::Resource;
 use crate::crypto::Keyring;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
 /// The event types an endpoint can subscribe to.
@@ -84,38 +84,35 @@ pub fn open_secret(keyring: &Keyring, id: Uuid, sealed: &[u8]) -> Result<SecretS
 /// A checked endpoint URL: http(s), no credentials in it, at most 2,000 characters, and not
 /// an address the egress policy refuses (a name is checked on what it resolves to at each
 /// delivery).
-pub fn parse_url(egress: &egress::Policy, raw: &str) -> Result<String, ApiError> {
+pub fn parse_url(egress: &egress::Policy, raw: &str) -> Result<String, Error> {
     let raw = raw.trim();
     let url =
-        url::Url::parse(raw).map_err(|_| ApiError::invalid("url", "url is not an absolute URL"))?;
+        url::Url::parse(raw).map_err(|_| Error::invalid("url", "url is not an absolute URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid("url", "url must be an http or https URL"));
+        return Err(Error::invalid("url", "url must be an http or https URL"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "url",
             "url must not carry credentials; authenticate deliveries by their signature",
         ));
     }
     if raw.len() > 2000 {
-        return Err(ApiError::invalid(
-            "url",
-            "url is longer than 2000 characters",
-        ));
+        return Err(Error::invalid("url", "url is longer than 2000 characters"));
     }
     egress
         .check_url(&url)
-        .map_err(|refusal| ApiError::invalid("url", format!("url is refused: {refusal}")))?;
+        .map_err(|refusal| Error::invalid("url", format!("url is refused: {refusal}")))?;
     Ok(url.to_string())
 }
 
 /// Known, distinct event types, at least one.
-pub fn parse_events(raw: Vec<String>) -> Result<Vec<String>, ApiError> {
+pub fn parse_events(raw: Vec<String>) -> Result<Vec<String>, Error> {
     let mut events: Vec<String> = Vec::new();
     for event in raw {
         let event = event.trim().to_string();
         if !EVENT_TYPES.contains(&event.as_str()) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "events",
                 format!(
                     "{event:?} is not an event type; known types: {}",
@@ -128,7 +125,7 @@ pub fn parse_events(raw: Vec<String>) -> Result<Vec<String>, ApiError> {
         }
     }
     if events.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "events",
             "events must name at least one event type",
         ));
@@ -137,14 +134,14 @@ pub fn parse_events(raw: Vec<String>) -> Result<Vec<String>, ApiError> {
 }
 
 /// At most 500 characters without control characters (line breaks allowed).
-pub fn parse_description(raw: Option<String>) -> Result<String, ApiError> {
+pub fn parse_description(raw: Option<String>) -> Result<String, Error> {
     let value = raw.unwrap_or_default().trim().to_string();
     if value.chars().count() > 500
         || value
             .chars()
             .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "description",
             "description must be at most 500 characters without control characters",
         ));
@@ -189,7 +186,7 @@ pub async fn list(
     db: &PgPool,
     workspace_id: Uuid,
     page: &PageParams,
-) -> Result<Page<Webhook>, ApiError> {
+) -> Result<Page<Webhook>, Error> {
     let after: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<Webhook> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -210,7 +207,7 @@ pub async fn get_for_update(
     conn: &mut PgConnection,
     workspace_id: Uuid,
     id: Uuid,
-) -> Result<Webhook, ApiError> {
+) -> Result<Webhook, Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND workspace_id = $2 FOR UPDATE"
     )))
@@ -218,10 +215,10 @@ pub async fn get_for_update(
     .bind(workspace_id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(ApiError::NotFound("webhook"))
+    .ok_or(Error::NotFound("webhook"))
 }
 
-pub async fn get(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Webhook, ApiError> {
+pub async fn get(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Webhook, Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND workspace_id = $2"
     )))
@@ -229,7 +226,7 @@ pub async fn get(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Webhook, A
     .bind(workspace_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("webhook"))
+    .ok_or(Error::NotFound("webhook"))
 }
 
 /// Writes the endpoint's editable fields. Enabling clears the failure record; disabling gives
@@ -353,7 +350,7 @@ pub async fn deliveries(
     db: &PgPool,
     webhook_id: Uuid,
     page: &PageParams,
-) -> Result<Page<Delivery>, ApiError> {
+) -> Result<Page<Delivery>, Error> {
     let before: Option<Uuid> = page.after()?;
     let limit = page.limit();
     let rows: Vec<DeliveryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -375,11 +372,7 @@ pub async fn deliveries(
     Ok(Page::from_rows(deliveries, limit, |d: &Delivery| d.id))
 }
 
-pub async fn delivery(
-    db: &PgPool,
-    webhook_id: Uuid,
-    delivery_id: Uuid,
-) -> Result<Delivery, ApiError> {
+pub async fn delivery(db: &PgPool, webhook_id: Uuid, delivery_id: Uuid) -> Result<Delivery, Error> {
     let row: DeliveryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2"
     )))
@@ -387,7 +380,7 @@ pub async fn delivery(
     .bind(webhook_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ApiError::NotFound("delivery"))?;
+    .ok_or(Error::NotFound("delivery"))?;
     let attempts = attempts_of(db, &[row.id]).await?;
     Ok(with_attempts(row, &attempts))
 }
@@ -429,9 +422,9 @@ pub async fn redeliver(
     tx: &mut PgConnection,
     webhook: &Webhook,
     delivery_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !webhook.enabled {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "the endpoint is disabled: enable it first (PATCH with {\"enabled\": true})".into(),
         ));
     }
@@ -446,7 +439,7 @@ pub async fn redeliver(
     .await?
     .rows_affected();
     if updated == 0 {
-        return Err(ApiError::NotFound("delivery"));
+        return Err(Error::NotFound("delivery"));
     }
     dispatch::wake(tx).await?;
     Ok(())

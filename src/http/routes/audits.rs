@@ -10,7 +10,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audits::rules::{AuditConfig, RuleId};
 use crate::audits::runs::{self, AuditRun, FindingFilter, FindingResponse};
 use crate::audits::{self, AuditFilter};
@@ -20,6 +19,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, JobStatus, NewJob};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 use crate::stores::{self, Store};
 
 /// Most products one request may name.

@@ -12,14 +12,15 @@ use uuid::Uuid;
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::sessions::{self, RefreshError};
 use crate::accounts::{password_reset, two_factor, users, workspaces};
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
-use crate::auth::ClientAddr;
 use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
+use crate::error::Error;
+use crate::http::access::ClientAddr;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::notify::mail::{self, OutgoingMail};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -179,7 +180,7 @@ async fn login(
     .await
     {
         Ok(check) => check,
-        Err(ApiError::TotpRequired) => {
+        Err(Error::TwoFactorRequired) => {
             // A missing code is the normal first step of a two-factor login; a wrong one is
             // a failed attempt.
             if req.totp.as_deref().is_some_and(|t| !t.trim().is_empty()) {
@@ -191,7 +192,7 @@ async fn login(
             }
             return Err(ApiError::TotpRequired);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let tokens = start_session(&state, user_id, &headers, addr).await?;
     let details = match second_factor {
@@ -389,7 +390,7 @@ async fn password_reset_confirm(
 ) -> ApiResult<Json<PasswordResetDone>> {
     let password = Password::parse(req.password)?;
     if !password_reset::is_usable(&state.db, &req.token).await? {
-        return Err(password_reset::unusable());
+        return Err(password_reset::unusable().into());
     }
     let hash = password::hash(password, state.settings.auth.bcrypt_cost).await?;
     let mut tx = state.db.begin().await?;

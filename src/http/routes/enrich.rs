@@ -11,7 +11,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::accounts::settings;
-use crate::app::AppState;
 use crate::audits::rules::RuleId;
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanEdit, CanRead};
@@ -22,6 +21,7 @@ use crate::enrich::{self, ENRICHABLE, EnrichParams};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, NewJob};
+use crate::state::AppState;
 use crate::stores::{self, Store};
 
 const MAX_PRODUCTS: usize = 10_000;

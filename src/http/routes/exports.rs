@@ -12,7 +12,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanEdit, CanOwn, CanRead, Role};
@@ -22,6 +21,7 @@ use crate::exports::{self, Export, ExportParams, Source};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::jobs::{self, JobKind, JobStatus, NewJob};
+use crate::state::AppState;
 use crate::storage::{ObjectKey, StorageError};
 use crate::stores::{self, Store};
 

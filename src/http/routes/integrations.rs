@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::ClientAddr;
+use crate::http::access::ClientAddr;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiQuery;
+use crate::state::AppState;
 use crate::stores::{self, StoreStatus, handshake};
 
 pub fn router() -> OpenApiRouter<AppState> {

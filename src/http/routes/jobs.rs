@@ -9,13 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanEdit, CanRead};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobFilter, JobKind, JobResponse, JobRun, NewJob};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 use crate::stores::{self, Store, StoreStatus};
 use crate::sync::{SyncMode, SyncParams};
 

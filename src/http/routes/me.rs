@@ -15,13 +15,14 @@ use crate::accounts::account_archive;
 use crate::accounts::deletion::{self, DeletionReport};
 use crate::accounts::email::{Email, parse_name};
 use crate::accounts::{sessions, two_factor, users, workspaces};
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::auth::{Caller, Role};
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -237,14 +238,14 @@ async fn delete_me(
     .await
     {
         Ok(_) => {}
-        Err(ApiError::TotpRequired) => {
+        Err(Error::TwoFactorRequired) => {
             return Err(ApiError::invalid(
                 "totp_code",
                 "this account uses two-factor login: send a current code from the \
                  authenticator app (or a recovery code) as totp_code",
             ));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok(Json(deletion::delete_account(&state.db, &caller).await?))
 }

@@ -14,7 +14,6 @@ use crate::accounts::email::Email;
 use crate::accounts::invitations::{self, Invitation, Offer};
 use crate::accounts::workspaces::{self, Member};
 use crate::accounts::{users, workspaces::Workspace as WorkspaceRow};
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, Caller, CanAdminister, CanRead, Role};
@@ -22,6 +21,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::notify::mail::{self, OutgoingMail};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

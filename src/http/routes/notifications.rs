@@ -9,7 +9,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanRead};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -20,6 +19,7 @@ use crate::notify::notices::{self, Notice};
 use crate::notify::preferences::{self, Choice, Preference};
 use crate::notify::unsubscribe;
 use crate::pagination::PageParams;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

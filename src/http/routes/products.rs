@@ -12,7 +12,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::{Access, CanEdit, CanRead};
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::diff::{self, FieldChange, MediaChange};
@@ -26,6 +25,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::media;
 use crate::pagination::{Page, PageParams};
 use crate::push::scope_check::{self, ViewChange};
+use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::stores::{self, Store};
 

@@ -13,18 +13,19 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::accounts::settings;
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::{Access, CanRead, CanReview};
 use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::edits::{ContentEdit, MediaLabelEdit, NOTE_MAX_CHARS};
 use crate::catalog::products;
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::pagination::{Page, PageParams};
 use crate::push::{self, DryRunItem, PushParams};
 use crate::review::{self, Decision, Proposal, ProposalFilter, ProposalResponse};
+use crate::state::AppState;
 use crate::stores::{self, Store, StoreStatus};
 
 /// Most proposals one bulk decision or push may name.
@@ -186,7 +187,7 @@ async fn reviewer_edit(
     } else {
         default
     };
-    edit.apply(&scope, &default, &content.0)
+    Ok(edit.apply(&scope, &default, &content.0)?)
 }
 
 /// Rejects a proposal (also an approved, conflicting or failed one).
@@ -349,17 +350,17 @@ async fn decide_many(
                 decided.push(id);
             }
             Err(
-                e @ (ApiError::Conflict(_)
-                | ApiError::Forbidden(_)
-                | ApiError::NotFound(_)
-                | ApiError::Invalid { .. }),
+                e @ (Error::Conflict(_)
+                | Error::Forbidden(_)
+                | Error::NotFound(_)
+                | Error::Invalid { .. }),
             ) => {
                 skipped.push(Skipped {
                     id,
                     reason: e.to_string(),
                 });
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(Json(BulkDecided { decided, skipped }))

@@ -10,12 +10,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::{Access, CanAdminister, CanRead};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::schedules::{self, CronSpec, Schedule, ScheduleInput, Step};
+use crate::state::AppState;
 use crate::stores::Store;
 
 pub fn router() -> OpenApiRouter<AppState> {

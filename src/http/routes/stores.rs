@@ -10,13 +10,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::accounts::email::parse_name;
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanAdminister, CanRead};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 use crate::stores::{
     self, NewStore, RateLimit, SignatureMethod, Store, StoreCredentials, StoreResponse, StoreStatus,
 };

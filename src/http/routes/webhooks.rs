@@ -9,13 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanAdminister};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 use crate::webhooks::{self, Delivery, NewWebhook, Webhook};
 
 pub fn router() -> OpenApiRouter<AppState> {

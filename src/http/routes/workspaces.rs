@@ -13,13 +13,13 @@ use crate::accounts::email::parse_name;
 use crate::accounts::settings::{self, SettingsUpdate, WorkspaceSettings};
 use crate::accounts::two_factor;
 use crate::accounts::workspaces::{self, ApiKeyInfo, WorkspaceWithRole};
-use crate::app::AppState;
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, Caller, CanAdminister, CanRead, PersonAccess, Principal, Role};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::csrf;
 use crate::web::layout::{self, csrf_field, page};

@@ -9,8 +9,8 @@ use maud::html;
 use uuid::Uuid;
 
 use super::{Workspace, call};
-use crate::app::AppState;
 use crate::http::routes::exports::visible_to;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, page, render, text, when};
 use crate::web::session::WebUser;

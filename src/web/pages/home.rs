@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Workspace, call};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, csrf_field, page, render, see_other, text, when};
 use crate::web::session::WebUser;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list};
-use crate::app::AppState;
 use crate::auth::roles::Capability;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, button_form, page, render, see_other, text, when};
 use crate::web::session::WebUser;

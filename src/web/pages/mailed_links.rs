@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::account::anonymous_page;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, csrf_field, page, text};
 use crate::web::session::{ToLogin, WebUser};

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::api::{Answer, InternalApi};
 use super::layout::{self, Nav};
 use super::session::WebUser;
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::account::anonymous_page;
 use super::{Workspace, call};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::Principal;
 use crate::notify::unsubscribe;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::csrf;
 use crate::web::layout::{self, csrf_field, page, render, see_other, text};

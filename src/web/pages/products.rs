@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, in_workspace, load_store};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, page, render, text, when};
 use crate::web::session::WebUser;

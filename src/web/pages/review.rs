@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, load_store};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, csrf_field, page, render, text};
 use crate::web::session::WebUser;

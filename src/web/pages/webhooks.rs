@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
 use crate::web::session::WebUser;
