@@ -16,6 +16,7 @@ mod faults;
 mod hostile_stores;
 mod invitations;
 mod isolation;
+mod layers;
 mod magento_quirks;
 mod notifications;
 mod ops;
