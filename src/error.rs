@@ -1,8 +1,8 @@
 //! The domain's error: what went wrong, in the domain's words.
 //!
 //! Everything below `http/` and `web/` returns this; it knows nothing of status codes or JSON.
-//! The edge turns it into the API's answer once, in `http::error` (`From<Error> for ApiError`),
-//! which is where each kind gets its status, its stable `code` and its `Retry-After`.
+//! The edge wraps it in the API's answer (`http::error::ApiError::Domain`), which is the one
+//! place each kind gets its status, its stable `code` and its `Retry-After`.
 
 /// A domain failure a caller can act on, or `Internal` for one it cannot.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,9 @@ pub enum Error {
     /// Missing, or another workspace's: existence is not revealed.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A change that would leave things exactly as they are.
+    #[error("no change: {0}")]
+    NoChange(&'static str),
     /// The request contradicts what is stored (a duplicate, a state that does not allow it).
     #[error("{0}")]
     Conflict(String),

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::auth::caller::authenticate;
 use crate::auth::{Access, Caller, Permission, PersonAccess, Resource};
+use crate::error::Error;
 use crate::state::AppState;
 
 impl FromRequestParts<AppState> for Caller {
@@ -27,14 +28,14 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
+            .ok_or(Error::Unauthenticated("missing Authorization header"))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized(
+            .ok_or(Error::Unauthenticated(
                 "Authorization must be `Bearer <token>`",
             ))?;
         let caller = Caller {
@@ -56,12 +57,12 @@ impl<R: Resource, P: Permission> FromRequestParts<AppState> for Access<R, P> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::NotFound(R::NAME))?;
+            .map_err(|_| Error::NotFound(R::NAME))?;
         let id = params
             .iter()
             .find(|(name, _)| *name == R::PATH_PARAM)
             .and_then(|(_, value)| Uuid::parse_str(value).ok())
-            .ok_or(ApiError::NotFound(R::NAME))?;
+            .ok_or(Error::NotFound(R::NAME))?;
         Ok(Access::check(&state.db, caller, id).await?)
     }
 }

@@ -14,41 +14,13 @@ use crate::error::Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{message}")]
-    Invalid {
-        field: Option<String>,
-        message: String,
-    },
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error("{0}")]
-    Forbidden(&'static str),
-    /// Also the answer for another workspace's resource: existence is not revealed.
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
-    /// A change that would leave things exactly as they are.
-    #[error("no change: {0}")]
-    NoChange(&'static str),
+    /// What the domain answered; its kind decides the status and `code`.
+    #[error(transparent)]
+    Domain(#[from] Error),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("too many attempts, retry in {retry_after_secs} s")]
-    TooManyRequests { retry_after_secs: u64 },
-    #[error(
-        "this account uses two-factor login: send the current code from the authenticator app (or a recovery code) as `totp`"
-    )]
-    TotpRequired,
-    #[error("this workspace requires two-factor login: enable it with POST /api/v1/me/totp first")]
-    TotpSetupRequired,
-    #[error("service unavailable: {0}")]
-    Unavailable(&'static str),
-    #[error("internal error")]
-    Internal(#[from] anyhow::Error),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -67,88 +39,68 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Invalid {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::NoChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::TotpRequired => StatusCode::UNAUTHORIZED,
-            ApiError::TotpSetupRequired => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let domain = match self {
+            ApiError::Domain(domain) => domain,
+            ApiError::PayloadTooLarge(_) => return StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        };
+        match domain {
+            Error::Malformed(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid { .. } | Error::NoChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthenticated(_) | Error::TwoFactorRequired => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::TwoFactorSetupRequired => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Invalid { .. } => "invalid_request",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::NoChange(_) => "no_change",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::TooManyRequests { .. } => "rate_limited",
-            ApiError::TotpRequired => "totp_required",
-            ApiError::TotpSetupRequired => "totp_setup_required",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+        let domain = match self {
+            ApiError::Domain(domain) => domain,
+            ApiError::PayloadTooLarge(_) => return "payload_too_large",
+            ApiError::UnsupportedMediaType => return "unsupported_media_type",
+        };
+        match domain {
+            Error::Malformed(_) => "bad_request",
+            Error::Invalid { .. } => "invalid_request",
+            Error::Unauthenticated(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::NoChange(_) => "no_change",
+            Error::TooManyAttempts { .. } => "rate_limited",
+            Error::TwoFactorRequired => "totp_required",
+            Error::TwoFactorSetupRequired => "totp_setup_required",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Error::from(err).into()
+        ApiError::Domain(err.into())
     }
 }
 
-/// The one place a domain error becomes an HTTP answer: each kind keeps the status, `code` and
-/// message clients have always seen.
-impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::Invalid { field, message } => ApiError::Invalid { field, message },
-            Error::Malformed(message) => ApiError::BadRequest(message),
-            Error::Unauthenticated(message) => ApiError::Unauthorized(message),
-            Error::Forbidden(message) => ApiError::Forbidden(message),
-            Error::NotFound(what) => ApiError::NotFound(what),
-            Error::Conflict(message) => ApiError::Conflict(message),
-            Error::TwoFactorRequired => ApiError::TotpRequired,
-            Error::TwoFactorSetupRequired => ApiError::TotpSetupRequired,
-            Error::TooManyAttempts { retry_after_secs } => {
-                ApiError::TooManyRequests { retry_after_secs }
-            }
-            Error::Unavailable(message) => ApiError::Unavailable(message),
-            Error::Internal(err) => ApiError::Internal(err),
-        }
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        ApiError::Domain(Error::Internal(err))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(err) = &self {
+        if let ApiError::Domain(Error::Internal(err)) = &self {
             tracing::error!(error = ?err, "request failed");
         }
         let status = self.status();
         let field = match &self {
-            ApiError::Invalid { field, .. } => field.clone(),
+            ApiError::Domain(Error::Invalid { field, .. }) => field.clone(),
             _ => None,
         };
         let body = ErrorBody {
@@ -160,13 +112,13 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         match self {
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::Domain(Error::TooManyAttempts { retry_after_secs }) => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs.max(1)),
                 );
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Domain(Error::Unavailable(_)) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(1));

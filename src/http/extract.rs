@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::error::Error;
 
 /// Like `axum::Json`, but malformed, mistyped, unknown-field and oversized bodies answer
 /// with `{"error": …}` and a 4xx.
@@ -30,20 +31,22 @@ where
         };
         // PostgreSQL text cannot hold NUL: refused here, named, rather than failing a query.
         if let Some(path) = nul_at(&value, String::new()) {
-            return Err(ApiError::Invalid {
+            return Err(Error::Invalid {
                 message: format!(
                     "invalid request body: {} must not contain NUL (\\u0000) characters",
                     if path.is_empty() { "text" } else { &path }
                 ),
                 field: Some(path).filter(|p| !p.is_empty()),
-            });
+            }
+            .into());
         }
         serde_json::from_value(value)
             .map(ApiJson)
-            .map_err(|e| ApiError::Invalid {
+            .map_err(|e| Error::Invalid {
                 field: None,
                 message: format!("invalid request body: {e}"),
             })
+            .map_err(Into::into)
     }
 }
 
@@ -79,18 +82,19 @@ pub struct BodyLimit(pub usize);
 
 fn map_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::Invalid {
+        JsonRejection::JsonDataError(e) => Error::Invalid {
             field: None,
             message: format!("invalid request body: {}", e.body_text()),
-        },
+        }
+        .into(),
         JsonRejection::JsonSyntaxError(e) => {
-            ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+            Error::Malformed(format!("malformed JSON: {}", e.body_text())).into()
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(limit)
         }
-        other => ApiError::BadRequest(format!("unreadable request body: {}", other.body_text())),
+        other => Error::Malformed(format!("unreadable request body: {}", other.body_text())).into(),
     }
 }
 
@@ -110,17 +114,17 @@ where
     ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         if query.to_ascii_lowercase().contains("%00") {
-            return Err(ApiError::Invalid {
+            return Err(Error::Invalid {
                 field: None,
                 message: "query parameters must not contain NUL (%00) characters".into(),
-            });
+            }
+            .into());
         }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|e| {
-                ApiError::BadRequest(format!("invalid query parameters: {}", e.body_text()))
-            })
+            .map_err(|e| Error::Malformed(format!("invalid query parameters: {}", e.body_text())))
+            .map_err(Into::into)
     }
 }
 

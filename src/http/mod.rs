@@ -21,6 +21,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::error::Error;
 use crate::state::AppState;
 use error::ApiError;
 use extract::BodyLimit;
@@ -98,16 +99,16 @@ pub fn router(state: AppState) -> Router {
                 ([(header::CONTENT_TYPE, "application/json")], openapi_json)
             }),
         )
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback(|| async { ApiError::from(Error::NotFound("route")) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, ApiError::BadRequest("method not allowed on this route".into()))
+            (StatusCode::METHOD_NOT_ALLOWED, ApiError::from(Error::Malformed("method not allowed on this route".into())))
                 .into_response()
         })
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(CatchPanicLayer::custom(|_| ApiError::from(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -18,8 +18,8 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::state::AppState;
 use crate::config::StorageKind;
+use crate::state::AppState;
 
 /// The pages' Content-Security-Policy: only this origin's scripts, styles and images.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -15,7 +15,8 @@ use crate::audits::runs::{self, AuditRun, FindingFilter, FindingResponse};
 use crate::audits::{self, AuditFilter};
 use crate::auth::{Access, CanEdit, CanRead};
 use crate::catalog::products::check_scope;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, JobStatus, NewJob};
 use crate::pagination::{Page, PageParams};
@@ -78,9 +79,10 @@ async fn start_audit(
         .execute(&mut *tx)
         .await?;
     if let Some(running) = jobs::active_for_store(&mut tx, store.id, JobKind::Audit).await? {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "an audit of this store is already queued or running (job {running})"
-        )));
+        ))
+        .into());
     }
     let job_id = Uuid::now_v7();
     let audit_id = runs::create(&mut tx, store.workspace_id, store.id, job_id, &filter).await?;
@@ -115,10 +117,11 @@ async fn check_request(
         ids.sort();
         ids.dedup();
         if ids.is_empty() || ids.len() > MAX_PRODUCTS {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "products",
                 format!("products must name between 1 and {MAX_PRODUCTS} products"),
-            ));
+            )
+            .into());
         }
         let known: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM products WHERE store_id = $1 AND workspace_id = $2 AND id = ANY($3)",
@@ -129,32 +132,35 @@ async fn check_request(
         .fetch_all(&state.db)
         .await?;
         if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "products",
                 format!("{unknown} is not a product of this store"),
-            ));
+            )
+            .into());
         }
         filter.products = Some(ids);
     }
     if let Some(f) = request.filter {
         if let Some(q) = f.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty()) {
             if q.chars().count() > MAX_SEARCH_CHARS {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "filter.q",
                     format!("filter.q is longer than {MAX_SEARCH_CHARS} characters"),
-                ));
+                )
+                .into());
             }
             filter.q = Some(q);
         }
         if let Some(rule) = f.finding {
             let rule = RuleId::parse(&rule).ok_or_else(|| {
-                ApiError::invalid("filter.finding", format!("{rule:?} is not an audit rule"))
+                Error::invalid("filter.finding", format!("{rule:?} is not an audit rule"))
             })?;
             let Some(last) = store.last_audit_run else {
-                return Err(ApiError::Conflict(
+                return Err(Error::Conflict(
                     "filter.finding needs a finished audit of all the store's products first"
                         .into(),
-                ));
+                )
+                .into());
             };
             filter.finding = Some(rule);
             filter.finding_run = Some(last);

@@ -17,7 +17,7 @@ use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::error::Error;
 use crate::http::access::ClientAddr;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::notify::mail::{self, OutgoingMail};
 use crate::state::AppState;
@@ -83,7 +83,7 @@ async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
     if let Err(retry_after_secs) = state.login_limiter.check_registration(addr) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::TooManyAttempts { retry_after_secs }.into());
     }
     let email = Email::parse(&req.email)?;
     let name = parse_name("name", &req.name)?;
@@ -140,7 +140,7 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     if let Err(retry_after_secs) = state.login_limiter.check_client(addr) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::TooManyAttempts { retry_after_secs }.into());
     }
     let account = users::credentials_by_email(&state.db, &req.email).await?;
     let (user_id, stored) = match account {
@@ -153,7 +153,7 @@ async fn login(
         None => AccountKey::address(&req.email),
     };
     if let Err(retry_after_secs) = state.login_limiter.check_account(&budget) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::TooManyAttempts { retry_after_secs }.into());
     }
     let valid = password::verify(req.password, stored, state.settings.auth.bcrypt_cost).await?;
     let user_id = match (valid, user_id) {
@@ -167,7 +167,7 @@ async fn login(
                 }
                 None => audit_log::record(&state.db, entry).await?,
             }
-            return Err(ApiError::Unauthorized("invalid email or password"));
+            return Err(Error::Unauthenticated("invalid email or password").into());
         }
     };
     let second_factor = match two_factor::check_login(
@@ -190,7 +190,7 @@ async fn login(
                 entry.client_addr = addr;
                 audit_log::record_for_member(&state.db, user_id, entry).await?;
             }
-            return Err(ApiError::TotpRequired);
+            return Err(Error::TwoFactorRequired.into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -238,13 +238,14 @@ async fn refresh(
                 .details(serde_json::json!({"session_revoked": true}));
             entry.client_addr = addr;
             audit_log::record_for_member(&state.db, user_id, entry).await?;
-            Err(ApiError::Unauthorized(
+            Err(Error::Unauthenticated(
                 "refresh token was already used; the session has been revoked",
-            ))
+            )
+            .into())
         }
-        Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(
-            "refresh token is invalid or expired",
-        )),
+        Err(RefreshError::Invalid) => {
+            Err(Error::Unauthenticated("refresh token is invalid or expired").into())
+        }
         Err(RefreshError::Db(e)) => Err(e.into()),
     }
 }
@@ -308,7 +309,7 @@ async fn password_reset(
     ApiJson(req): ApiJson<PasswordResetRequest>,
 ) -> ApiResult<(StatusCode, Json<PasswordResetQueued>)> {
     if let Err(retry_after_secs) = state.login_limiter.check_registration(addr) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::TooManyAttempts { retry_after_secs }.into());
     }
     let email = Email::parse(&req.email)?;
     let mut tx = state.db.begin().await?;
@@ -348,7 +349,7 @@ async fn password_reset(
             },
         )
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| Error::Internal(e.into()))?;
         let mut entry =
             Entry::new("account.password_reset_requested").target("user", issued.user_id);
         entry.client_addr = addr;

@@ -18,7 +18,8 @@ use crate::catalog::content::DEFAULT_SCOPE;
 use crate::catalog::products::{check_scope, like_pattern};
 use crate::enrich::usage::{self, UsageRow};
 use crate::enrich::{self, ENRICHABLE, EnrichParams};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::state::AppState;
@@ -94,10 +95,10 @@ async fn start_enrich(
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     let workspace = settings::get(&state.db, access.workspace_id).await?;
     if !workspace.ai_processing {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "AI processing is switched off for this workspace (setting ai_processing); nothing is sent"
                 .into(),
-        ));
+        ).into());
     }
     let dry_run = request.dry_run;
     let params = check_request(&state, &store, request).await?;
@@ -142,9 +143,7 @@ async fn start_enrich(
         .into_response());
     }
     if budget_left == Some(0) {
-        return Err(ApiError::Conflict(
-            "the workspace's daily token budget is used up".into(),
-        ));
+        return Err(Error::Conflict("the workspace's daily token budget is used up".into()).into());
     }
     let job_id = jobs::enqueue(
         &mut tx,
@@ -171,20 +170,18 @@ async fn check_request(
     let fields = match request.fields {
         Some(fields) => {
             if fields.is_empty() {
-                return Err(ApiError::invalid(
-                    "fields",
-                    "fields must name at least one field",
-                ));
+                return Err(Error::invalid("fields", "fields must name at least one field").into());
             }
             for field in &fields {
                 if !ENRICHABLE.contains(&field.as_str()) {
-                    return Err(ApiError::invalid(
+                    return Err(Error::invalid(
                         "fields",
                         format!(
                             "{field:?} cannot be enriched; fields: {}",
                             ENRICHABLE.join(", ")
                         ),
-                    ));
+                    )
+                    .into());
                 }
             }
             fields
@@ -206,22 +203,22 @@ async fn check_request(
         }
     }
     if store_views.is_empty() {
-        return Err(ApiError::invalid(
-            "store_views",
-            "store_views must name at least one scope",
-        ));
+        return Err(
+            Error::invalid("store_views", "store_views must name at least one scope").into(),
+        );
     }
     let provider = request
         .provider
         .unwrap_or_else(|| state.ai.default_name().to_string());
     if state.ai.get(&provider).is_none() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "provider",
             format!(
                 "provider {provider:?} is not configured; configured: {}",
                 state.ai.names().join(", ")
             ),
-        ));
+        )
+        .into());
     }
     let mut params = EnrichParams {
         fields,
@@ -233,10 +230,11 @@ async fn check_request(
         ids.sort();
         ids.dedup();
         if ids.is_empty() || ids.len() > MAX_PRODUCTS {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "products",
                 format!("products must name between 1 and {MAX_PRODUCTS} products"),
-            ));
+            )
+            .into());
         }
         let known: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM products WHERE store_id = $1 AND workspace_id = $2 AND id = ANY($3)",
@@ -247,10 +245,9 @@ async fn check_request(
         .fetch_one(&state.db)
         .await?;
         if known != ids.len() as i64 {
-            return Err(ApiError::invalid(
-                "products",
-                "some products are not products of this store",
-            ));
+            return Err(
+                Error::invalid("products", "some products are not products of this store").into(),
+            );
         }
         params.products = Some(ids);
     }
@@ -261,10 +258,11 @@ async fn check_request(
             .filter(|q| !q.is_empty())
         {
             if q.chars().count() > MAX_SEARCH_CHARS {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "filter.q",
                     format!("filter.q is longer than {MAX_SEARCH_CHARS} characters"),
-                ));
+                )
+                .into());
             }
             params.q = Some(q);
         }
@@ -273,7 +271,7 @@ async fn check_request(
                 .iter()
                 .map(|r| {
                     RuleId::parse(r).ok_or_else(|| {
-                        ApiError::invalid("filter.findings", format!("{r:?} is not an audit rule"))
+                        Error::invalid("filter.findings", format!("{r:?} is not an audit rule"))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -282,7 +280,7 @@ async fn check_request(
         params.only_flagged = filter.only_flagged;
         if params.findings.is_some() || params.only_flagged {
             params.finding_run = Some(store.last_audit_run.ok_or_else(|| {
-                ApiError::Conflict(
+                Error::Conflict(
                     "filtering by findings needs a finished audit of all the store's products"
                         .into(),
                 )
@@ -318,7 +316,7 @@ async fn get_usage(
 ) -> ApiResult<Json<UsageResponse>> {
     let days = query.days.unwrap_or(30);
     if !(1..=366).contains(&days) {
-        return Err(ApiError::invalid("days", "days must be between 1 and 366"));
+        return Err(Error::invalid("days", "days must be between 1 and 366").into());
     }
     let items = usage::list(&state.db, access.workspace_id, days).await?;
     let today = chrono::Utc::now().date_naive();

@@ -17,6 +17,7 @@ use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanEdit, CanOwn, CanRead, Role};
 use crate::catalog::content::DEFAULT_SCOPE;
 use crate::catalog::products::check_scope;
+use crate::error::Error;
 use crate::exports::{self, Export, ExportParams, Source};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
@@ -77,12 +78,12 @@ async fn start_export(
         "magento_csv" | "magento_zip" => false,
         "google_feed" => true,
         other => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "format",
                 format!(
                     "format {other:?} is not available; formats: magento_csv, magento_zip, google_feed"
                 ),
-            ));
+            ).into());
         }
     };
     let mut views = vec![DEFAULT_SCOPE.to_string()];
@@ -97,12 +98,13 @@ async fn start_export(
                 .find(|v| v.code == "default")
                 .or_else(|| store.store_views.0.first())
                 .map(|v| v.code.clone())
-                .ok_or_else(|| ApiError::invalid("store_views", "the store has no store views"))?,
+                .ok_or_else(|| Error::invalid("store_views", "the store has no store views"))?,
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "store_views",
                     "a google_feed is of exactly one store view",
-                ));
+                )
+                .into());
             }
         };
         views.push(view);
@@ -188,13 +190,13 @@ async fn start_workspace_export(
     ApiJson(request): ApiJson<WorkspaceExportRequest>,
 ) -> ApiResult<(StatusCode, Json<ExportStarted>)> {
     if request.format != WORKSPACE_ARCHIVE {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "format",
             format!(
                 "format {:?} is not a workspace export; formats: workspace_archive (store exports are POST /stores/{{id}}/exports)",
                 request.format
             ),
-        ));
+        ).into());
     }
     let export_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();
@@ -273,11 +275,9 @@ async fn get_export(
     let export = exports::get(&state.db, access.id)
         .await?
         .filter(|e| e.workspace_id == access.workspace_id)
-        .ok_or(ApiError::NotFound("export"))?;
+        .ok_or(Error::NotFound("export"))?;
     if !visible_to(access.role, &export.format) {
-        return Err(ApiError::Forbidden(
-            "only an owner can download the workspace archive",
-        ));
+        return Err(Error::Forbidden("only an owner can download the workspace archive").into());
     }
     let job = jobs::get_in(&state.db, access.workspace_id, export.job_id).await?;
     let (download_url, expires_at) = match (&export.object_key, job.status) {
@@ -336,16 +336,16 @@ pub async fn download_file(
         .storage
         .local
         .as_ref()
-        .ok_or(ApiError::NotFound("file"))?;
+        .ok_or(Error::NotFound("file"))?;
     let key = local
         .verify(&key, signed.expires, &signed.signature)
         .map_err(|e| match e {
-            StorageError::Expired => ApiError::Forbidden("the download link has expired"),
-            _ => ApiError::Forbidden("the download link is invalid"),
+            StorageError::Expired => Error::Forbidden("the download link has expired"),
+            _ => Error::Forbidden("the download link is invalid"),
         })?;
     let (file, length) = local.open(&key).await.map_err(|e| match e {
-        StorageError::NotFound(_) => ApiError::NotFound("file"),
-        other => ApiError::Internal(other.into()),
+        StorageError::NotFound(_) => Error::NotFound("file"),
+        other => Error::Internal(other.into()),
     })?;
     let recorded = audit_log::record(
         &state.db,
@@ -380,6 +380,7 @@ pub async fn download_file(
     let stream = tokio_util::io::ReaderStream::new(file);
     response
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+        .map_err(|e| Error::Internal(anyhow::anyhow!(e)))
         .map(IntoResponse::into_response)
+        .map_err(Into::into)
 }

@@ -10,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::Error;
 use crate::http::access::ClientAddr;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::ApiQuery;
 use crate::state::AppState;
 use crate::stores::{self, StoreStatus, handshake};
@@ -41,7 +42,7 @@ async fn callback(
     body: Bytes,
 ) -> ApiResult<axum::Json<CallbackAccepted>> {
     if token.len() > 64 {
-        return Err(ApiError::NotFound("integration"));
+        return Err(Error::NotFound("integration").into());
     }
     let form = handshake::CallbackForm::parse(&body)?;
     let store_id = handshake::accept_callback(&state, &token, form, addr).await?;
@@ -76,7 +77,7 @@ async fn identity(
     .bind(stores::hash_link_token(&token))
     .fetch_optional(&state.db)
     .await?;
-    let (magento_url, status, name, exchanging) = store.ok_or(ApiError::NotFound("integration"))?;
+    let (magento_url, status, name, exchanging) = store.ok_or(Error::NotFound("integration"))?;
     let mut refresh = false;
     if let Some(back) = params.success_call_back.as_deref() {
         // Only back to Magento, and only to the host it reported in a post whose token
@@ -98,10 +99,10 @@ async fn identity(
             }
             _ if exchanging => refresh = true,
             _ => {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "success_call_back",
                     "success_call_back must point at the Magento store that connected through this integration",
-                ));
+                ).into());
             }
         }
     }

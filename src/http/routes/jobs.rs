@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanEdit, CanRead};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobFilter, JobKind, JobResponse, JobRun, NewJob};
 use crate::pagination::{Page, PageParams};
@@ -120,13 +121,14 @@ async fn start_sync(
     let request = body.map(|ApiJson(b)| b).unwrap_or_default();
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     if store.status != StoreStatus::Active {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "the store is {}; connect it before syncing",
             serde_json::to_value(store.status)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default()
-        )));
+        ))
+        .into());
     }
     let job_id = enqueue_store_job(
         &state,
@@ -160,10 +162,11 @@ pub async fn enqueue_store_job(
         .execute(&mut *tx)
         .await?;
     if let Some(running) = jobs::active_for_store(&mut tx, store.id, kind).await? {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "a {} of this store is already queued or running (job {running})",
             kind.as_str()
-        )));
+        ))
+        .into());
     }
     let job_id = jobs::enqueue(
         &mut tx,

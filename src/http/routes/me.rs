@@ -20,7 +20,7 @@ use crate::auth::login_limit::AccountKey;
 use crate::auth::password::{self, Password};
 use crate::auth::{Caller, Role};
 use crate::error::Error;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
 
@@ -56,7 +56,7 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MeR
     let user_id = caller.require_user()?;
     let user = users::get(&state.db, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized("account no longer exists"))?;
+        .ok_or(Error::Unauthenticated("account no longer exists"))?;
     let workspaces = workspaces::all_for_user(&state.db, user_id)
         .await?
         .into_iter()
@@ -120,13 +120,11 @@ async fn update_me(
     let email = req.email.as_deref().map(Email::parse).transpose()?;
     let password = req.password.map(Password::parse).transpose()?;
     if name.is_none() && email.is_none() && password.is_none() {
-        return Err(ApiError::BadRequest(
-            "give at least one of name, email, password".into(),
-        ));
+        return Err(Error::Malformed("give at least one of name, email, password".into()).into());
     }
     if email.is_some() || password.is_some() {
         let current = req.current_password.ok_or_else(|| {
-            ApiError::invalid(
+            Error::invalid(
                 "current_password",
                 "changing the email or password needs the current password",
             )
@@ -168,7 +166,7 @@ async fn update_me(
     };
     let user = users::get(&state.db, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized("account no longer exists"))?;
+        .ok_or(Error::Unauthenticated("account no longer exists"))?;
     Ok(Json(UpdateMeResponse {
         id: user.id,
         email: user.email,
@@ -190,14 +188,15 @@ async fn check_password(
         .login_limiter
         .check_account(&AccountKey::Account(user_id))
     {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::TooManyAttempts { retry_after_secs }.into());
     }
     let stored = users::password_hash(&state.db, user_id).await?;
     if !password::verify(given, stored, state.settings.auth.bcrypt_cost).await? {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("the {} is not right", field.replace('_', " ")),
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -239,11 +238,12 @@ async fn delete_me(
     {
         Ok(_) => {}
         Err(Error::TwoFactorRequired) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "totp_code",
                 "this account uses two-factor login: send a current code from the \
                  authenticator app (or a recovery code) as totp_code",
-            ));
+            )
+            .into());
         }
         Err(e) => return Err(e.into()),
     }
@@ -330,9 +330,9 @@ async fn stop_totp(
     let user_id = caller.require_user()?;
     check_password(&state, user_id, req.password, "password").await?;
     if two_factor::required_of(&state.db, user_id).await? {
-        return Err(ApiError::Conflict(
-            "a workspace you belong to requires two-factor login".into(),
-        ));
+        return Err(
+            Error::Conflict("a workspace you belong to requires two-factor login".into()).into(),
+        );
     }
     if two_factor::disable(&state.db, user_id).await? {
         let mut entry = Entry::new("auth.totp_disabled").target("user", user_id);
@@ -359,7 +359,7 @@ async fn export_me(
     if two_factor::required_of(&state.db, user_id).await?
         && !two_factor::is_enabled(&state.db, user_id).await?
     {
-        return Err(ApiError::TotpSetupRequired);
+        return Err(Error::TwoFactorSetupRequired.into());
     }
     let files = account_archive::files(&state, user_id).await?;
     let zip = tokio::task::spawn_blocking(move || account_archive::zip(&files))

@@ -17,6 +17,7 @@ use crate::accounts::{users, workspaces::Workspace as WorkspaceRow};
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, Caller, CanAdminister, CanRead, Role};
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::notify::mail::{self, OutgoingMail};
@@ -74,9 +75,7 @@ async fn invite(
     ApiJson(req): ApiJson<InviteMember>,
 ) -> ApiResult<(StatusCode, Json<Invited>)> {
     if !access.role.may_grant(req.role) {
-        return Err(ApiError::Forbidden(
-            "you cannot grant a role above your own",
-        ));
+        return Err(Error::Forbidden("you cannot grant a role above your own").into());
     }
     let email = Email::parse(&req.email)?;
     let inviter = match access.caller.user_id() {
@@ -85,7 +84,7 @@ async fn invite(
     };
     let workspace: WorkspaceRow = workspaces::get(&state.db, access.workspace_id)
         .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
+        .ok_or(Error::NotFound("workspace"))?;
     let mut tx = state.db.begin().await?;
     let created = invitations::create(
         &mut tx,
@@ -131,7 +130,7 @@ async fn invite(
         },
     )
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    .map_err(|e| Error::Internal(e.into()))?;
     crate::notify::events::record(
         &mut tx,
         crate::notify::events::NewEvent {
@@ -199,7 +198,7 @@ async fn revoke_invitation(
     access: Access<Workspace, CanAdminister>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Revoked>> {
-    let id = Uuid::parse_str(&ids.1).map_err(|_| ApiError::NotFound("invitation"))?;
+    let id = Uuid::parse_str(&ids.1).map_err(|_| Error::NotFound("invitation"))?;
     let mut tx = state.db.begin().await?;
     let email = invitations::revoke(&mut tx, access.workspace_id, id).await?;
     audit_log::record(
@@ -226,7 +225,9 @@ pub struct ChangeRole {
 /// The member `user_id` of the path, with the caller's right over them checked: nobody
 /// changes or removes a member whose role is above their own.
 fn member_id(ids: &(String, String)) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&ids.1).map_err(|_| ApiError::NotFound("member"))
+    Uuid::parse_str(&ids.1)
+        .map_err(|_| Error::NotFound("member"))
+        .map_err(Into::into)
 }
 
 /// Changes a member's role. Nobody grants a role above their own or changes a member ranked
@@ -246,11 +247,11 @@ async fn change_role(
     let mut tx = state.db.begin().await?;
     let current = workspaces::member_role(&mut tx, access.workspace_id, user_id)
         .await?
-        .ok_or(ApiError::NotFound("member"))?;
+        .ok_or(Error::NotFound("member"))?;
     if !access.role.may_grant(req.role) || !access.role.may_grant(current) {
-        return Err(ApiError::Forbidden(
-            "you cannot change a role above your own, or grant one",
-        ));
+        return Err(
+            Error::Forbidden("you cannot change a role above your own, or grant one").into(),
+        );
     }
     if current == Role::Owner && req.role != Role::Owner {
         workspaces::keep_an_owner(&mut tx, access.workspace_id, user_id).await?;
@@ -289,11 +290,12 @@ async fn remove_member(
     let mut tx = state.db.begin().await?;
     let role = workspaces::member_role(&mut tx, access.workspace_id, user_id)
         .await?
-        .ok_or(ApiError::NotFound("member"))?;
+        .ok_or(Error::NotFound("member"))?;
     if !leaving && !access.role.may_grant(role) {
-        return Err(ApiError::Forbidden(
+        return Err(Error::Forbidden(
             "only owners and admins remove members, and none ranked above them",
-        ));
+        )
+        .into());
     }
     if role == Role::Owner {
         workspaces::keep_an_owner(&mut tx, access.workspace_id, user_id).await?;
@@ -357,7 +359,7 @@ async fn accept(
     let user_id = caller.require_user()?;
     let user = users::get(&state.db, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized("account no longer exists"))?;
+        .ok_or(Error::Unauthenticated("account no longer exists"))?;
     let mut tx = state.db.begin().await?;
     let (offer, _member) = invitations::accept(&mut tx, &req.token, user_id, &user.email).await?;
     audit_log::record(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanRead};
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::notify::EventKind;
@@ -75,7 +76,7 @@ async fn put_preferences(
     let mut choices = Vec::new();
     for choice in req.preferences {
         let kind = EventKind::parse(choice.kind.trim()).ok_or_else(|| {
-            ApiError::invalid(
+            Error::invalid(
                 "preferences",
                 format!(
                     "{:?} is not an event kind; known kinds: {}",
@@ -85,13 +86,14 @@ async fn put_preferences(
             )
         })?;
         if choice.digest && kind != EventKind::ReviewReady {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "preferences",
                 format!(
                     "a daily digest is offered for review.ready only, not {}",
                     kind.as_str()
                 ),
-            ));
+            )
+            .into());
         }
         choices.retain(|(k, _, _)| *k != kind);
         choices.push((kind, choice.email, choice.digest));
@@ -140,9 +142,7 @@ async fn unsubscribe_one_click(
 /// Checks the token and turns the mail off; the same for the page behind the link.
 pub async fn apply(state: &AppState, token: &str) -> Result<unsubscribe::Subscription, ApiError> {
     let subscription = unsubscribe::verify(&state.keys, token).ok_or_else(|| {
-        ApiError::BadRequest(
-            "this unsubscribe link is not valid (it may have been cut short)".into(),
-        )
+        Error::Malformed("this unsubscribe link is not valid (it may have been cut short)".into())
     })?;
     let mut tx = state.db.begin().await?;
     let member: bool = sqlx::query_scalar(
@@ -241,10 +241,7 @@ async fn mark_read(
 ) -> ApiResult<Json<MarkedRead>> {
     let user_id = access.caller.require_user()?;
     if req.event_ids.as_ref().is_some_and(|ids| ids.len() > 500) {
-        return Err(ApiError::invalid(
-            "event_ids",
-            "at most 500 notices at once",
-        ));
+        return Err(Error::invalid("event_ids", "at most 500 notices at once").into());
     }
     let marked = notices::mark_read(
         &state.db,

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,9 +42,9 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
         Ok(Ok(_)) => Ok(Json(Health { status: "ready" })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: database unavailable");
-            Err(ApiError::Unavailable("database"))
+            Err(Error::Unavailable("database").into())
         }
-        Err(_) => Err(ApiError::Unavailable("database (timed out)")),
+        Err(_) => Err(Error::Unavailable("database (timed out)").into()),
     }
 }
 

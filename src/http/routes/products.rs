@@ -20,6 +20,7 @@ use crate::catalog::products::{self, Product, ProductFilter, ProductSummary};
 use crate::catalog::versions::{
     self, Author, NewProposal, Version, VersionOrigin, VersionState, effective,
 };
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::media;
@@ -249,10 +250,11 @@ fn parse_note(note: Option<String>) -> Result<Option<String>, ApiError> {
         .as_ref()
         .is_some_and(|n| n.chars().count() > NOTE_MAX_CHARS)
     {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "note",
             format!("a note is at most {NOTE_MAX_CHARS} characters"),
-        ));
+        )
+        .into());
     }
     Ok(note)
 }
@@ -296,7 +298,7 @@ async fn create_version(
     let current_content = current.map(|v| v.content.clone()).unwrap_or_default();
     let content = edit.apply(&scope, &default, &current_content)?;
     if !edits::changes_anything(&scope, &default, &current_content, &content) {
-        return Err(ApiError::NoChange("the edit equals the live content"));
+        return Err(Error::NoChange("the edit equals the live content").into());
     }
     if scope != DEFAULT_SCOPE {
         // A global attribute has no store-view value to propose. (Setting a product field back
@@ -313,7 +315,7 @@ async fn create_version(
             false,
         );
         if let Some(refusal) = checked.refusal() {
-            return Err(ApiError::invalid("fields", refusal));
+            return Err(Error::invalid("fields", refusal).into());
         }
     }
     let mut version = versions::propose(
@@ -439,7 +441,7 @@ async fn rollback(
     let current = live.get(&scope);
     let current_content = current.map(|v| v.content.clone()).unwrap_or_default();
     if !edits::changes_anything(&scope, &default, &current_content, &target.content) {
-        return Err(ApiError::NoChange("that version's content is live already"));
+        return Err(Error::NoChange("that version's content is live already").into());
     }
     let mut meta = author_meta(&access);
     meta.insert("rollback_of".into(), target.id.to_string().into());

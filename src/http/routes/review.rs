@@ -19,7 +19,7 @@ use crate::catalog::content::{Content, DEFAULT_SCOPE};
 use crate::catalog::edits::{ContentEdit, MediaLabelEdit, NOTE_MAX_CHARS};
 use crate::catalog::products;
 use crate::error::Error;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::jobs::{self, JobKind, NewJob};
 use crate::pagination::{Page, PageParams};
@@ -94,10 +94,11 @@ fn check_comment(comment: Option<String>) -> ApiResult<Option<String>> {
         .as_ref()
         .is_some_and(|c| c.chars().count() > NOTE_MAX_CHARS)
     {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "comment",
             format!("a comment is at most {NOTE_MAX_CHARS} characters"),
-        ));
+        )
+        .into());
     }
     Ok(comment)
 }
@@ -175,7 +176,7 @@ async fn reviewer_edit(
     .bind(workspace_id)
     .fetch_optional(&state.db)
     .await?;
-    let (store_id, scope, content, default) = row.ok_or(ApiError::NotFound("proposal"))?;
+    let (store_id, scope, content, default) = row.ok_or(Error::NotFound("proposal"))?;
     let store = stores::get_in(&state.db, workspace_id, store_id).await?;
     let edit = ContentEdit::parse(&scope, fields, media, |f| {
         products::is_content_field(&store, f)
@@ -291,10 +292,11 @@ async fn decide_many(
     let ids = match (request.ids, request.filter) {
         (Some(ids), None) => {
             if ids.is_empty() || ids.len() as i64 > MAX_BULK {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "ids",
                     format!("ids must name between 1 and {MAX_BULK} proposals"),
-                ));
+                )
+                .into());
             }
             ids
         }
@@ -303,10 +305,9 @@ async fn decide_many(
             review::ids_matching(&state.db, &store, &query, MAX_BULK).await?
         }
         _ => {
-            return Err(ApiError::invalid(
-                "ids",
-                "give either ids or filter, not both or neither",
-            ));
+            return Err(
+                Error::invalid("ids", "give either ids or filter, not both or neither").into(),
+            );
         }
     };
     let in_store: Vec<Uuid> = sqlx::query_scalar(
@@ -404,17 +405,19 @@ async fn start_push(
 ) -> ApiResult<Response> {
     let store = stores::get_in(&state.db, access.workspace_id, access.id).await?;
     if store.status != StoreStatus::Active {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "the store is not connected; connect it before pushing".into(),
-        ));
+        )
+        .into());
     }
     let ids: Vec<Uuid> = match (request.proposals, request.all_approved) {
         (Some(ids), false) => {
             if ids.is_empty() || ids.len() as i64 > MAX_BULK {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "proposals",
                     format!("proposals must name between 1 and {MAX_BULK} proposals"),
-                ));
+                )
+                .into());
             }
             let found: Vec<(Uuid, String)> = sqlx::query_as(
                 "SELECT v.id, v.state FROM product_versions v JOIN products p ON p.id = v.product_id
@@ -428,16 +431,18 @@ async fn start_push(
             for id in &ids {
                 match found.iter().find(|(f, _)| f == id) {
                     None => {
-                        return Err(ApiError::invalid(
+                        return Err(Error::invalid(
                             "proposals",
                             format!("{id} is not a proposal of this store"),
-                        ));
+                        )
+                        .into());
                     }
                     Some((_, s)) if s != "approved" && s != "failed" => {
-                        return Err(ApiError::invalid(
+                        return Err(Error::invalid(
                             "proposals",
                             format!("{id} is {s}: only approved (or failed) proposals are pushed"),
-                        ));
+                        )
+                        .into());
                     }
                     Some(_) => {}
                 }
@@ -456,26 +461,23 @@ async fn start_push(
             .await?
         }
         _ => {
-            return Err(ApiError::invalid(
-                "proposals",
-                "give either proposals or all_approved: true",
-            ));
+            return Err(
+                Error::invalid("proposals", "give either proposals or all_approved: true").into(),
+            );
         }
     };
     if ids.is_empty() {
-        return Err(ApiError::NoChange(
-            "there are no approved proposals to push",
-        ));
+        return Err(Error::NoChange("there are no approved proposals to push").into());
     }
     if request.dry_run {
         let connector =
-            push::connector_of(&state, &store).map_err(|e| ApiError::Conflict(e.to_string()))?;
+            push::connector_of(&state, &store).map_err(|e| Error::Conflict(e.to_string()))?;
         let items = push::dry_run(&state.db, &store, &connector, &ids)
             .await
             .map_err(|e| match e {
-                crate::jobs::context::JobError::Fatal(m) => ApiError::Conflict(m),
+                crate::jobs::context::JobError::Fatal(m) => Error::Conflict(m),
                 crate::jobs::context::JobError::Transient(m) => {
-                    ApiError::Conflict(format!("the dry run could not finish: {m}"))
+                    Error::Conflict(format!("the dry run could not finish: {m}"))
                 }
             })?;
         return Ok(Json(DryRun {
@@ -491,9 +493,10 @@ async fn start_push(
         .execute(&mut *tx)
         .await?;
     if let Some(running) = jobs::active_for_store(&mut tx, store.id, JobKind::Push).await? {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "a push of this store is already queued or running (job {running})"
-        )));
+        ))
+        .into());
     }
     let count = ordered.len();
     let job_id = jobs::enqueue(

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::audit_log::{self, Entry};
 use crate::auth::{Access, CanAdminister, CanRead};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::schedules::{self, CronSpec, Schedule, ScheduleInput, Step};
 use crate::state::AppState;
@@ -78,7 +79,7 @@ async fn get_schedule(
 ) -> ApiResult<Json<ScheduleResponse>> {
     let schedule = schedules::get(&state.db, access.id)
         .await?
-        .ok_or(ApiError::NotFound("schedule"))?;
+        .ok_or(Error::NotFound("schedule"))?;
     Ok(Json(schedule.into()))
 }
 
@@ -102,7 +103,7 @@ async fn put_schedule(
         .transpose()?;
     let next_run_at = spec
         .next_after(Utc::now())
-        .ok_or_else(|| ApiError::invalid("cron", "cron expression never fires"))?;
+        .ok_or_else(|| Error::invalid("cron", "cron expression never fires"))?;
     let mut tx = state.db.begin().await?;
     let schedule = schedules::upsert(
         &mut tx,
@@ -142,7 +143,7 @@ async fn delete_schedule(
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     if !schedules::delete(&mut tx, access.id).await? {
-        return Err(ApiError::NotFound("schedule"));
+        return Err(Error::NotFound("schedule").into());
     }
     audit_log::record(
         &mut *tx,

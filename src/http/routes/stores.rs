@@ -13,6 +13,7 @@ use crate::accounts::email::parse_name;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanAdminister, CanRead};
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
@@ -68,30 +69,31 @@ fn parse_bulk_max_items(items: u32) -> Result<u32, ApiError> {
     if stores::BULK_MAX_ITEMS.contains(&items) {
         Ok(items)
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             "bulk_max_items",
             format!(
                 "bulk_max_items must be between {} and {}",
                 stores::BULK_MAX_ITEMS.start(),
                 stores::BULK_MAX_ITEMS.end()
             ),
-        ))
+        )
+        .into())
     }
 }
 
 /// Parses a store base URL: absolute http(s), no query or fragment, with a trailing slash.
 fn parse_base_url(raw: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| ApiError::invalid("base_url", format!("base_url {why}"));
+    let invalid = |why: &str| Error::invalid("base_url", format!("base_url {why}"));
     let mut url = url::Url::parse(raw.trim()).map_err(|_| invalid("is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid("must be an http or https URL"));
+        return Err(invalid("must be an http or https URL").into());
     }
     if url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
         || url.password().is_some()
     {
-        return Err(invalid("must not contain a query, fragment or user info"));
+        return Err(invalid("must not contain a query, fragment or user info").into());
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -106,14 +108,14 @@ fn parse_base_url(raw: &str) -> Result<String, ApiError> {
 /// and on every connection after.
 fn check_egress(egress: &egress::Policy, base_url: &str) -> Result<(), ApiError> {
     let url = url::Url::parse(base_url)
-        .map_err(|_| ApiError::invalid("base_url", "base_url is not a URL"))?;
+        .map_err(|_| Error::invalid("base_url", "base_url is not a URL"))?;
     egress
         .check_url(&url)
         .map_err(|refusal| refused("base_url", &refusal))
 }
 
 fn refused(field: &'static str, refusal: &egress::Refusal) -> ApiError {
-    ApiError::invalid(field, format!("{field} is refused: {refusal}"))
+    Error::invalid(field, format!("{field} is refused: {refusal}")).into()
 }
 
 /// Attribute codes as Magento allows them: lowercase letters, digits and `_`, starting with a letter.
@@ -126,21 +128,22 @@ fn parse_content_attributes(codes: Vec<String>) -> Result<Vec<String>, ApiError>
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "content_attributes",
                 format!("{code:?} is not an attribute code (lowercase letters, digits and _)"),
-            ));
+            )
+            .into());
         }
         if crate::catalog::content::STANDARD_FIELDS.contains(&code.as_str()) {
             continue;
         }
         if crate::connector::magento::is_interface_attribute(&code) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "content_attributes",
                 format!(
                     "{code:?} is one of Magento's product fields, not a custom attribute: it cannot be content"
                 ),
-            ));
+            ).into());
         }
         if !out.contains(&code) {
             out.push(code);
@@ -152,10 +155,11 @@ fn parse_content_attributes(codes: Vec<String>) -> Result<Vec<String>, ApiError>
 fn parse_credential(field: &'static str, value: String) -> Result<String, ApiError> {
     let value = value.trim().to_string();
     if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             format!("credentials.{field}"),
             format!("credentials.{field} must be the value Magento shows (letters and digits)"),
-        ));
+        )
+        .into());
     }
     Ok(value)
 }
@@ -207,10 +211,11 @@ async fn create_store(
             .await
             .map_err(|e| match e {
                 magento::MagentoError::Refused(refusal) => refused("base_url", &refusal),
-                e => ApiError::invalid(
+                e => Error::invalid(
                     "credentials",
                     format!("the store did not accept these credentials: {e}"),
-                ),
+                )
+                .into(),
             })?;
             (
                 StoreStatus::Active,
@@ -353,7 +358,7 @@ async fn update_store(
                 .ok()
                 .filter(|d| (1..=365).contains(d))
                 .ok_or_else(|| {
-                    ApiError::invalid(
+                    Error::invalid(
                         "full_sync_every_days",
                         "full_sync_every_days must be between 1 and 365",
                     )
@@ -438,7 +443,7 @@ async fn change_store(
     let mut tx = state.db.begin().await?;
     let store = change(&mut tx, access.workspace_id, access.id)
         .await?
-        .ok_or(ApiError::NotFound("store"))?;
+        .ok_or(Error::NotFound("store"))?;
     audit_log::record(
         &mut *tx,
         Entry::by(&access.caller, access.workspace_id, action).target("store", store.id),

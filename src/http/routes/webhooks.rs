@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::audit_log::{self, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, CanAdminister};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
 use crate::state::AppState;
@@ -217,7 +218,7 @@ async fn redeliver(
     access: Access<Webhook, CanAdminister>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let delivery_id = Uuid::parse_str(&ids.1).map_err(|_| ApiError::NotFound("delivery"))?;
+    let delivery_id = Uuid::parse_str(&ids.1).map_err(|_| Error::NotFound("delivery"))?;
     let mut tx = state.db.begin().await?;
     let webhook = webhooks::get_for_update(&mut tx, access.workspace_id, access.id).await?;
     webhooks::redeliver(&mut tx, &webhook, delivery_id).await?;

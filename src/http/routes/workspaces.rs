@@ -16,7 +16,8 @@ use crate::accounts::workspaces::{self, ApiKeyInfo, WorkspaceWithRole};
 use crate::audit_log::{self, AuditRecord, Entry};
 use crate::auth::caller::Workspace;
 use crate::auth::{Access, Caller, CanAdminister, CanRead, PersonAccess, Principal, Role};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageParams};
 use crate::state::AppState;
@@ -72,7 +73,7 @@ async fn list_workspaces(
         } => {
             let ws = workspaces::get(&state.db, workspace_id)
                 .await?
-                .ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
+                .ok_or(Error::Unauthenticated("invalid or revoked API key"))?;
             Ok(Json(Page {
                 items: vec![WorkspaceItem {
                     id: ws.id,
@@ -165,9 +166,7 @@ async fn create_api_key(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     if !access.role.may_grant(req.role) {
-        return Err(ApiError::Forbidden(
-            "you cannot create a key with a role above your own",
-        ));
+        return Err(Error::Forbidden("you cannot create a key with a role above your own").into());
     }
     let name = parse_name("name", &req.name)?;
     let mut tx = state.db.begin().await?;
@@ -211,7 +210,7 @@ async fn revoke_api_key(
     access: Access<Workspace, CanAdminister>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKeyInfo>> {
-    let key_id = Uuid::parse_str(&ids.1).map_err(|_| ApiError::NotFound("API key"))?;
+    let key_id = Uuid::parse_str(&ids.1).map_err(|_| Error::NotFound("API key"))?;
     revoke(&state, access, key_id).await.map(Json)
 }
 
@@ -241,7 +240,7 @@ async fn revoke(
     let mut tx = state.db.begin().await?;
     let info = workspaces::revoke_api_key(&mut tx, access.workspace_id, key_id)
         .await?
-        .ok_or(ApiError::NotFound("API key"))?;
+        .ok_or(Error::NotFound("API key"))?;
     // Checked after the lookup, so another workspace's key id is 404 as everywhere; refusing
     // drops the transaction, and with it the revocation.
     let access = access.by_person()?;
@@ -306,17 +305,19 @@ async fn check_require_totp(
     require: bool,
 ) -> ApiResult<()> {
     if access.role != Role::Owner {
-        return Err(ApiError::Forbidden(
+        return Err(Error::Forbidden(
             "only an owner can change whether two-factor login is required",
-        ));
+        )
+        .into());
     }
     if require
         && let Some(user_id) = access.caller.user_id()
         && !two_factor::is_enabled(&state.db, user_id).await?
     {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "switch on two-factor login for your own account first (POST /api/v1/me/totp)".into(),
-        ));
+        )
+        .into());
     }
     Ok(())
 }
