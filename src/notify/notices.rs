@@ -11,7 +11,7 @@ use super::events::Event;
 use crate::error::Error;
 use crate::pagination::{Page, PageParams};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Notice {
     pub event_id: Uuid,
     /// The event type (`review.ready`, …).

@@ -7,10 +7,13 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -27,28 +30,50 @@ pub struct Origin {
     pub forwarded_for: Option<HeaderValue>,
 }
 
-/// The API's answer: its status and JSON body.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
+/// The API's error answer (`{"error": {"code", "message", "field"}}`), as pages read it.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiFailure {
+    #[serde(default)]
+    pub code: String,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
-impl Answer {
+#[derive(Deserialize)]
+struct FailureBody {
+    error: ApiFailure,
+}
+
+/// The API's answer: its status, and its body read as the handler's response type `T` when
+/// the status is a success, as the API's error body otherwise.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub status: StatusCode,
+    pub body: Result<T, ApiFailure>,
+}
+
+impl<T> Answer<T> {
     pub fn ok(&self) -> bool {
         self.status.is_success()
     }
 
     /// The API's error message, for showing to the person.
     pub fn message(&self) -> String {
-        self.body["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("request failed ({})", self.status))
+        match &self.body {
+            Err(ApiFailure {
+                message: Some(message),
+                ..
+            }) => message.clone(),
+            _ => format!("request failed ({})", self.status),
+        }
     }
 
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
+        match &self.body {
+            Err(failure) => &failure.code,
+            Ok(_) => "",
+        }
     }
 }
 
@@ -58,14 +83,15 @@ impl InternalApi {
     }
 
     /// `path` is relative to `/api/v1`, e.g. `/stores/{id}/sync`.
-    pub async fn call(
+    /// A success answer whose body is not a `T` is an error: the page and the API disagree.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         caller: Option<&Caller>,
         origin: &Origin,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> anyhow::Result<Answer> {
+    ) -> anyhow::Result<Answer<T>> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"));
@@ -92,10 +118,19 @@ impl InternalApi {
         let response = self.0.clone().oneshot(request).await?;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-        let body = if bytes.is_empty() {
-            Value::Null
+        // An empty body (`204 No Content`) reads as JSON's `null`.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        let body = if status.is_success() {
+            Ok(serde_json::from_slice(bytes).with_context(|| {
+                format!(
+                    "the answer to {path} is not a {}",
+                    std::any::type_name::<T>()
+                )
+            })?)
         } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            Err(serde_json::from_slice::<FailureBody>(bytes)
+                .map(|b| b.error)
+                .unwrap_or_default())
         };
         Ok(Answer { status, body })
     }

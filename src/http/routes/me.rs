@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_me))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct MeResponse {
     pub id: Uuid,
     pub email: String,
@@ -42,7 +42,7 @@ pub struct MeResponse {
     pub workspaces: Vec<MyWorkspace>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct MyWorkspace {
     pub id: Uuid,
     pub name: String,

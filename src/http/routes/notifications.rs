@@ -176,7 +176,7 @@ pub struct NoticeQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct NoticeList {
     pub items: Vec<Notice>,
     pub next_cursor: Option<String>,

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::state::AppState;
 use crate::web::api::InternalApi;
@@ -35,8 +35,8 @@ async fn home(Extension(api): Extension<InternalApi>, user: Result<WebUser, ToLo
     let Ok(user) = user else {
         return Redirect::to("/login").into_response();
     };
-    match super::call(&api, &user, Method::GET, "/me", None).await {
-        Ok(me) => match me.body["workspaces"][0]["id"].as_str() {
+    match super::call::<Value>(&api, &user, Method::GET, "/me", None).await {
+        Ok(me) => match me["workspaces"][0]["id"].as_str() {
             Some(ws) => Redirect::to(&format!("/w/{ws}/stores")).into_response(),
             None => layout::error_page(StatusCode::NOT_FOUND, "you belong to no workspace"),
         },
@@ -151,12 +151,12 @@ async fn login(
     if !form.totp.trim().is_empty() {
         body["totp"] = json!(form.totp.trim());
     }
-    let answer = match super::post_anonymous(&api, &parts, "/auth/login", body).await {
+    let answer = match super::post_anonymous::<Value>(&api, &parts, "/auth/login", body).await {
         Ok(answer) => answer,
         Err(page) => return page,
     };
-    if answer.ok() {
-        return signed_in(&state, &answer.body, local_path(&form.next).unwrap_or("/"));
+    if let Ok(tokens) = &answer.body {
+        return signed_in(&state, tokens, local_path(&form.next).unwrap_or("/"));
     }
     let ask_totp = answer.code() == "totp_required";
     let message = if ask_totp && form.totp.trim().is_empty() {
@@ -243,21 +243,16 @@ async fn signup(
 ) -> Response {
     let body = json!({"email": form.email, "password": form.password, "name": form.name,
         "workspace_name": form.workspace_name});
-    let answer = match super::post_anonymous(&api, &parts, "/auth/register", body).await {
+    let answer = match super::post_anonymous::<Value>(&api, &parts, "/auth/register", body).await {
         Ok(answer) => answer,
         Err(page) => return page,
     };
-    if answer.ok() {
+    if let Ok(registered) = &answer.body {
         let to = local_path(&form.next).map_or_else(
-            || {
-                format!(
-                    "/w/{}/stores",
-                    layout::text(&answer.body["workspace"]["id"])
-                )
-            },
+            || format!("/w/{}/stores", layout::text(&registered["workspace"]["id"])),
             str::to_string,
         );
-        return signed_in(&state, &answer.body, &to);
+        return signed_in(&state, registered, &to);
     }
     let message = answer.message();
     anonymous_page(&state, &headers, answer.status, |token| {
@@ -314,7 +309,7 @@ async fn create_workspace(
     user: WebUser,
     Form(form): Form<WorkspaceForm>,
 ) -> Response {
-    match super::call(
+    match super::call::<Value>(
         &api,
         &user,
         Method::POST,
@@ -323,9 +318,7 @@ async fn create_workspace(
     )
     .await
     {
-        Ok(created) => {
-            layout::see_other(&format!("/w/{}/stores", layout::text(&created.body["id"])))
-        }
+        Ok(created) => layout::see_other(&format!("/w/{}/stores", layout::text(&created["id"]))),
         Err(response) => response,
     }
 }

@@ -107,7 +107,9 @@ async fn list(
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
-    let (runs, _) = get_list(&api, &user, &format!("/stores/{id}/audits?limit=30")).await?;
+    let runs = get_list::<Value>(&api, &user, &format!("/stores/{id}/audits?limit=30"))
+        .await?
+        .items;
     // Oldest first for the chart; the list shows newest first as the API does.
     let mut points: Vec<(String, f64)> = runs
         .iter()
@@ -166,11 +168,11 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let run = call(&api, &user, Method::GET, &format!("/audits/{id}"), None)
-        .await?
-        .body;
+    let run: Value = call(&api, &user, Method::GET, &format!("/audits/{id}"), None).await?;
     let store_id = text(&run["store_id"]).to_string();
-    let (findings, _) = get_list(&api, &user, &format!("/audits/{id}/findings?limit=200")).await?;
+    let findings = get_list::<Value>(&api, &user, &format!("/audits/{id}/findings?limit=200"))
+        .await?
+        .items;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/audits")) { "Back to the store's audits" } }
         dl.facts {

@@ -6,6 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use maud::html;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call};
@@ -46,11 +47,8 @@ async fn list(
     let mut exports = Vec::new();
     for id in ids {
         // Each through the API, which signs a fresh download link and logs the download grant.
-        exports.push(
-            call(&api, &user, Method::GET, &format!("/exports/{id}"), None)
-                .await?
-                .body,
-        );
+        exports
+            .push(call::<Value>(&api, &user, Method::GET, &format!("/exports/{id}"), None).await?);
     }
     let body = html! {
         @if exports.is_empty() {

@@ -6,6 +6,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -42,15 +43,14 @@ async fn home(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let a = call(
+    let a: Value = call(
         &api,
         &user,
         Method::GET,
         &format!("/workspaces/{ws}/attention"),
         None,
     )
-    .await?
-    .body;
+    .await?;
     let list = |name: &str| a[name].as_array().cloned().unwrap_or_default();
     let (proposals, failed, stores, runs) = (
         list("proposals_waiting"),
@@ -172,15 +172,14 @@ async fn notices(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let listed = call(
+    let listed: Value = call(
         &api,
         &user,
         Method::GET,
         &format!("/workspaces/{ws}/notifications?limit=100"),
         None,
     )
-    .await?
-    .body;
+    .await?;
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     let body = html! {
         p { (number(&listed["unread_count"])) " unread. "
@@ -217,7 +216,7 @@ async fn mark_read(
     } else {
         json!({"event_ids": ids})
     };
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::POST,

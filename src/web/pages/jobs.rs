@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::{Markup, html};
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -31,7 +32,9 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let (items, _) = get_list(&api, &user, &format!("/workspaces/{ws}/jobs?limit=50")).await?;
+    let items = get_list::<Value>(&api, &user, &format!("/workspaces/{ws}/jobs?limit=50"))
+        .await?
+        .items;
     let body = html! {
         @if items.is_empty() {
             p { "No jobs yet." }
@@ -121,13 +124,13 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let job = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
-    let title = format!("Job: {}", text(&job.body["kind"]));
+    let job: Value = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    let title = format!("Job: {}", text(&job["kind"]));
     let body = html! {
-        @if let Some(store) = job.body["store_id"].as_str() {
+        @if let Some(store) = job["store_id"].as_str() {
             p { a href=(format!("/w/{ws}/stores/{store}")) { "Back to the store" } }
         }
-        (progress_markup(ws, &job.body, workspace.can_edit().then_some(user.csrf.as_str())))
+        (progress_markup(ws, &job, workspace.can_edit().then_some(user.csrf.as_str())))
     };
     Ok(render(page(
         &title,
@@ -142,7 +145,7 @@ async fn progress_fragment(
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    let job = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    let job: Value = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
     // One query rather than the whole workspace: this answers a poll every second.
     let can_edit = matches!(
         user.caller.role_in(&state.db, ws).await,
@@ -150,7 +153,7 @@ async fn progress_fragment(
     );
     Ok(render(progress_markup(
         ws,
-        &job.body,
+        &job,
         can_edit.then_some(user.csrf.as_str()),
     )))
 }
@@ -160,7 +163,7 @@ async fn cancel(
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::POST,

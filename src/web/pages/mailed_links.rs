@@ -8,7 +8,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::html;
 use serde::Deserialize;
-use serde_json::json;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
 
 use super::account::anonymous_page;
 use crate::state::AppState;
@@ -46,7 +47,7 @@ async fn invitation_page(
     user: Result<WebUser, ToLogin>,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let answer = match super::post_anonymous(
+    let answer = match super::post_anonymous::<Value>(
         &api,
         &parts,
         "/invitations/lookup",
@@ -57,22 +58,21 @@ async fn invitation_page(
         Ok(answer) => answer,
         Err(page) => return page,
     };
-    if !answer.ok() {
+    let Ok(offer) = answer.body else {
         return layout::error_page(
             StatusCode::NOT_FOUND,
             "This invitation link is unknown, used, revoked or expired: ask for a new invitation.",
         );
-    }
-    let offer = answer.body;
+    };
     let invited = text(&offer["email"]).to_string();
     let here = format!("/invitations?token={}", encode(&query.token));
     let signed_in_as = match &user {
         Ok(user) => api
-            .call(Some(&user.caller), &user.origin, Method::GET, "/me", None)
+            .call::<Value>(Some(&user.caller), &user.origin, Method::GET, "/me", None)
             .await
             .ok()
-            .filter(|me| me.ok())
-            .map(|me| text(&me.body["email"]).to_string()),
+            .and_then(|me| me.body.ok())
+            .map(|me| text(&me["email"]).to_string()),
         Err(_) => None,
     };
     let describe = html! {
@@ -146,7 +146,7 @@ async fn accept(
     user: WebUser,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match super::call(
+    match super::call::<Value>(
         &api,
         &user,
         Method::POST,
@@ -155,9 +155,7 @@ async fn accept(
     )
     .await
     {
-        Ok(joined) => {
-            layout::see_other(&format!("/w/{}/stores", text(&joined.body["workspace_id"])))
-        }
+        Ok(joined) => layout::see_other(&format!("/w/{}/stores", text(&joined["workspace_id"]))),
         Err(response) => response,
     }
 }
@@ -167,7 +165,7 @@ async fn decline(
     parts: axum::http::request::Parts,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match super::post_anonymous(
+    match super::post_anonymous::<IgnoredAny>(
         &api,
         &parts,
         "/invitations/decline",
@@ -215,7 +213,7 @@ async fn forgot(
     parts: axum::http::request::Parts,
     Form(form): Form<ForgotForm>,
 ) -> Response {
-    let answer = match super::post_anonymous(
+    let answer = match super::post_anonymous::<Value>(
         &api,
         &parts,
         "/auth/password-reset",
@@ -226,10 +224,9 @@ async fn forgot(
         Ok(answer) => answer,
         Err(page) => return page,
     };
-    let message = if answer.ok() {
-        text(&answer.body["message"]).to_string()
-    } else {
-        answer.message()
+    let message = match &answer.body {
+        Ok(queued) => text(&queued["message"]).to_string(),
+        Err(_) => answer.message(),
     };
     anonymous_page(&state, &headers, answer.status, |_| {
         page(
@@ -283,7 +280,7 @@ async fn reset(
     parts: axum::http::request::Parts,
     Form(form): Form<ResetForm>,
 ) -> Response {
-    let answer = match super::post_anonymous(
+    let answer = match super::post_anonymous::<IgnoredAny>(
         &api,
         &parts,
         "/auth/password-reset/confirm",

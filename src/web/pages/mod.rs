@@ -16,12 +16,16 @@ mod webhooks;
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::api::{Answer, InternalApi};
 use super::layout::{self, Nav};
 use super::session::WebUser;
+use crate::http::routes::me::MeResponse;
+use crate::http::routes::notifications::NoticeList;
+use crate::pagination::Page;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -53,41 +57,27 @@ pub struct Workspace {
 impl Workspace {
     /// The workspace from the person's memberships; another workspace is "not found".
     pub async fn load(api: &InternalApi, user: &WebUser, id: Uuid) -> Result<Workspace, Response> {
-        let me = call(api, user, Method::GET, "/me", None).await?;
-        let items = me.body["workspaces"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let all: Vec<(Uuid, String)> = items
+        let me: MeResponse = call(api, user, Method::GET, "/me", None).await?;
+        let this = me
+            .workspaces
             .iter()
-            .filter_map(|w| {
-                Some((
-                    w["id"].as_str()?.parse().ok()?,
-                    w["name"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        let this = items
-            .iter()
-            .find(|w| w["id"].as_str() == Some(id.to_string().as_str()))
+            .find(|w| w.id == id)
             .ok_or_else(|| layout::error_page(StatusCode::NOT_FOUND, "workspace not found"))?;
-        let unread = call(
+        let (name, role) = (this.name.clone(), this.role.as_str().to_string());
+        let notices: NoticeList = call(
             api,
             user,
             Method::GET,
             &format!("/workspaces/{id}/notifications?unread=true&limit=1"),
             None,
         )
-        .await?
-        .body["unread_count"]
-            .as_i64()
-            .unwrap_or(0);
+        .await?;
         Ok(Workspace {
             id,
-            name: layout::text(&this["name"]).to_string(),
-            role: layout::text(&this["role"]).to_string(),
-            all,
-            unread,
+            name,
+            role,
+            all: me.workspaces.into_iter().map(|w| (w.id, w.name)).collect(),
+            unread: notices.unread_count,
         })
     }
 
@@ -126,12 +116,12 @@ impl Workspace {
 
 /// Posts `body` to the API for a page before sign-in (no session). An answer, error answers
 /// included, is the page's to show; a call that could not be made is the internal-error page.
-pub async fn post_anonymous(
+pub async fn post_anonymous<T: DeserializeOwned>(
     api: &InternalApi,
     parts: &axum::http::request::Parts,
     path: &str,
     body: Value,
-) -> Result<Answer, Response> {
+) -> Result<Answer<T>, Response> {
     let origin = crate::web::session::request_origin(parts);
     api.call(None, &origin, Method::POST, path, Some(body))
         .await
@@ -141,14 +131,15 @@ pub async fn post_anonymous(
         })
 }
 
-/// Calls the API as `user`; an error answer becomes an error page with the API's status.
-pub async fn call(
+/// Calls the API as `user` and reads its answer as `T`, the handler's response type; an error
+/// answer becomes an error page with the API's status.
+pub async fn call<T: DeserializeOwned>(
     api: &InternalApi,
     user: &WebUser,
     method: Method,
     path: &str,
     body: Option<Value>,
-) -> Result<Answer, Response> {
+) -> Result<T, Response> {
     let answer = api
         .call(Some(&user.caller), &user.origin, method, path, body)
         .await
@@ -156,27 +147,19 @@ pub async fn call(
             tracing::error!(error = ?e, "internal API call failed");
             layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         })?;
-    if answer.ok() {
-        Ok(answer)
-    } else {
-        Err(layout::error_page(answer.status, &answer.message()))
-    }
+    let message = answer.message();
+    answer
+        .body
+        .map_err(|_| layout::error_page(answer.status, &message))
 }
 
-/// A list the API answers to `user` (`{"items": […], "next_cursor"}`): its items and the
-/// cursor of the next page.
-pub async fn get_list(
+/// A list the API answers to `user`: a page of `T`s and the cursor of the next page.
+pub async fn get_list<T: DeserializeOwned>(
     api: &InternalApi,
     user: &WebUser,
     path: &str,
-) -> Result<(Vec<Value>, Option<String>), Response> {
-    let mut answer = call(api, user, Method::GET, path, None).await?;
-    let items = match answer.body["items"].take() {
-        Value::Array(items) => items,
-        _ => Vec::new(),
-    };
-    let next = answer.body["next_cursor"].as_str().map(str::to_string);
-    Ok((items, next))
+) -> Result<Page<T>, Response> {
+    call(api, user, Method::GET, path, None).await
 }
 
 /// The store `id` when it belongs to the page's workspace `ws`; else the not-found page.
@@ -186,9 +169,9 @@ pub async fn load_store(
     ws: Uuid,
     id: Uuid,
 ) -> Result<Value, Response> {
-    let store = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store.body, ws, "store")?;
-    Ok(store.body)
+    let store: Value = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(&store, ws, "store")?;
+    Ok(store)
 }
 
 /// A resource outside the page's workspace, answered like a missing one.

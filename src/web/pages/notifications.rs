@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Extension, Form, Router};
 use maud::html;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -37,7 +38,7 @@ async fn preferences(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let answer = call(
+    let answer: Value = call(
         &api,
         &user,
         Method::GET,
@@ -45,7 +46,7 @@ async fn preferences(
         None,
     )
     .await?;
-    let items = answer.body["preferences"]
+    let items = answer["preferences"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -99,7 +100,7 @@ async fn save_preferences(
             json!({"kind": kind, "email": checked("email", kind), "digest": checked("digest", kind)})
         })
         .collect();
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::PUT,

@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, in_workspace, load_store};
+use crate::pagination::Page;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, page, render, text, when};
@@ -70,7 +71,7 @@ async fn list(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
-    let (items, next_cursor) = get_list(
+    let Page { items, next_cursor } = get_list::<Value>(
         &api,
         &user,
         &format!("/stores/{id}/products?limit=50&{query}"),
@@ -158,11 +159,9 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let product = call(&api, &user, Method::GET, &format!("/products/{id}"), None)
-        .await?
-        .body;
+    let product: Value = call(&api, &user, Method::GET, &format!("/products/{id}"), None).await?;
     let store_id = text(&product["store_id"]).to_string();
-    let store = call(
+    let store: Value = call(
         &api,
         &user,
         Method::GET,
@@ -170,9 +169,10 @@ async fn show(
         None,
     )
     .await?;
-    in_workspace(&store.body, ws, "product")?;
-    let (versions, _) =
-        get_list(&api, &user, &format!("/products/{id}/versions?limit=100")).await?;
+    in_workspace(&store, ws, "product")?;
+    let versions = get_list::<Value>(&api, &user, &format!("/products/{id}/versions?limit=100"))
+        .await?
+        .items;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/products")) { "Back to the products" } }
         @let media = product["media"].as_array().cloned().unwrap_or_default();
@@ -305,7 +305,7 @@ async fn diff(
     if let Some(from) = query.from {
         path.push_str(&format!("&from={from}"));
     }
-    let diff = call(&api, &user, Method::GET, &path, None).await?.body;
+    let diff: Value = call(&api, &user, Method::GET, &path, None).await?;
     let describe = |v: &Value| {
         format!(
             "{} · {} · {} · {}",

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -193,12 +194,13 @@ async fn queue(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let query = filter.query();
-    let (items, _) = get_list(
+    let items = get_list::<Value>(
         &api,
         &user,
         &format!("/stores/{id}/proposals?limit=50&{query}"),
     )
-    .await?;
+    .await?
+    .items;
     let can_review = workspace.can_review();
     let state = if filter.state.is_empty() {
         "proposed"
@@ -265,7 +267,7 @@ async fn decide(
             ));
         }
     };
-    call(&api, &user, Method::POST, &path, Some(body)).await?;
+    call::<IgnoredAny>(&api, &user, Method::POST, &path, Some(body)).await?;
     Ok(layout::see_other(&format!("/w/{ws}/stores/{store}/review")))
 }
 
@@ -279,7 +281,7 @@ async fn approve_all(
     if !filter.field.is_empty() {
         api_filter["field"] = json!(filter.field);
     }
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::POST,

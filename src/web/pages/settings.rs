@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -57,7 +58,7 @@ async fn settings_page(
             "your role in this workspace does not allow this",
         ));
     }
-    let members = call(
+    let members: Value = call(
         api,
         user,
         Method::GET,
@@ -65,7 +66,7 @@ async fn settings_page(
         None,
     )
     .await?;
-    let invitations = call(
+    let invitations: Value = call(
         api,
         user,
         Method::GET,
@@ -73,7 +74,7 @@ async fn settings_page(
         None,
     )
     .await?;
-    let keys = call(
+    let keys: Value = call(
         api,
         user,
         Method::GET,
@@ -81,15 +82,14 @@ async fn settings_page(
         None,
     )
     .await?;
-    let settings = call(
+    let settings: Value = call(
         api,
         user,
         Method::GET,
         &format!("/workspaces/{ws}/settings"),
         None,
     )
-    .await?
-    .body;
+    .await?;
     let body = html! {
         p { a href=(format!("/w/{ws}/audit-log")) { "Audit log" } " · " a href=(format!("/w/{ws}/webhooks")) { "Webhooks" } }
         section aria-labelledby="ai-heading" {
@@ -117,7 +117,7 @@ async fn settings_page(
                     caption.sr-only { "Members and their roles" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } th scope="col" { span.sr-only { "Actions" } } } }
                     tbody {
-                        @for m in members.body["items"].as_array().into_iter().flatten() {
+                        @for m in members["items"].as_array().into_iter().flatten() {
                             tr {
                                 td { (text(&m["name"])) } td { (text(&m["email"])) } td { (text(&m["role"])) } td { (when(&m["created_at"])) }
                                 td {
@@ -131,7 +131,7 @@ async fn settings_page(
                 }
             }
             h3 { "Pending invitations" }
-            @let pending = invitations.body["items"].as_array().cloned().unwrap_or_default();
+            @let pending = invitations["items"].as_array().cloned().unwrap_or_default();
             @if pending.is_empty() {
                 p #no-invitations { "No invitation is waiting for an answer." }
             } @else {
@@ -173,7 +173,7 @@ async fn settings_page(
                     caption.sr-only { "API keys" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Role" } th scope="col" { "Last used" } th scope="col" { "State" } } }
                     tbody {
-                        @for k in keys.body["items"].as_array().into_iter().flatten() {
+                        @for k in keys["items"].as_array().into_iter().flatten() {
                             tr {
                                 td { (text(&k["name"])) }
                                 td { code { (text(&k["prefix"])) } }
@@ -247,7 +247,7 @@ async fn save(
         "four_eyes": form.four_eyes.is_some(),
         "daily_token_budget": budget,
     });
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::PUT,
@@ -271,7 +271,7 @@ async fn invite_member(
     Form(form): Form<MemberForm>,
 ) -> Result<Response, Response> {
     let body = json!({"email": form.email.trim(), "role": form.role});
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::POST,
@@ -289,7 +289,7 @@ async fn delete_then_back(
     ws: Uuid,
     path: &str,
 ) -> Result<Response, Response> {
-    call(api, user, Method::DELETE, path, None).await?;
+    call::<IgnoredAny>(api, user, Method::DELETE, path, None).await?;
     Ok(layout::see_other(&format!("/w/{ws}/settings")))
 }
 
@@ -336,7 +336,7 @@ async fn create_key(
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
     let body = json!({"name": form.name, "role": form.role});
-    let created = call(
+    let created: Value = call(
         &api,
         &user,
         Method::POST,
@@ -344,7 +344,7 @@ async fn create_key(
         Some(body),
     )
     .await?;
-    settings_page(&api, &user, &workspace, Some(&created.body)).await
+    settings_page(&api, &user, &workspace, Some(&created)).await
 }
 
 async fn revoke_key(
@@ -361,7 +361,7 @@ async fn audit_log(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let log = call(
+    let log: Value = call(
         &api,
         &user,
         Method::GET,
@@ -375,7 +375,7 @@ async fn audit_log(
                 caption.sr-only { "Security-relevant actions, newest first" }
                 thead { tr { th scope="col" { "When" } th scope="col" { "Action" } th scope="col" { "Who" } th scope="col" { "Target" } th scope="col" { "From" } } }
                 tbody {
-                    @for e in log.body["items"].as_array().into_iter().flatten() {
+                    @for e in log["items"].as_array().into_iter().flatten() {
                         tr {
                             td { (when(&e["created_at"])) }
                             td { code { (text(&e["action"])) } }

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -38,7 +39,9 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let (items, _) = get_list(&api, &user, &format!("/workspaces/{ws}/stores?limit=100")).await?;
+    let items = get_list::<Value>(&api, &user, &format!("/workspaces/{ws}/stores?limit=100"))
+        .await?
+        .items;
     let body = html! {
         @if items.is_empty() {
             p { "No store is connected yet." }
@@ -132,7 +135,7 @@ async fn connect(
             "access_token": form.access_token, "access_token_secret": form.access_token_secret,
         });
     }
-    let store = call(
+    let store: Value = call(
         &api,
         &user,
         Method::POST,
@@ -142,7 +145,7 @@ async fn connect(
     .await?;
     Ok(layout::see_other(&format!(
         "/w/{ws}/stores/{}",
-        text(&store.body["id"])
+        text(&store["id"])
     )))
 }
 
@@ -203,7 +206,7 @@ async fn show(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let schedule = api
-        .call(
+        .call::<Value>(
             Some(&user.caller),
             &user.origin,
             Method::GET,
@@ -212,8 +215,7 @@ async fn show(
         )
         .await
         .ok()
-        .filter(|a| a.ok())
-        .map(|a| a.body);
+        .and_then(|a| a.body.ok());
     let run = |action: &str, label: &str| {
         button_form(
             &format!("/w/{ws}/stores/{id}/run/{action}"),
@@ -390,7 +392,7 @@ async fn set_schedule(
         let days = field("full_sync_every_days")
             .parse::<u64>()
             .map_or_else(|_| json!(field("full_sync_every_days")), |d| json!(d));
-        call(
+        call::<IgnoredAny>(
             &api,
             &user,
             Method::PATCH,
@@ -399,7 +401,7 @@ async fn set_schedule(
         )
         .await?;
     }
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::PUT,
@@ -432,8 +434,8 @@ async fn run(
         ),
         _ => return Err(layout::error_page(StatusCode::NOT_FOUND, "no such action")),
     };
-    let started = call(&api, &user, Method::POST, &path, body).await?;
-    match started.body["job_id"].as_str() {
+    let started: Value = call(&api, &user, Method::POST, &path, body).await?;
+    match started["job_id"].as_str() {
         Some(job) => Ok(layout::see_other(&format!("/w/{ws}/jobs/{job}"))),
         None => Err(layout::error_page(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -504,6 +506,6 @@ async fn disconnect(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     load_store(&api, &user, ws, id).await?;
-    call(&api, &user, Method::DELETE, &format!("/stores/{id}"), None).await?;
+    call::<IgnoredAny>(&api, &user, Method::DELETE, &format!("/stores/{id}"), None).await?;
     Ok(layout::see_other(&format!("/w/{ws}/stores/{id}")))
 }

@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -51,8 +52,9 @@ async fn list_page(
     created: Option<&Value>,
 ) -> Result<Response, Response> {
     let ws = workspace.id;
-    let (endpoints, _) =
-        get_list(api, user, &format!("/workspaces/{ws}/webhooks?limit=100")).await?;
+    let endpoints = get_list::<Value>(api, user, &format!("/workspaces/{ws}/webhooks?limit=100"))
+        .await?
+        .items;
     let body = html! {
         @if let Some(created) = created {
             div.new-key role="status" {
@@ -161,7 +163,7 @@ async fn create(
     if !description.is_empty() {
         body["description"] = json!(description);
     }
-    let created = call(
+    let created: Value = call(
         &api,
         &user,
         Method::POST,
@@ -169,7 +171,7 @@ async fn create(
         Some(body),
     )
     .await?;
-    list_page(&api, &user, &workspace, Some(&created.body)).await
+    list_page(&api, &user, &workspace, Some(&created)).await
 }
 
 async fn detail(
@@ -178,11 +180,10 @@ async fn detail(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = admin_workspace(&api, &user, ws).await?;
-    let endpoint = call(&api, &user, Method::GET, &format!("/webhooks/{id}"), None)
+    let endpoint: Value = call(&api, &user, Method::GET, &format!("/webhooks/{id}"), None).await?;
+    let deliveries = get_list::<Value>(&api, &user, &format!("/webhooks/{id}/deliveries?limit=50"))
         .await?
-        .body;
-    let (deliveries, _) =
-        get_list(&api, &user, &format!("/webhooks/{id}/deliveries?limit=50")).await?;
+        .items;
     let base = format!("/w/{ws}/webhooks/{id}");
     let enabled = endpoint["enabled"] == true;
     let body = html! {
@@ -247,7 +248,7 @@ async fn set_enabled(
     Path((ws, id)): Path<(Uuid, Uuid)>,
     Form(form): Form<EnabledForm>,
 ) -> Result<Response, Response> {
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::PATCH,
@@ -263,7 +264,7 @@ async fn delete(
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::DELETE,
@@ -279,7 +280,7 @@ async fn redeliver(
     user: WebUser,
     Path((ws, id, delivery)): Path<(Uuid, Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    call(
+    call::<IgnoredAny>(
         &api,
         &user,
         Method::POST,
