@@ -240,7 +240,7 @@ pub async fn log_lines(db: &PgPool, job_id: Uuid, limit: i64) -> Result<Vec<LogL
     Ok(lines)
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct LogLine {
     pub level: String,
     pub message: String,
@@ -292,7 +292,7 @@ impl Resource for JobRun {
 }
 
 /// The API's view of a job.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobResponse {
     pub id: Uuid,
     pub kind: JobKind,
@@ -310,7 +310,7 @@ pub struct JobResponse {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
     pub done: i64,
     pub total: Option<i64>,

@@ -2,7 +2,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::assets;
@@ -130,17 +132,45 @@ pub fn badge(status: &str) -> Markup {
     html! { span class=(format!("badge badge-{status}")) { (status) } }
 }
 
-/// A timestamp from the API (RFC 3339) shown to the minute, in UTC.
-pub fn when(value: &serde_json::Value) -> String {
-    value
-        .as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        })
+/// A moment the API answered: a timestamp, or none.
+pub trait Moment {
+    fn moment(self) -> Option<DateTime<Utc>>;
+}
+
+impl Moment for DateTime<Utc> {
+    fn moment(self) -> Option<DateTime<Utc>> {
+        Some(self)
+    }
+}
+
+impl Moment for Option<DateTime<Utc>> {
+    fn moment(self) -> Option<DateTime<Utc>> {
+        self
+    }
+}
+
+impl Moment for &serde_json::Value {
+    fn moment(self) -> Option<DateTime<Utc>> {
+        self.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// A timestamp shown to the minute, in UTC; `—` when there is none.
+pub fn when(at: impl Moment) -> String {
+    at.moment()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "—".to_string())
+}
+
+/// The name the API gives a value of one of its enums (`succeeded`, `needs_reauth`…), as its
+/// JSON answer spells it.
+pub fn name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
 }
 
 pub fn text(value: &serde_json::Value) -> &str {

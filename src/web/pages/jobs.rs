@@ -8,14 +8,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::{Markup, html};
 use serde::de::IgnoredAny;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list};
 use crate::auth::roles::Capability;
+use crate::jobs::JobResponse;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, button_form, page, render, see_other, text, when};
+use crate::web::layout::{badge, button_form, name, page, render, see_other, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +32,7 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let items = get_list::<Value>(&api, &user, &format!("/workspaces/{ws}/jobs?limit=50"))
+    let items = get_list::<JobResponse>(&api, &user, &format!("/workspaces/{ws}/jobs?limit=50"))
         .await?
         .items;
     let body = html! {
@@ -46,11 +46,11 @@ async fn list(
                     tbody {
                         @for job in &items {
                             tr {
-                                td { a href=(format!("/w/{ws}/jobs/{}", text(&job["id"]))) { (text(&job["kind"])) } }
-                                td { (badge(text(&job["status"]))) }
+                                td { a href=(format!("/w/{ws}/jobs/{}", job.id)) { (job.kind.as_str()) } }
+                                td { (badge(&name(&job.status))) }
                                 td { (progress_text(job)) }
-                                td { (when(&job["started_at"])) }
-                                td { (when(&job["finished_at"])) }
+                                td { (when(job.started_at)) }
+                                td { (when(job.finished_at)) }
                             }
                         }
                     }
@@ -65,13 +65,9 @@ async fn list(
     )))
 }
 
-fn finished(job: &Value) -> bool {
-    matches!(text(&job["status"]), "succeeded" | "failed" | "cancelled")
-}
-
-fn progress_text(job: &Value) -> String {
-    let done = job["progress"]["done"].as_i64().unwrap_or(0);
-    match job["progress"]["total"].as_i64() {
+fn progress_text(job: &JobResponse) -> String {
+    let done = job.progress.done;
+    match job.progress.total {
         Some(total) => format!("{done} of {total}"),
         None => format!("{done}"),
     }
@@ -79,11 +75,11 @@ fn progress_text(job: &Value) -> String {
 
 /// Status, progress bar, counters and log; polls itself every second until the job finishes.
 /// `cancel` is the CSRF token when the person may stop the job.
-fn progress_markup(ws: Uuid, job: &Value, cancel: Option<&str>) -> Markup {
-    let id = text(&job["id"]);
-    let running = !finished(job);
-    let done = job["progress"]["done"].as_i64().unwrap_or(0);
-    let total = job["progress"]["total"].as_i64();
+fn progress_markup(ws: Uuid, job: &JobResponse, cancel: Option<&str>) -> Markup {
+    let id = job.id;
+    let running = !job.status.is_finished();
+    let done = job.progress.done;
+    let total = job.progress.total;
     let max = total.unwrap_or(done.max(1)).max(1);
     let shown_done = if running { done } else { max.max(done) };
     html! {
@@ -91,15 +87,15 @@ fn progress_markup(ws: Uuid, job: &Value, cancel: Option<&str>) -> Markup {
             hx-get=[running.then(|| format!("/w/{ws}/jobs/{id}/progress"))]
             hx-trigger=[running.then_some("every 1s")]
             hx-swap=[running.then_some("outerHTML")] {
-            p aria-live="polite" { "Status: " span #job-status data-status=(text(&job["status"])) { (badge(text(&job["status"]))) } }
+            p aria-live="polite" { "Status: " span #job-status data-status=(name(&job.status)) { (badge(&name(&job.status))) } }
             label for="job-bar" { "Progress: " (progress_text(job)) }
             progress #job-bar max=(max) value=(shown_done) { (progress_text(job)) }
-            @if let (true, Some(csrf)) = (running && job["cancel_requested"] != true, cancel) {
+            @if let (true, Some(csrf)) = (running && !job.cancel_requested, cancel) {
                 (button_form(&format!("/w/{ws}/jobs/{id}/cancel"), csrf, "Cancel job", "reject"))
             }
-            @if job["cancel_requested"] == true && running { p { "Stopping at the next checkpoint…" } }
-            @if let Some(error) = job["error"].as_str() { p.error role="alert" { (error) } }
-            @if let Some(counters) = job["counters"].as_object().filter(|c| !c.is_empty()) {
+            @if job.cancel_requested && running { p { "Stopping at the next checkpoint…" } }
+            @if let Some(error) = &job.error { p.error role="alert" { (error) } }
+            @if let Some(counters) = job.counters.as_object().filter(|c| !c.is_empty()) {
                 dl.facts {
                     @for (name, value) in counters {
                         dt { (name) } dd { (value.to_string()) }
@@ -108,9 +104,9 @@ fn progress_markup(ws: Uuid, job: &Value, cancel: Option<&str>) -> Markup {
             }
             h2 { "Log" }
             ol.log {
-                @for line in job["log"].as_array().into_iter().flatten() {
-                    li class=(format!("log-{}", text(&line["level"]))) {
-                        time { (when(&line["at"])) } " " (text(&line["message"]))
+                @for line in &job.log {
+                    li class=(format!("log-{}", line.level)) {
+                        time { (when(line.at)) } " " (line.message)
                     }
                 }
             }
@@ -124,10 +120,10 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let job: Value = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
-    let title = format!("Job: {}", text(&job["kind"]));
+    let job: JobResponse = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    let title = format!("Job: {}", job.kind.as_str());
     let body = html! {
-        @if let Some(store) = job["store_id"].as_str() {
+        @if let Some(store) = job.store_id {
             p { a href=(format!("/w/{ws}/stores/{store}")) { "Back to the store" } }
         }
         (progress_markup(ws, &job, workspace.can_edit().then_some(user.csrf.as_str())))
@@ -145,7 +141,7 @@ async fn progress_fragment(
     user: WebUser,
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
-    let job: Value = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
+    let job: JobResponse = call(&api, &user, Method::GET, &format!("/jobs/{id}"), None).await?;
     // One query rather than the whole workspace: this answers a poll every second.
     let can_edit = matches!(
         user.caller.role_in(&state.db, ws).await,
