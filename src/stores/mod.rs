@@ -277,7 +277,7 @@ pub fn hash_link_token(token: &str) -> Vec<u8> {
 }
 
 /// What the API shows of a store: never a secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StoreResponse {
     pub id: Uuid,
     pub workspace_id: Uuid,

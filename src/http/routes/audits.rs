@@ -51,7 +51,7 @@ pub struct AuditRequestFilter {
     pub finding: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditStarted {
     pub job_id: Uuid,
     pub audit_id: Uuid,

@@ -65,7 +65,7 @@ pub struct EnrichFilter {
     pub only_flagged: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnrichStarted {
     pub job_id: Uuid,
 }

@@ -57,7 +57,7 @@ pub struct ExportRequest {
     pub strict: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExportStarted {
     pub job_id: Uuid,
     pub export_id: Uuid,

@@ -103,7 +103,7 @@ pub struct SyncRequest {
     pub mode: SyncMode,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobStarted {
     pub job_id: Uuid,
 }

@@ -380,7 +380,7 @@ pub struct PushRequest {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushStarted {
     pub job_id: Uuid,
     pub proposals: usize,

@@ -36,7 +36,7 @@ pub struct ScheduleRequest {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleResponse {
     pub store_id: Uuid,
     pub cron: String,

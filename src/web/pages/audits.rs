@@ -125,7 +125,7 @@ async fn list(
     points.reverse();
     let latest = runs.iter().find(|r| r["status"] == "succeeded");
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (store.name) } }
         @if runs.is_empty() {
             p { "No audit has run yet." }
         } @else {
@@ -154,7 +154,7 @@ async fn list(
             }
         }
     };
-    let title = format!("Audits · {}", text(&store["name"]));
+    let title = format!("Audits · {}", store.name);
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),

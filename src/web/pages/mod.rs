@@ -27,6 +27,7 @@ use crate::http::routes::me::MeResponse;
 use crate::http::routes::notifications::NoticeList;
 use crate::pagination::Page;
 use crate::state::AppState;
+use crate::stores::StoreResponse;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -168,9 +169,9 @@ pub async fn load_store(
     user: &WebUser,
     ws: Uuid,
     id: Uuid,
-) -> Result<Value, Response> {
-    let store: Value = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
-    in_workspace(&store, ws, "store")?;
+) -> Result<StoreResponse, Response> {
+    let store: StoreResponse = call(api, user, Method::GET, &format!("/stores/{id}"), None).await?;
+    in_workspace(store.workspace_id, ws, "store")?;
     Ok(store)
 }
 
@@ -184,8 +185,8 @@ impl From<NotFound> for Response {
 }
 
 /// Checks that a resource the API returned belongs to the workspace in the page's path.
-pub fn in_workspace(body: &Value, ws: Uuid, what: &str) -> Result<(), NotFound> {
-    if body["workspace_id"].as_str() == Some(ws.to_string().as_str()) {
+pub fn in_workspace(workspace_id: Uuid, ws: Uuid, what: &str) -> Result<(), NotFound> {
+    if workspace_id == ws {
         Ok(())
     } else {
         Err(NotFound(what.to_string()))

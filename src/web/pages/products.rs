@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{Workspace, call, get_list, in_workspace, load_store};
 use crate::pagination::Page;
 use crate::state::AppState;
+use crate::stores::StoreResponse;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, page, render, text, when};
 use crate::web::session::WebUser;
@@ -78,13 +79,7 @@ async fn list(
     )
     .await?;
     let views: Vec<String> = std::iter::once("all".to_string())
-        .chain(
-            store["store_views"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v["code"].as_str().map(str::to_string)),
-        )
+        .chain(store.store_views.iter().map(|v| v.code.clone()))
         .collect();
     let view_refs: Vec<&str> = views.iter().map(String::as_str).collect();
     let next = next_cursor.map(|cursor| {
@@ -95,7 +90,7 @@ async fn list(
         serde_urlencoded::to_string(&next).unwrap_or_default()
     });
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (store.name) } }
         form.filters method="get" action=(format!("/w/{ws}/stores/{id}/products")) role="search" {
             div { label for="q" { "Search SKU or name" } input #q type="search" name="q" value=(filter.q); }
             div { label for="finding" { "Audit rule" } input #finding type="text" name="finding" value=(filter.finding) placeholder="e.g. description_missing"; }
@@ -130,7 +125,7 @@ async fn list(
             p { a rel="next" href=(format!("/w/{ws}/stores/{id}/products?{next}")) { "Next page" } }
         }
     };
-    let title = format!("Products · {}", text(&store["name"]));
+    let title = format!("Products · {}", store.name);
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),
@@ -161,7 +156,7 @@ async fn show(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let product: Value = call(&api, &user, Method::GET, &format!("/products/{id}"), None).await?;
     let store_id = text(&product["store_id"]).to_string();
-    let store: Value = call(
+    let store: StoreResponse = call(
         &api,
         &user,
         Method::GET,
@@ -169,7 +164,7 @@ async fn show(
         None,
     )
     .await?;
-    in_workspace(&store, ws, "product")?;
+    in_workspace(store.workspace_id, ws, "product")?;
     let versions = get_list::<Value>(&api, &user, &format!("/products/{id}/versions?limit=100"))
         .await?
         .items;

@@ -208,7 +208,7 @@ async fn queue(
         filter.state.as_str()
     };
     let body = html! {
-        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (text(&store["name"])) } }
+        p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (store.name) } }
         form.filters method="get" action=(format!("/w/{ws}/stores/{id}/review")) {
             label for="state" { "State" }
             select #state name="state" {
@@ -232,7 +232,7 @@ async fn queue(
             @for p in &items { (proposal_markup(ws, id, p, can_review, &user.csrf)) }
         }
     };
-    let title = format!("Review · {}", text(&store["name"]));
+    let title = format!("Review · {}", store.name);
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),

@@ -9,14 +9,21 @@ use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, load_store};
+use crate::http::routes::audits::AuditStarted;
+use crate::http::routes::enrich::EnrichStarted;
+use crate::http::routes::exports::ExportStarted;
+use crate::http::routes::jobs::JobStarted;
+use crate::http::routes::review::PushStarted;
+use crate::http::routes::schedules::ScheduleResponse;
 use crate::schedules::Step;
 use crate::state::AppState;
+use crate::stores::{StoreResponse, StoreStatus};
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
+use crate::web::layout::{self, badge, button_form, csrf_field, name, page, render, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -39,9 +46,10 @@ async fn list(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let items = get_list::<Value>(&api, &user, &format!("/workspaces/{ws}/stores?limit=100"))
-        .await?
-        .items;
+    let items =
+        get_list::<StoreResponse>(&api, &user, &format!("/workspaces/{ws}/stores?limit=100"))
+            .await?
+            .items;
     let body = html! {
         @if items.is_empty() {
             p { "No store is connected yet." }
@@ -53,10 +61,10 @@ async fn list(
                     tbody {
                         @for store in &items {
                             tr {
-                                td { a href=(format!("/w/{ws}/stores/{}", text(&store["id"]))) { (text(&store["name"])) } }
-                                td { (badge(text(&store["status"]))) }
-                                td { (text(&store["base_url"])) }
-                                td { (when(&store["last_synced_at"])) }
+                                td { a href=(format!("/w/{ws}/stores/{}", store.id)) { (store.name) } }
+                                td { (badge(&name(&store.status))) }
+                                td { (store.base_url) }
+                                td { (when(store.last_synced_at)) }
                             }
                         }
                     }
@@ -135,7 +143,7 @@ async fn connect(
             "access_token": form.access_token, "access_token_secret": form.access_token_secret,
         });
     }
-    let store: Value = call(
+    let store: StoreResponse = call(
         &api,
         &user,
         Method::POST,
@@ -143,42 +151,39 @@ async fn connect(
         Some(body),
     )
     .await?;
-    Ok(layout::see_other(&format!(
-        "/w/{ws}/stores/{}",
-        text(&store["id"])
-    )))
+    Ok(layout::see_other(&format!("/w/{ws}/stores/{}", store.id)))
 }
 
 /// The connection status; while Magento's handshake is pending it polls itself.
-fn status_markup(ws: Uuid, store: &Value) -> Markup {
-    let status = text(&store["status"]);
-    let pending = status == "pending";
-    let id = text(&store["id"]);
+fn status_markup(ws: Uuid, store: &StoreResponse) -> Markup {
+    let status = name(&store.status);
+    let pending = store.status == StoreStatus::Pending;
+    let id = store.id;
     html! {
         div #store-status aria-live="polite"
             hx-get=[pending.then(|| format!("/w/{ws}/stores/{id}/status"))]
             hx-trigger=[pending.then_some("every 2s")]
             hx-swap=[pending.then_some("outerHTML")] {
-            p { "Connection: " (badge(status)) }
-            @if let Some(detail) = store["status_detail"].as_str() { p.hint { (detail) } }
-            @let missing = store["missing_permissions"].as_array().cloned().unwrap_or_default();
+            p { "Connection: " (badge(&status)) }
+            @if let Some(detail) = &store.status_detail { p.hint { (detail) } }
+            @let missing = &store.missing_permissions;
             @if !missing.is_empty() {
                 div.notice role="alert" {
                     p { "Magento refuses these API resources to catalogd's integration. In Magento's admin, open System → Integrations, edit the integration, and grant them on its API tab:" }
                     ul {
-                        @for entry in &missing {
-                            li { code { (text(&entry["resource"])) } " — needed by " (text(&entry["step"])) ", since " (when(&entry["since"])) }
+                        @for entry in missing {
+                            li { code { (entry.resource) } " — needed by " (entry.step) ", since " (when(entry.since)) }
                         }
                     }
                 }
             }
-            @if store["push_via_bulk"].as_bool() == Some(true) {
-                @match store["bulk_keeps_scope"].as_bool() {
+            @if store.push_via_bulk {
+                @match store.bulk_keeps_scope {
                     Some(false) => div.notice role="alert" #bulk-scope {
                         p { "Bulk pushes go product by product: Magento's bulk API does not keep store views on this store." }
-                        @if let Some(detail) = store["bulk_scope_detail"].as_str() { p.hint { (detail) } }
+                        @if let Some(detail) = &store.bulk_scope_detail { p.hint { (detail) } }
                     },
-                    Some(true) => p.hint #bulk-scope { "Bulk pushes keep store views. " (text(&store["bulk_scope_detail"])) },
+                    Some(true) => p.hint #bulk-scope { "Bulk pushes keep store views. " (store.bulk_scope_detail.as_deref().unwrap_or("")) },
                     None => p.hint #bulk-scope { "Bulk pushes: the first bulk of each store view is a canary of one product, checked before the rest is sent." },
                 }
             }
@@ -206,7 +211,7 @@ async fn show(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let schedule = api
-        .call::<Value>(
+        .call::<ScheduleResponse>(
             Some(&user.caller),
             &user.origin,
             Method::GET,
@@ -227,20 +232,20 @@ async fn show(
     let body = html! {
         (status_markup(ws, &store))
         dl.facts {
-            dt { "Base URL" } dd { (text(&store["base_url"])) }
-            dt { "Last sync" } dd #last-sync { (when(&store["last_synced_at"])) }
+            dt { "Base URL" } dd { (store.base_url) }
+            dt { "Last sync" } dd #last-sync { (when(store.last_synced_at)) }
             dt { "Last full sync" } dd #last-full-sync {
-                (when(&store["last_full_sync_at"]))
-                " (a scheduled sync reads every product after " (store["full_sync_every_days"]) " days)"
+                (when(store.last_full_sync_at))
+                " (a scheduled sync reads every product after " (store.full_sync_every_days) " days)"
             }
             dt { "Store views" } dd {
-                @for view in store["store_views"].as_array().into_iter().flatten() {
-                    span.tag { (text(&view["code"])) }
+                @for view in &store.store_views {
+                    span.tag { (view.code) }
                 }
             }
         }
-        @if let (Some(callback), Some(identity), true) = (store["callback_url"].as_str(), store["identity_url"].as_str(),
-            matches!(text(&store["status"]), "pending" | "needs_reauth")) {
+        @if let (Some(callback), Some(identity), true) = (&store.callback_url, &store.identity_url,
+            matches!(store.status, StoreStatus::Pending | StoreStatus::NeedsReauth)) {
             section aria-labelledby="magento-heading" {
                 h2 #magento-heading { "Magento integration" }
                 label for="callback-url" { "Callback URL" }
@@ -279,12 +284,12 @@ async fn show(
             @match &schedule {
                 Some(s) => {
                     p #schedule-summary {
-                        "Runs " code { (text(&s["cron"])) } " (" (text(&s["timezone"])) "): "
-                        (s["pipeline"].as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join(" → "))
-                        @if s["enabled"] == json!(false) { ", paused" } "."
+                        "Runs " code { (s.cron) } " (" (s.timezone) "): "
+                        (s.pipeline.iter().map(|step| step.as_str()).collect::<Vec<_>>().join(" → "))
+                        @if !s.enabled { ", paused" } "."
                     }
                     p { "Next runs:" }
-                    ul.next-runs { @for t in s["next_runs"].as_array().into_iter().flatten() { li { (when(t)) } } }
+                    ul.next-runs { @for t in &s.next_runs { li { (when(*t)) } } }
                 }
                 None => p { "No schedule: the store syncs only when asked." }
             }
@@ -295,17 +300,17 @@ async fn show(
                     input #cron type="text" name="cron" required placeholder="0 3 * * *" aria-describedby="cron-preview"
                         hx-get=(format!("/w/{ws}/schedule-preview")) hx-include="#timezone" hx-target="#cron-preview"
                         hx-trigger="input changed delay:400ms"
-                        value=(schedule.as_ref().map(|s| text(&s["cron"]).to_string()).unwrap_or_default());
+                        value=(schedule.as_ref().map(|s| s.cron.as_str()).unwrap_or_default());
                     label for="timezone" { "Time zone" }
                     input #timezone type="text" name="timezone" placeholder="UTC"
                         hx-get=(format!("/w/{ws}/schedule-preview")) hx-include="#cron" hx-target="#cron-preview"
                         hx-trigger="input changed delay:400ms"
-                        value=(schedule.as_ref().map(|s| text(&s["timezone"]).to_string()).unwrap_or_else(|| "UTC".into()));
+                        value=(schedule.as_ref().map_or("UTC", |s| s.timezone.as_str()));
                     div #cron-preview aria-live="polite" {}
                     (pipeline_fields(schedule.as_ref()))
                     label for="full-sync-every-days" { "Read every product at least every (days)" }
                     input #full-sync-every-days type="number" name="full_sync_every_days" min="1" max="365" required
-                        value=(store["full_sync_every_days"]);
+                        value=(store.full_sync_every_days);
                     button type="submit" { "Save schedule" }
                 }
             }
@@ -313,16 +318,15 @@ async fn show(
     };
     let body = html! {
         (body)
-        @if workspace.can_administer() && text(&store["status"]) != "disconnected" {
+        @if workspace.can_administer() && store.status != StoreStatus::Disconnected {
             section aria-labelledby="disconnect-heading" {
                 h2 #disconnect-heading { "Disconnect" }
                 p { a href=(format!("/w/{ws}/stores/{id}/disconnect")) { "Disconnect this store…" } }
             }
         }
     };
-    let title = text(&store["name"]).to_string();
     Ok(render(page(
-        &title,
+        &store.name,
         Some(&workspace.nav(&user, "stores")),
         body,
     )))
@@ -331,11 +335,9 @@ async fn show(
 /// The schedule's steps as checkboxes, the pipeline's own steps first in their order (a form
 /// posts checked boxes in document order, which is the order they run in), then the others;
 /// and whether the schedule runs at all.
-fn pipeline_fields(schedule: Option<&Value>) -> Markup {
-    let stored: Vec<Step> = schedule
-        .and_then(|s| serde_json::from_value(s["pipeline"].clone()).ok())
-        .unwrap_or_else(|| vec![Step::Sync]);
-    let enabled = schedule.is_none_or(|s| s["enabled"] != json!(false));
+fn pipeline_fields(schedule: Option<&ScheduleResponse>) -> Markup {
+    let stored: Vec<Step> = schedule.map_or_else(|| vec![Step::Sync], |s| s.pipeline.clone());
+    let enabled = schedule.is_none_or(|s| s.enabled);
     let others = Step::ALL.into_iter().filter(|s| !stored.contains(s));
     let steps = stored
         .iter()
@@ -434,14 +436,36 @@ async fn run(
         ),
         _ => return Err(layout::error_page(StatusCode::NOT_FOUND, "no such action")),
     };
-    let started: Value = call(&api, &user, Method::POST, &path, body).await?;
-    match started["job_id"].as_str() {
-        Some(job) => Ok(layout::see_other(&format!("/w/{ws}/jobs/{job}"))),
-        None => Err(layout::error_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "nothing to do",
-        )),
-    }
+    // Each start answers with its own type; every one names the job.
+    let (api, user, post) = (&api, &user, Method::POST);
+    let job = match action.as_str() {
+        "audit" => {
+            call::<AuditStarted>(api, user, post, &path, body)
+                .await?
+                .job_id
+        }
+        "enrich" => {
+            call::<EnrichStarted>(api, user, post, &path, body)
+                .await?
+                .job_id
+        }
+        "export" => {
+            call::<ExportStarted>(api, user, post, &path, body)
+                .await?
+                .job_id
+        }
+        "push" => {
+            call::<PushStarted>(api, user, post, &path, body)
+                .await?
+                .job_id
+        }
+        _ => {
+            call::<JobStarted>(api, user, post, &path, body)
+                .await?
+                .job_id
+        }
+    };
+    Ok(layout::see_other(&format!("/w/{ws}/jobs/{job}")))
 }
 
 #[derive(Deserialize)]
@@ -492,7 +516,7 @@ async fn disconnect_page(
         (button_form(&format!("/w/{ws}/stores/{id}/disconnect"), &user.csrf, "Disconnect the store", "reject"))
         p { a href=(format!("/w/{ws}/stores/{id}")) { "Keep it connected" } }
     };
-    let title = format!("Disconnect {}?", text(&store["name"]));
+    let title = format!("Disconnect {}?", store.name);
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),
