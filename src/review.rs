@@ -111,7 +111,7 @@ impl ProposalFilter {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct ProposalResponse {
     pub id: Uuid,
     pub product_id: Uuid,

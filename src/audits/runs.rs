@@ -421,7 +421,7 @@ pub struct FindingFilter {
     pub product_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct FindingResponse {
     pub id: i64,
     pub product_id: Uuid,

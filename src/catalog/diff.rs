@@ -16,7 +16,7 @@ const LONG_TEXT_CHARS: usize = 80;
 /// A word diff of pathological input gives up being minimal after this long.
 const WORD_DIFF_TIMEOUT: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Added,
@@ -24,7 +24,7 @@ pub enum ChangeKind {
     Changed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct FieldChange {
     pub field: String,
     pub change: ChangeKind,
@@ -37,7 +37,7 @@ pub struct FieldChange {
     pub words: Option<Vec<Segment>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentOp {
     Equal,
@@ -45,14 +45,14 @@ pub enum SegmentOp {
     Delete,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct Segment {
     pub op: SegmentOp,
     pub text: String,
 }
 
 /// A value before and after.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ValueChange {
     #[schema(value_type = Object)]
     pub from: Value,
@@ -61,7 +61,7 @@ pub struct ValueChange {
 }
 
 /// One gallery entry's changes; parts that did not change are absent.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct MediaChange {
     pub entry_id: i64,
     pub change: ChangeKind,

@@ -195,7 +195,7 @@ pub fn is_content_field(store: &Store, field: &str) -> bool {
 }
 
 /// One row of the product list.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct ProductSummary {
     pub id: Uuid,
     pub sku: String,

@@ -53,7 +53,7 @@ pub enum VersionState {
 /// States of a version that still waits for review or push.
 pub const OPEN_STATES_SQL: &str = "'proposed', 'approved', 'conflict'";
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Version {
     pub id: Uuid,
     pub product_id: Uuid,

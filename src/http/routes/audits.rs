@@ -169,7 +169,7 @@ async fn check_request(
     Ok(filter)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditResponse {
     pub id: Uuid,
     pub store_id: Uuid,

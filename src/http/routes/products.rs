@@ -56,7 +56,7 @@ async fn list_products(
     Ok(Json(page))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProductDetail {
     pub id: Uuid,
     pub store_id: Uuid,
@@ -80,7 +80,7 @@ pub struct ProductDetail {
     pub media: Vec<MirroredMedia>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MirroredMedia {
     pub entry_id: i64,
     /// The file as the gallery entry names it.
@@ -129,7 +129,7 @@ async fn mirrored_media(
     Ok(out)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ScopeDetail {
     /// `all` (default values) or a store view code.
     pub store_view: String,
@@ -348,7 +348,7 @@ pub struct DiffQuery {
 }
 
 /// A version as a diff names it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionRef {
     pub id: Uuid,
     pub store_view: String,
@@ -369,7 +369,7 @@ impl From<&Version> for VersionRef {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DiffResponse {
     /// `null` when `to` has no parent: everything in it is `added`.
     pub from: Option<VersionRef>,

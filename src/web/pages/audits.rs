@@ -7,13 +7,15 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use maud::{Markup, html};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, load_store};
+use crate::audits::runs::FindingResponse;
+use crate::http::routes::audits::AuditResponse;
+use crate::jobs::JobStatus;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, page, render, text, when};
+use crate::web::layout::{badge, name, page, render, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -91,13 +93,20 @@ pub fn score_chart(points: &[(String, f64)]) -> Markup {
     }
 }
 
-fn by_rule(run: &Value) -> Vec<(String, f64)> {
-    run["counts"]["by_rule"]
+fn by_rule(run: &AuditResponse) -> Vec<(String, f64)> {
+    run.counts["by_rule"]
         .as_object()
         .into_iter()
         .flatten()
         .map(|(rule, n)| (rule.clone(), n.as_f64().unwrap_or(0.0)))
         .collect()
+}
+
+/// The run's score to one decimal, `—` before it has one.
+fn score(run: &AuditResponse) -> String {
+    run.score
+        .map(|s| format!("{s:.1}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 async fn list(
@@ -107,23 +116,19 @@ async fn list(
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
-    let runs = get_list::<Value>(&api, &user, &format!("/stores/{id}/audits?limit=30"))
+    let runs = get_list::<AuditResponse>(&api, &user, &format!("/stores/{id}/audits?limit=30"))
         .await?
         .items;
     // Oldest first for the chart; the list shows newest first as the API does.
     let mut points: Vec<(String, f64)> = runs
         .iter()
         .filter_map(|r| {
-            let score = r["score"].as_f64()?;
-            let day = text(&r["created_at"])
-                .get(5..16)
-                .unwrap_or("")
-                .replace('T', " ");
-            Some((day, score))
+            let day = r.created_at.format("%m-%d %H:%M").to_string();
+            Some((day, r.score?))
         })
         .collect();
     points.reverse();
-    let latest = runs.iter().find(|r| r["status"] == "succeeded");
+    let latest = runs.iter().find(|r| r.status == JobStatus::Succeeded);
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{id}")) { "Back to " (store.name) } }
         @if runs.is_empty() {
@@ -142,11 +147,11 @@ async fn list(
                     tbody {
                         @for r in &runs {
                             tr {
-                                td { a href=(format!("/w/{ws}/audits/{}", text(&r["id"]))) { (when(&r["created_at"])) } }
-                                td { (badge(text(&r["status"]))) }
-                                td { (r["score"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "—".into())) }
-                                td { (r["products"]) }
-                                td { (r["findings"]) }
+                                td { a href=(format!("/w/{ws}/audits/{}", r.id)) { (when(r.created_at)) } }
+                                td { (badge(&name(&r.status))) }
+                                td { (score(r)) }
+                                td { (r.products) }
+                                td { (r.findings) }
                             }
                         }
                     }
@@ -168,18 +173,19 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let run: Value = call(&api, &user, Method::GET, &format!("/audits/{id}"), None).await?;
-    let store_id = text(&run["store_id"]).to_string();
-    let findings = get_list::<Value>(&api, &user, &format!("/audits/{id}/findings?limit=200"))
-        .await?
-        .items;
+    let run: AuditResponse = call(&api, &user, Method::GET, &format!("/audits/{id}"), None).await?;
+    let store_id = run.store_id;
+    let findings =
+        get_list::<FindingResponse>(&api, &user, &format!("/audits/{id}/findings?limit=200"))
+            .await?
+            .items;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/audits")) { "Back to the store's audits" } }
         dl.facts {
-            dt { "Status" } dd { (badge(text(&run["status"]))) }
-            dt { "Score" } dd #audit-score { (run["score"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "—".into())) }
-            dt { "Products" } dd { (run["products"]) }
-            dt { "Findings" } dd { (run["findings"]) }
+            dt { "Status" } dd { (badge(&name(&run.status))) }
+            dt { "Score" } dd #audit-score { (score(&run)) }
+            dt { "Products" } dd { (run.products) }
+            dt { "Findings" } dd { (run.findings) }
         }
         (bar_chart("Findings by rule", by_rule(&run)))
         h2 { "Findings" }
@@ -190,12 +196,12 @@ async fn show(
                 tbody {
                     @for f in &findings {
                         tr {
-                            td { a href=(format!("/w/{ws}/products/{}", text(&f["product_id"]))) { (text(&f["sku"])) } }
-                            td { (text(&f["store_view"])) }
-                            td { a href=(format!("/w/{ws}/stores/{store_id}/products?finding={}", text(&f["rule"]))) { (text(&f["rule"])) } }
-                            td { (text(&f["severity"])) }
-                            td { (text(&f["field"])) }
-                            td { (text(&f["message"])) }
+                            td { a href=(format!("/w/{ws}/products/{}", f.product_id)) { (f.sku) } }
+                            td { (f.store_view) }
+                            td { a href=(format!("/w/{ws}/stores/{store_id}/products?finding={}", f.rule)) { (f.rule) } }
+                            td { (f.severity) }
+                            td { (f.field) }
+                            td { (f.message) }
                         }
                     }
                 }

@@ -9,15 +9,18 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, in_workspace, load_store};
+use crate::catalog::diff::{FieldChange, SegmentOp};
+use crate::catalog::products::ProductSummary;
+use crate::catalog::versions::Version;
+use crate::http::routes::products::{DiffResponse, ProductDetail, VersionRef};
 use crate::pagination::Page;
 use crate::state::AppState;
 use crate::stores::StoreResponse;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, page, render, text, when};
+use crate::web::layout::{badge, name, page, render, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -72,7 +75,7 @@ async fn list(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
-    let Page { items, next_cursor } = get_list::<Value>(
+    let Page { items, next_cursor } = get_list::<ProductSummary>(
         &api,
         &user,
         &format!("/stores/{id}/products?limit=50&{query}"),
@@ -110,11 +113,11 @@ async fn list(
                     tbody {
                         @for p in &items {
                             tr {
-                                td { a href=(format!("/w/{ws}/products/{}", text(&p["id"]))) { (text(&p["sku"])) } }
-                                td { (text(&p["name"])) }
-                                td { (text(&p["type_id"])) }
-                                td.score { (p["audit_score"].as_i64().map(|s| s.to_string()).unwrap_or_else(|| "—".into())) }
-                                td { (p["open_proposals"].as_i64().unwrap_or(0)) }
+                                td { a href=(format!("/w/{ws}/products/{}", p.id)) { (p.sku) } }
+                                td { (p.name.as_deref().unwrap_or("")) }
+                                td { (p.type_id.as_deref().unwrap_or("")) }
+                                td.score { (p.audit_score.map(|s| s.to_string()).unwrap_or_else(|| "—".into())) }
+                                td { (p.open_proposals) }
                             }
                         }
                     }
@@ -134,16 +137,15 @@ async fn list(
 }
 
 /// The alt text of a picture: its label in the default scope's live content.
-fn alt_text(product: &Value, entry_id: i64) -> String {
-    product["scopes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["store_view"] == "all")
-        .filter_map(|s| s["live"]["content"]["media"].as_array())
-        .flatten()
-        .find(|m| m["entry_id"].as_i64() == Some(entry_id))
-        .and_then(|m| m["label"].as_str())
+fn alt_text(product: &ProductDetail, entry_id: i64) -> String {
+    product
+        .scopes
+        .iter()
+        .filter(|s| s.store_view == "all")
+        .filter_map(|s| s.live.as_ref())
+        .flat_map(|live| &live.content.media)
+        .find(|m| m.entry_id == entry_id)
+        .and_then(|m| m.label.as_deref())
         .unwrap_or("")
         .to_string()
 }
@@ -154,8 +156,9 @@ async fn show(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let product: Value = call(&api, &user, Method::GET, &format!("/products/{id}"), None).await?;
-    let store_id = text(&product["store_id"]).to_string();
+    let product: ProductDetail =
+        call(&api, &user, Method::GET, &format!("/products/{id}"), None).await?;
+    let store_id = product.store_id;
     let store: StoreResponse = call(
         &api,
         &user,
@@ -165,20 +168,20 @@ async fn show(
     )
     .await?;
     in_workspace(store.workspace_id, ws, "product")?;
-    let versions = get_list::<Value>(&api, &user, &format!("/products/{id}/versions?limit=100"))
+    let versions = get_list::<Version>(&api, &user, &format!("/products/{id}/versions?limit=100"))
         .await?
         .items;
     let body = html! {
         p { a href=(format!("/w/{ws}/stores/{store_id}/products")) { "Back to the products" } }
-        @let media = product["media"].as_array().cloned().unwrap_or_default();
+        @let media = &product.media;
         @if !media.is_empty() {
             section aria-labelledby="media-heading" {
                 h2 #media-heading { "Pictures" }
                 ul.thumbs {
-                    @for m in &media {
-                        @let alt = alt_text(&product, m["entry_id"].as_i64().unwrap_or(-1));
+                    @for m in media {
+                        @let alt = alt_text(&product, m.entry_id);
                         li {
-                            @if let Some(url) = m["thumbnail_url"].as_str() {
+                            @if let Some(url) = &m.thumbnail_url {
                                 img src=(url) alt=(alt) width="128" height="128" loading="lazy";
                             } @else {
                                 span.hint { "no thumbnail" }
@@ -191,23 +194,22 @@ async fn show(
         }
         section aria-labelledby="live-heading" {
             h2 #live-heading { "Live content per store view" }
-            @for scope in product["scopes"].as_array().into_iter().flatten() {
-                h3 { (text(&scope["store_view"])) }
-                @match scope["live"].as_object() {
-                    Some(_) => {
-                        @let content = &scope["live"]["effective"];
-                        @let content = if content.is_object() { content } else { &scope["live"]["content"] };
+            @for scope in &product.scopes {
+                h3 { (scope.store_view) }
+                @match &scope.live {
+                    Some(live) => {
+                        @let content = live.effective.as_ref().unwrap_or(&live.content);
                         dl.facts {
-                            @for (field, value) in content["fields"].as_object().into_iter().flatten() {
-                                dt { (field) } dd { (value.as_str().unwrap_or("")) }
+                            @for (field, value) in &content.fields {
+                                dt { (field) } dd { (value) }
                             }
                         }
                     }
                     None => p.hint { "Nothing live in this store view yet." }
                 }
-                @if let Some(open) = scope["open_proposal"]["id"].as_str() {
-                    p { "Open proposal: " (badge(text(&scope["open_proposal"]["state"]))) " "
-                        a href=(format!("/w/{ws}/products/{id}/diff?to={open}")) { "see its changes" } }
+                @if let Some(open) = &scope.open_proposal {
+                    p { "Open proposal: " (badge(&name(&open.state))) " "
+                        a href=(format!("/w/{ws}/products/{id}/diff?to={}", open.id)) { "see its changes" } }
                 }
             }
         }
@@ -220,14 +222,14 @@ async fn show(
                         thead { tr { th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Store view" } th scope="col" { "Origin" } th scope="col" { "State" } th scope="col" { "Created" } } }
                         tbody {
                             @for (i, v) in versions.iter().enumerate() {
-                                @let vid = text(&v["id"]);
+                                @let vid = v.id;
                                 tr {
-                                    td { input type="radio" name="from" value=(vid) id=(format!("from-{vid}")) checked[i == 1] aria-label=(format!("compare from version of {}", when(&v["created_at"]))); }
-                                    td { input type="radio" name="to" value=(vid) id=(format!("to-{vid}")) checked[i == 0] aria-label=(format!("compare to version of {}", when(&v["created_at"]))); }
-                                    td { (text(&v["store_view"])) }
-                                    td { (text(&v["origin"])) }
-                                    td { (badge(text(&v["state"]))) }
-                                    td { (when(&v["created_at"])) }
+                                    td { input type="radio" name="from" value=(vid) id=(format!("from-{vid}")) checked[i == 1] aria-label=(format!("compare from version of {}", when(v.created_at))); }
+                                    td { input type="radio" name="to" value=(vid) id=(format!("to-{vid}")) checked[i == 0] aria-label=(format!("compare to version of {}", when(v.created_at))); }
+                                    td { (v.store_view) }
+                                    td { (name(&v.origin)) }
+                                    td { (badge(&name(&v.state))) }
+                                    td { (when(v.created_at)) }
                                 }
                             }
                         }
@@ -237,7 +239,11 @@ async fn show(
             }
         }
     };
-    let title = format!("{} · {}", text(&product["sku"]), text(&product["name"]));
+    let title = format!(
+        "{} · {}",
+        product.sku,
+        product.name.as_deref().unwrap_or("")
+    );
     Ok(render(page(
         &title,
         Some(&workspace.nav(&user, "stores")),
@@ -252,37 +258,37 @@ struct DiffQuery {
 }
 
 /// One field side by side: the old value with deletions marked, the new with insertions.
-fn side_by_side(change: &Value) -> Markup {
+fn side_by_side(change: &FieldChange) -> Markup {
     html! {
         div.side-by-side {
             div {
                 h4 { "Before" }
-                @match change["words"].as_array() {
+                @match &change.words {
                     Some(segments) => p.diff {
                         @for s in segments {
-                            @match text(&s["op"]) {
-                                "delete" => del { (text(&s["text"])) },
-                                "equal" => span { (text(&s["text"])) },
-                                _ => {},
+                            @match s.op {
+                                SegmentOp::Delete => del { (s.text) },
+                                SegmentOp::Equal => span { (s.text) },
+                                SegmentOp::Insert => {},
                             }
                         }
                     },
-                    None => p.diff { @if let Some(from) = change["from"].as_str() { del { (from) } } },
+                    None => p.diff { @if let Some(from) = &change.from { del { (from) } } },
                 }
             }
             div {
                 h4 { "After" }
-                @match change["words"].as_array() {
+                @match &change.words {
                     Some(segments) => p.diff {
                         @for s in segments {
-                            @match text(&s["op"]) {
-                                "insert" => ins { (text(&s["text"])) },
-                                "equal" => span { (text(&s["text"])) },
-                                _ => {},
+                            @match s.op {
+                                SegmentOp::Insert => ins { (s.text) },
+                                SegmentOp::Equal => span { (s.text) },
+                                SegmentOp::Delete => {},
                             }
                         }
                     },
-                    None => p.diff { @if let Some(to) = change["to"].as_str() { ins { (to) } } },
+                    None => p.diff { @if let Some(to) = &change.to { ins { (to) } } },
                 }
             }
         }
@@ -300,34 +306,34 @@ async fn diff(
     if let Some(from) = query.from {
         path.push_str(&format!("&from={from}"));
     }
-    let diff: Value = call(&api, &user, Method::GET, &path, None).await?;
-    let describe = |v: &Value| {
+    let diff: DiffResponse = call(&api, &user, Method::GET, &path, None).await?;
+    let describe = |v: &VersionRef| {
         format!(
             "{} · {} · {} · {}",
-            text(&v["store_view"]),
-            text(&v["origin"]),
-            text(&v["state"]),
-            when(&v["created_at"])
+            v.store_view,
+            name(&v.origin),
+            name(&v.state),
+            when(v.created_at)
         )
     };
     let body = html! {
         p { a href=(format!("/w/{ws}/products/{id}")) { "Back to the product" } }
         dl #diff-versions .facts {
-            dt { "From" } dd { @if diff["from"].is_object() { (describe(&diff["from"])) } @else { "nothing (first version)" } }
-            dt { "To" } dd { (describe(&diff["to"])) }
+            dt { "From" } dd { @if let Some(from) = &diff.from { (describe(from)) } @else { "nothing (first version)" } }
+            dt { "To" } dd { (describe(&diff.to)) }
         }
-        @if diff["identical"] == true {
+        @if diff.identical {
             p #identical { "The two versions have the same content." }
         }
-        @for change in diff["fields"].as_array().into_iter().flatten() {
+        @for change in &diff.fields {
             section.change {
-                h3 { (text(&change["field"])) " " span.hint { "(" (text(&change["change"])) ")" } }
+                h3 { (change.field) " " span.hint { "(" (name(&change.change)) ")" } }
                 (side_by_side(change))
             }
         }
-        @for m in diff["media"].as_array().into_iter().flatten() {
+        @for m in &diff.media {
             section.change {
-                h3 { "Picture " (text(&m["file"])) " " span.hint { "(" (text(&m["change"])) ")" } }
+                h3 { "Picture " (m.file) " " span.hint { "(" (name(&m.change)) ")" } }
             }
         }
     };

@@ -14,9 +14,12 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list, load_store};
+use crate::catalog::diff::{FieldChange, SegmentOp};
+use crate::catalog::versions::VersionState;
+use crate::review::ProposalResponse;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, csrf_field, page, render, text};
+use crate::web::layout::{self, badge, csrf_field, name, page, render, text};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -54,24 +57,24 @@ const STATES: &[&str] = &[
     "proposed", "approved", "conflict", "failed", "rejected", "pushed",
 ];
 
-fn words(change: &Value) -> Markup {
+fn words(change: &FieldChange) -> Markup {
     html! {
-        @match change["words"].as_array() {
+        @match &change.words {
             Some(segments) => {
                 p.diff {
                     @for s in segments {
-                        @match text(&s["op"]) {
-                            "insert" => ins { (text(&s["text"])) },
-                            "delete" => del { (text(&s["text"])) },
-                            _ => span { (text(&s["text"])) },
+                        @match s.op {
+                            SegmentOp::Insert => ins { (s.text) },
+                            SegmentOp::Delete => del { (s.text) },
+                            SegmentOp::Equal => span { (s.text) },
                         }
                     }
                 }
             }
             None => {
                 div.side-by-side {
-                    div { h4 { "Live" } p { (text(&change["from"])) } }
-                    div { h4 { "Proposed" } p { (text(&change["to"])) } }
+                    div { h4 { "Live" } p { (change.from.as_deref().unwrap_or("")) } }
+                    div { h4 { "Proposed" } p { (change.to.as_deref().unwrap_or("")) } }
                 }
             }
         }
@@ -130,27 +133,36 @@ fn push_failure(meta: &Value) -> Markup {
     }
 }
 
-fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &str) -> Markup {
-    let id = text(&p["id"]);
+fn proposal_markup(
+    ws: Uuid,
+    store: Uuid,
+    p: &ProposalResponse,
+    can_review: bool,
+    csrf: &str,
+) -> Markup {
+    let id = p.id;
     let action = |decision: &str| format!("/w/{ws}/stores/{store}/proposals/{id}/{decision}");
-    let changes = p["changes"].as_array().cloned().unwrap_or_default();
+    let changes = &p.changes;
     // What the API lets a reviewer do in each state.
-    let approvable = text(&p["state"]) == "proposed";
+    let approvable = p.state == VersionState::Proposed;
     let rejectable = matches!(
-        text(&p["state"]),
-        "proposed" | "approved" | "conflict" | "failed"
+        p.state,
+        VersionState::Proposed
+            | VersionState::Approved
+            | VersionState::Conflict
+            | VersionState::Failed
     );
     html! {
         article.proposal tabindex="0" data-id=(id) aria-labelledby=(format!("p-{id}")) {
-            h3 #(format!("p-{id}")) { (text(&p["sku"])) " · " (text(&p["store_view"])) " " (badge(text(&p["state"]))) }
-            @for change in &changes {
+            h3 #(format!("p-{id}")) { (p.sku) " · " (p.store_view) " " (badge(&name(&p.state))) }
+            @for change in changes {
                 section.change {
-                    h4 { (text(&change["field"])) }
+                    h4 { (change.field) }
                     (words(change))
                 }
             }
-            (conflict(&p["meta"]))
-            (push_failure(&p["meta"]))
+            (conflict(&p.meta))
+            (push_failure(&p.meta))
             @if can_review && (approvable || rejectable) {
                 div.buttons {
                     @if approvable {
@@ -172,10 +184,10 @@ fn proposal_markup(ws: Uuid, store: Uuid, p: &Value, can_review: bool, csrf: &st
                     summary { "Edit and approve " kbd { "e" } }
                     form method="post" action=(action("approve")) {
                         (csrf_field(csrf))
-                        @for change in &changes {
-                            @let name = text(&change["field"]);
-                            label for=(format!("edit-{id}-{name}")) { (name) }
-                            textarea id=(format!("edit-{id}-{name}")) name=(format!("field:{name}")) rows="3" { (text(&change["to"])) }
+                        @for change in changes {
+                            @let field = &change.field;
+                            label for=(format!("edit-{id}-{field}")) { (field) }
+                            textarea id=(format!("edit-{id}-{field}")) name=(format!("field:{field}")) rows="3" { (change.to.as_deref().unwrap_or("")) }
                         }
                         button type="submit" { "Approve with edits" }
                     }
@@ -194,7 +206,7 @@ async fn queue(
     let workspace = Workspace::load(&api, &user, ws).await?;
     let store = load_store(&api, &user, ws, id).await?;
     let query = filter.query();
-    let items = get_list::<Value>(
+    let items = get_list::<ProposalResponse>(
         &api,
         &user,
         &format!("/stores/{id}/proposals?limit=50&{query}"),
