@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Attention {
     /// Stores with proposals waiting, the longest-waiting first.
     pub proposals_waiting: Vec<StoreProposals>,
@@ -22,7 +22,7 @@ pub struct Attention {
     pub budget: BudgetToday,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct StoreProposals {
     pub store_id: Uuid,
     pub store_name: String,
@@ -32,7 +32,7 @@ pub struct StoreProposals {
     pub oldest_age_secs: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct FailedJob {
     pub job_id: Uuid,
     pub kind: String,
@@ -42,7 +42,7 @@ pub struct FailedJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct StoreAction {
     pub store_id: Uuid,
     pub store_name: String,
@@ -53,7 +53,7 @@ pub struct StoreAction {
     pub missing_permissions: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct ScheduledRun {
     pub store_id: Uuid,
     pub store_name: String,
@@ -68,7 +68,7 @@ pub struct ScheduledRun {
     pub last_status: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct BudgetToday {
     /// Null: no daily budget.
     pub daily_token_budget: Option<u64>,

@@ -243,7 +243,7 @@ async fn start_workspace_export(
     ))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExportResponse {
     pub id: Uuid,
     pub format: String,

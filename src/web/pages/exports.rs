@@ -6,14 +6,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use maud::html;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Workspace, call};
-use crate::http::routes::exports::visible_to;
+use crate::http::routes::exports::{ExportResponse, visible_to};
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, page, render, text, when};
+use crate::web::layout::{self, badge, name, page, render, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -47,8 +46,10 @@ async fn list(
     let mut exports = Vec::new();
     for id in ids {
         // Each through the API, which signs a fresh download link and logs the download grant.
-        exports
-            .push(call::<Value>(&api, &user, Method::GET, &format!("/exports/{id}"), None).await?);
+        exports.push(
+            call::<ExportResponse>(&api, &user, Method::GET, &format!("/exports/{id}"), None)
+                .await?,
+        );
     }
     let body = html! {
         @if exports.is_empty() {
@@ -61,18 +62,18 @@ async fn list(
                     tbody {
                         @for export in &exports {
                             tr {
-                                td { (text(&export["format"])) }
-                                td { (badge(text(&export["status"]))) }
-                                td { (export["rows"].as_i64().map(|r| r.to_string()).unwrap_or_default()) }
-                                td { (export["bytes"].as_i64().map(|b| format!("{b} bytes")).unwrap_or_default()) }
-                                td { (when(&export["created_at"])) }
+                                td { (export.format) }
+                                td { (badge(&name(&export.status))) }
+                                td { (export.rows.map(|r| r.to_string()).unwrap_or_default()) }
+                                td { (export.bytes.map(|b| format!("{b} bytes")).unwrap_or_default()) }
+                                td { (when(export.created_at)) }
                                 td {
-                                    @match export["download_url"].as_str() {
-                                        Some(url) => a.download href=(url) download { "Download " (text(&export["format"])) }
+                                    @match &export.download_url {
+                                        Some(url) => a.download href=(url) download { "Download " (export.format) }
                                         None => "—",
                                     }
-                                    @if let Some(_) = export["expires_at"].as_str() {
-                                        br; small { "link valid until " (when(&export["expires_at"])) }
+                                    @if let Some(expires) = export.expires_at {
+                                        br; small { "link valid until " (when(expires)) }
                                     }
                                 }
                             }

@@ -7,13 +7,16 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Workspace, call};
+use crate::http::routes::notifications::NoticeList;
+use crate::notify::attention::Attention;
+use crate::notify::notices::Notice;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, csrf_field, page, render, see_other, text, when};
+use crate::web::layout::{badge, csrf_field, page, render, see_other, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -33,8 +36,8 @@ pub fn age(secs: i64) -> String {
     }
 }
 
-fn number(value: &Value) -> String {
-    value.as_i64().map_or_else(|| "—".into(), |n| n.to_string())
+fn number(value: Option<u64>) -> String {
+    value.map_or_else(|| "—".into(), |n| n.to_string())
 }
 
 async fn home(
@@ -43,7 +46,7 @@ async fn home(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let a: Value = call(
+    let a: Attention = call(
         &api,
         &user,
         Method::GET,
@@ -51,14 +54,13 @@ async fn home(
         None,
     )
     .await?;
-    let list = |name: &str| a[name].as_array().cloned().unwrap_or_default();
     let (proposals, failed, stores, runs) = (
-        list("proposals_waiting"),
-        list("failed_jobs"),
-        list("stores_needing_action"),
-        list("scheduled_runs"),
+        &a.proposals_waiting,
+        &a.failed_jobs,
+        &a.stores_needing_action,
+        &a.scheduled_runs,
     );
-    let budget = &a["budget"];
+    let budget = &a.budget;
     let body = html! {
         section #attention-proposals aria-labelledby="h-proposals" {
             h2 #h-proposals { "Proposals waiting for review" }
@@ -67,11 +69,11 @@ async fn home(
                 table {
                     thead { tr { th scope="col" { "Store" } th scope="col" { "Waiting" } th scope="col" { "Oldest waits for" } } }
                     tbody {
-                        @for p in &proposals {
+                        @for p in proposals {
                             tr {
-                                td { a href=(format!("/w/{ws}/stores/{}/review", text(&p["store_id"]))) { (text(&p["store_name"])) } }
-                                td.proposals { (number(&p["proposals"])) }
-                                td { (age(p["oldest_age_secs"].as_i64().unwrap_or(0))) }
+                                td { a href=(format!("/w/{ws}/stores/{}/review", p.store_id)) { (p.store_name) } }
+                                td.proposals { (p.proposals) }
+                                td { (age(p.oldest_age_secs)) }
                             }
                         }
                     }
@@ -83,11 +85,11 @@ async fn home(
             @if failed.is_empty() { p { "No job failed." } }
             @else {
                 ul {
-                    @for j in &failed {
+                    @for j in failed {
                         li {
-                            a href=(format!("/w/{ws}/jobs/{}", text(&j["job_id"]))) { (text(&j["kind"])) }
-                            @if let Some(store) = j["store_name"].as_str() { " of " (store) }
-                            " at " (when(&j["finished_at"])) ": " (text(&j["error"]))
+                            a href=(format!("/w/{ws}/jobs/{}", j.job_id)) { (j.kind) }
+                            @if let Some(store) = &j.store_name { " of " (store) }
+                            " at " (when(j.finished_at)) ": " (j.error.as_deref().unwrap_or(""))
                         }
                     }
                 }
@@ -98,13 +100,12 @@ async fn home(
             @if stores.is_empty() { p { "Every store is connected with the permissions it needs." } }
             @else {
                 ul {
-                    @for s in &stores {
+                    @for s in stores {
                         li {
-                            a href=(format!("/w/{ws}/stores/{}", text(&s["store_id"]))) { (text(&s["store_name"])) }
-                            " " (badge(text(&s["status"])))
-                            @if let Some(detail) = s["status_detail"].as_str() { " " (detail) }
-                            @let missing: Vec<&str> = s["missing_permissions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                            @if !missing.is_empty() { " — grant in Magento: " code { (missing.join(", ")) } }
+                            a href=(format!("/w/{ws}/stores/{}", s.store_id)) { (s.store_name) }
+                            " " (badge(&s.status))
+                            @if let Some(detail) = &s.status_detail { " " (detail) }
+                            @if !s.missing_permissions.is_empty() { " — grant in Magento: " code { (s.missing_permissions.join(", ")) } }
                         }
                     }
                 }
@@ -117,15 +118,15 @@ async fn home(
                 table {
                     thead { tr { th scope="col" { "Store" } th scope="col" { "Last run" } th scope="col" { "Next run" } } }
                     tbody {
-                        @for r in &runs {
+                        @for r in runs {
                             tr {
-                                td { a href=(format!("/w/{ws}/stores/{}", text(&r["store_id"]))) { (text(&r["store_name"])) } }
+                                td { a href=(format!("/w/{ws}/stores/{}", r.store_id)) { (r.store_name) } }
                                 td {
-                                    (when(&r["last_run_at"]))
-                                    @if let Some(status) = r["last_status"].as_str() { " " (badge(status)) }
-                                    @if let Some(summary) = r["last_summary"].as_str() { br; small { (summary) } }
+                                    (when(r.last_run_at))
+                                    @if let Some(status) = &r.last_status { " " (badge(status)) }
+                                    @if let Some(summary) = &r.last_summary { br; small { (summary) } }
                                 }
-                                td { @if r["enabled"] == true { (when(&r["next_run_at"])) } @else { "paused" } }
+                                td { @if r.enabled { (when(r.next_run_at)) } @else { "paused" } }
                             }
                         }
                     }
@@ -135,9 +136,9 @@ async fn home(
         section #attention-budget aria-labelledby="h-budget" {
             h2 #h-budget { "AI budget today" }
             p {
-                @match budget["left_today"].as_u64() {
-                    Some(left) => { (left) " tokens left of " (number(&budget["daily_token_budget"])) " (" (number(&budget["used_today"])) " used today, UTC)." }
-                    None => { "No daily budget; " (number(&budget["used_today"])) " tokens used today (UTC)." }
+                @match budget.left_today {
+                    Some(left) => { (left) " tokens left of " (number(budget.daily_token_budget)) " (" (budget.used_today) " used today, UTC)." }
+                    None => { "No daily budget; " (budget.used_today) " tokens used today (UTC)." }
                 }
             }
         }
@@ -149,16 +150,16 @@ async fn home(
     )))
 }
 
-fn notice_row(ws: Uuid, n: &Value, csrf: &str) -> Markup {
-    let unread = n["read_at"].is_null();
+fn notice_row(ws: Uuid, n: &Notice, csrf: &str) -> Markup {
+    let unread = n.read_at.is_none();
     html! {
         li class=(if unread { "notice unread" } else { "notice" }) {
-            a href=(text(&n["url"])) { (text(&n["summary"])) }
-            " " small { code { (text(&n["kind"])) } " · " (when(&n["created_at"])) }
+            a href=(n.url) { (n.summary) }
+            " " small { code { (n.kind) } " · " (when(n.created_at)) }
             @if unread {
                 form.inline method="post" action=(format!("/w/{ws}/notifications/read")) {
                     (csrf_field(csrf))
-                    input type="hidden" name="event_id" value=(text(&n["event_id"]));
+                    input type="hidden" name="event_id" value=(n.event_id);
                     button type="submit" { "Mark read" }
                 }
             }
@@ -172,7 +173,7 @@ async fn notices(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let listed: Value = call(
+    let listed: NoticeList = call(
         &api,
         &user,
         Method::GET,
@@ -180,18 +181,17 @@ async fn notices(
         None,
     )
     .await?;
-    let items = listed["items"].as_array().cloned().unwrap_or_default();
     let body = html! {
-        p { (number(&listed["unread_count"])) " unread. "
+        p { (listed.unread_count) " unread. "
             a href=(format!("/w/{ws}/notifications/preferences")) { "Choose what you get by mail" } }
-        @if listed["unread_count"].as_i64().unwrap_or(0) > 0 {
+        @if listed.unread_count > 0 {
             form.inline method="post" action=(format!("/w/{ws}/notifications/read")) {
                 (csrf_field(&user.csrf))
                 button type="submit" #mark-all-read { "Mark all read" }
             }
         }
-        @if items.is_empty() { p { "No notifications yet." } }
-        ul #notices { @for n in &items { (notice_row(ws, n, &user.csrf)) } }
+        @if listed.items.is_empty() { p { "No notifications yet." } }
+        ul #notices { @for n in &listed.items { (notice_row(ws, n, &user.csrf)) } }
     };
     Ok(render(page(
         "Notifications",

@@ -16,11 +16,12 @@ use super::account::anonymous_page;
 use super::{Workspace, call};
 use crate::auth::Caller;
 use crate::auth::caller::Principal;
+use crate::http::routes::notifications::Preferences;
 use crate::notify::unsubscribe;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::csrf;
-use crate::web::layout::{self, csrf_field, page, render, see_other, text};
+use crate::web::layout::{self, csrf_field, page, render, see_other};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -38,7 +39,7 @@ async fn preferences(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let answer: Value = call(
+    let answer: Preferences = call(
         &api,
         &user,
         Method::GET,
@@ -46,10 +47,7 @@ async fn preferences(
         None,
     )
     .await?;
-    let items = answer["preferences"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let items = answer.preferences;
     let body = html! {
         p { "Which events of " strong { (workspace.name) } " you get mail about. Until you choose, your role's default applies." }
         form.card #notification-preferences method="post" action=(format!("/w/{ws}/notifications/preferences")) {
@@ -59,17 +57,17 @@ async fn preferences(
                 thead { tr { th scope="col" { "Event" } th scope="col" { "Mail" } th scope="col" { "Daily digest instead" } th scope="col" { "Default for your role" } } }
                 tbody {
                     @for (i, p) in items.iter().enumerate() {
-                        @let kind = text(&p["kind"]);
+                        @let kind = p.kind.as_str();
                         tr {
-                            td { label for=(format!("email-{i}")) { (text(&p["label"])) } br; code { (kind) } }
-                            td { input id=(format!("email-{i}")) type="checkbox" name="email" value=(kind) checked[p["email"] == true]; }
+                            td { label for=(format!("email-{i}")) { (p.label) } br; code { (kind) } }
+                            td { input id=(format!("email-{i}")) type="checkbox" name="email" value=(kind) checked[p.email]; }
                             td {
                                 @if kind == "review.ready" {
                                     input id="digest-review-ready" type="checkbox" name="digest" value=(kind)
-                                        checked[p["digest"] == true] aria-label="Daily digest of proposals waiting";
+                                        checked[p.digest] aria-label="Daily digest of proposals waiting";
                                 }
                             }
-                            td { @if p["default_email"] == true { "on" } @else { "off" } }
+                            td { @if p.default_email { "on" } @else { "off" } }
                         }
                     }
                 }
