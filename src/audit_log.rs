@@ -104,7 +104,7 @@ pub async fn record_for_member(
     Ok(())
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,
     pub action: String,

@@ -21,7 +21,7 @@ use crate::error::Error;
 pub const VALID_DAYS: i64 = 7;
 
 /// A pending invitation, as owners and admins see it (never its token).
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Invitation {
     pub id: Uuid,
     pub email: String,

@@ -89,7 +89,7 @@ pub async fn all_for_user(
     .await
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Member {
     pub user_id: Uuid,
     pub email: String,
@@ -219,7 +219,7 @@ pub async fn list_members(
     Ok(Page::from_rows(rows, limit, |m| m.user_id))
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct ApiKeyInfo {
     pub id: Uuid,
     pub name: String,

@@ -35,7 +35,7 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// An endpoint as the API shows it (never its secret).
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Webhook {
     pub id: Uuid,
     pub url: String,
@@ -293,7 +293,7 @@ pub async fn delete(
 }
 
 /// One message to one endpoint and its attempts so far.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Delivery {
     /// Also the `webhook-id` header of every attempt (`msg_` + this id without dashes).
     pub id: Uuid,
@@ -326,7 +326,7 @@ struct DeliveryRow {
     body: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Attempt {
     #[serde(skip)]
     pub delivery_id: Uuid,

@@ -164,7 +164,7 @@ async fn invite(
     ))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct InvitationList {
     pub items: Vec<Invitation>,
 }

@@ -144,7 +144,7 @@ pub struct CreateApiKey {
     pub role: Role,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
     pub id: Uuid,
     /// The whole key. Shown only in this answer: store it now.

@@ -13,9 +13,15 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Workspace, call};
+use crate::accounts::settings::WorkspaceSettings;
+use crate::accounts::workspaces::{ApiKeyInfo, Member};
+use crate::audit_log::AuditRecord;
+use crate::http::routes::members::InvitationList;
+use crate::http::routes::workspaces::CreatedApiKey;
+use crate::pagination::Page;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, button_form, csrf_field, page, render, text, when};
+use crate::web::layout::{self, button_form, csrf_field, page, render, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -49,7 +55,7 @@ async fn settings_page(
     api: &InternalApi,
     user: &WebUser,
     workspace: &Workspace,
-    new_key: Option<&Value>,
+    new_key: Option<&CreatedApiKey>,
 ) -> Result<Response, Response> {
     let ws = workspace.id;
     if !workspace.can_administer() {
@@ -58,7 +64,7 @@ async fn settings_page(
             "your role in this workspace does not allow this",
         ));
     }
-    let members: Value = call(
+    let members: Page<Member> = call(
         api,
         user,
         Method::GET,
@@ -66,7 +72,7 @@ async fn settings_page(
         None,
     )
     .await?;
-    let invitations: Value = call(
+    let invitations: InvitationList = call(
         api,
         user,
         Method::GET,
@@ -74,7 +80,7 @@ async fn settings_page(
         None,
     )
     .await?;
-    let keys: Value = call(
+    let keys: Page<ApiKeyInfo> = call(
         api,
         user,
         Method::GET,
@@ -82,7 +88,7 @@ async fn settings_page(
         None,
     )
     .await?;
-    let settings: Value = call(
+    let settings: WorkspaceSettings = call(
         api,
         user,
         Method::GET,
@@ -97,16 +103,16 @@ async fn settings_page(
             form.card method="post" action=(format!("/w/{ws}/settings")) {
                 (csrf_field(&user.csrf))
                 label.check for="ai_processing" {
-                    input #ai_processing type="checkbox" name="ai_processing" value="on" checked[settings["ai_processing"] == true];
+                    input #ai_processing type="checkbox" name="ai_processing" value="on" checked[settings.ai_processing];
                     " AI processing (when off, nothing is sent to any AI provider)"
                 }
                 label.check for="four_eyes" {
-                    input #four_eyes type="checkbox" name="four_eyes" value="on" checked[settings["four_eyes"] == true];
+                    input #four_eyes type="checkbox" name="four_eyes" value="on" checked[settings.four_eyes];
                     " Four eyes (nobody approves their own proposal)"
                 }
                 label for="daily_token_budget" { "Daily token budget (empty: no limit)" }
                 input #daily_token_budget type="number" min="0" name="daily_token_budget"
-                    value=(settings["daily_token_budget"].as_u64().map(|b| b.to_string()).unwrap_or_default());
+                    value=(settings.daily_token_budget.map(|b| b.to_string()).unwrap_or_default());
                 button type="submit" { "Save settings" }
             }
         }
@@ -117,12 +123,12 @@ async fn settings_page(
                     caption.sr-only { "Members and their roles" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } th scope="col" { span.sr-only { "Actions" } } } }
                     tbody {
-                        @for m in members["items"].as_array().into_iter().flatten() {
+                        @for m in &members.items {
                             tr {
-                                td { (text(&m["name"])) } td { (text(&m["email"])) } td { (text(&m["role"])) } td { (when(&m["created_at"])) }
+                                td { (m.name) } td { (m.email) } td { (m.role.as_str()) } td { (when(m.created_at)) }
                                 td {
-                                    @if text(&m["user_id"]) != user.user_id.to_string() {
-                                        (button_form(&format!("/w/{ws}/settings/members/{}/remove", text(&m["user_id"])), &user.csrf, "Remove", "danger"))
+                                    @if m.user_id != user.user_id {
+                                        (button_form(&format!("/w/{ws}/settings/members/{}/remove", m.user_id), &user.csrf, "Remove", "danger"))
                                     }
                                 }
                             }
@@ -131,7 +137,7 @@ async fn settings_page(
                 }
             }
             h3 { "Pending invitations" }
-            @let pending = invitations["items"].as_array().cloned().unwrap_or_default();
+            @let pending = &invitations.items;
             @if pending.is_empty() {
                 p #no-invitations { "No invitation is waiting for an answer." }
             } @else {
@@ -140,10 +146,10 @@ async fn settings_page(
                         caption.sr-only { "Pending invitations" }
                         thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Invited by" } th scope="col" { "Expires" } th scope="col" { span.sr-only { "Actions" } } } }
                         tbody {
-                            @for i in &pending {
+                            @for i in pending {
                                 tr {
-                                    td { (text(&i["email"])) } td { (text(&i["role"])) } td { (text(&i["invited_by"])) } td { (when(&i["expires_at"])) }
-                                    td { (button_form(&format!("/w/{ws}/settings/invitations/{}/revoke", text(&i["id"])), &user.csrf, "Revoke", "danger")) }
+                                    td { (i.email) } td { (i.role.as_str()) } td { (i.invited_by.as_deref().unwrap_or("")) } td { (when(i.expires_at)) }
+                                    td { (button_form(&format!("/w/{ws}/settings/invitations/{}/revoke", i.id), &user.csrf, "Revoke", "danger")) }
                                 }
                             }
                         }
@@ -164,8 +170,8 @@ async fn settings_page(
             @if let Some(key) = new_key {
                 div.new-key role="status" {
                     p { strong { "Copy this key now: it is shown only once." } }
-                    label for="new-key" { "API key " (text(&key["name"])) " (" (text(&key["role"])) ")" }
-                    input #new-key type="text" readonly value=(text(&key["key"]));
+                    label for="new-key" { "API key " (key.name) " (" (key.role.as_str()) ")" }
+                    input #new-key type="text" readonly value=(key.key);
                 }
             }
             div.scroll {
@@ -173,15 +179,15 @@ async fn settings_page(
                     caption.sr-only { "API keys" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Role" } th scope="col" { "Last used" } th scope="col" { "State" } } }
                     tbody {
-                        @for k in keys["items"].as_array().into_iter().flatten() {
+                        @for k in &keys.items {
                             tr {
-                                td { (text(&k["name"])) }
-                                td { code { (text(&k["prefix"])) } }
-                                td { (text(&k["role"])) }
-                                td { (when(&k["last_used_at"])) }
+                                td { (k.name) }
+                                td { code { (k.prefix) } }
+                                td { (k.role.as_str()) }
+                                td { (when(k.last_used_at)) }
                                 td {
-                                    @if k["revoked_at"].is_string() { "revoked " (when(&k["revoked_at"])) }
-                                    @else { (button_form(&format!("/w/{ws}/settings/api-keys/{}/revoke", text(&k["id"])), &user.csrf, "Revoke", "reject")) }
+                                    @if let Some(revoked) = k.revoked_at { "revoked " (when(revoked)) }
+                                    @else { (button_form(&format!("/w/{ws}/settings/api-keys/{}/revoke", k.id), &user.csrf, "Revoke", "reject")) }
                                 }
                             }
                         }
@@ -336,7 +342,7 @@ async fn create_key(
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
     let body = json!({"name": form.name, "role": form.role});
-    let created: Value = call(
+    let created: CreatedApiKey = call(
         &api,
         &user,
         Method::POST,
@@ -361,7 +367,7 @@ async fn audit_log(
     Path(ws): Path<Uuid>,
 ) -> Result<Response, Response> {
     let workspace = Workspace::load(&api, &user, ws).await?;
-    let log: Value = call(
+    let log: Page<AuditRecord> = call(
         &api,
         &user,
         Method::GET,
@@ -375,13 +381,13 @@ async fn audit_log(
                 caption.sr-only { "Security-relevant actions, newest first" }
                 thead { tr { th scope="col" { "When" } th scope="col" { "Action" } th scope="col" { "Who" } th scope="col" { "Target" } th scope="col" { "From" } } }
                 tbody {
-                    @for e in log["items"].as_array().into_iter().flatten() {
+                    @for e in &log.items {
                         tr {
-                            td { (when(&e["created_at"])) }
-                            td { code { (text(&e["action"])) } }
-                            td { @if let Some(email) = e["actor_email"].as_str() { (email) } @else if e["actor_api_key_id"].is_string() { "API key" } @else { "—" } }
-                            td { (text(&e["target_type"])) " " (text(&e["target_id"])) }
-                            td { (text(&e["client_addr"])) }
+                            td { (when(e.created_at)) }
+                            td { code { (e.action) } }
+                            td { @if let Some(email) = &e.actor_email { (email) } @else if e.actor_api_key_id.is_some() { "API key" } @else { "—" } }
+                            td { (e.target_type.as_deref().unwrap_or("")) " " (e.target_id.as_deref().unwrap_or("")) }
+                            td { (e.client_addr.as_deref().unwrap_or("")) }
                         }
                     }
                 }

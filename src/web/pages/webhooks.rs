@@ -8,15 +8,16 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Workspace, call, get_list};
+use crate::http::routes::webhooks::CreatedWebhook;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, button_form, csrf_field, page, render, text, when};
+use crate::web::layout::{self, badge, button_form, csrf_field, page, render, when};
 use crate::web::session::WebUser;
-use crate::webhooks::EVENT_TYPES;
+use crate::webhooks::{Delivery, EVENT_TYPES, Webhook};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -49,18 +50,18 @@ async fn list_page(
     api: &InternalApi,
     user: &WebUser,
     workspace: &Workspace,
-    created: Option<&Value>,
+    created: Option<&CreatedWebhook>,
 ) -> Result<Response, Response> {
     let ws = workspace.id;
-    let endpoints = get_list::<Value>(api, user, &format!("/workspaces/{ws}/webhooks?limit=100"))
+    let endpoints = get_list::<Webhook>(api, user, &format!("/workspaces/{ws}/webhooks?limit=100"))
         .await?
         .items;
     let body = html! {
         @if let Some(created) = created {
             div.new-key role="status" {
                 p { strong { "Copy this signing secret now: it is shown only once." } }
-                label for="new-secret" { "Secret of " (text(&created["url"])) }
-                input #new-secret type="text" readonly value=(text(&created["secret"]));
+                label for="new-secret" { "Secret of " (created.webhook.url) }
+                input #new-secret type="text" readonly value=(created.secret);
             }
         }
         div.scroll {
@@ -70,11 +71,11 @@ async fn list_page(
                 tbody {
                     @for e in &endpoints {
                         tr {
-                            td { a href=(format!("/w/{ws}/webhooks/{}", text(&e["id"]))) { (text(&e["url"])) }
-                                @if !text(&e["description"]).is_empty() { br; small { (text(&e["description"])) } } }
+                            td { a href=(format!("/w/{ws}/webhooks/{}", e.id)) { (e.url) }
+                                @if !e.description.is_empty() { br; small { (e.description) } } }
                             td { (events_of(e)) }
                             td { (state_of(e)) }
-                            td { (when(&e["created_at"])) }
+                            td { (when(e.created_at)) }
                         }
                     }
                     @if endpoints.is_empty() { tr { td colspan="4" { "No endpoints yet." } } }
@@ -108,23 +109,23 @@ async fn list_page(
     )))
 }
 
-fn events_of(endpoint: &Value) -> Markup {
+fn events_of(endpoint: &Webhook) -> Markup {
     html! {
-        @for (i, event) in endpoint["events"].as_array().into_iter().flatten().enumerate() {
+        @for (i, event) in endpoint.events.iter().enumerate() {
             @if i > 0 { ", " }
-            code { (text(event)) }
+            code { (event) }
         }
     }
 }
 
-fn state_of(endpoint: &Value) -> Markup {
+fn state_of(endpoint: &Webhook) -> Markup {
     html! {
-        @if endpoint["enabled"] == true {
+        @if endpoint.enabled {
             (badge("active"))
-            @if endpoint["failing_since"].is_string() { " failing since " (when(&endpoint["failing_since"])) }
+            @if let Some(since) = endpoint.failing_since { " failing since " (when(since)) }
         } @else {
             (badge("disabled"))
-            @if let Some(reason) = endpoint["disabled_reason"].as_str() { " " (reason) }
+            @if let Some(reason) = &endpoint.disabled_reason { " " (reason) }
         }
     }
 }
@@ -163,7 +164,7 @@ async fn create(
     if !description.is_empty() {
         body["description"] = json!(description);
     }
-    let created: Value = call(
+    let created: CreatedWebhook = call(
         &api,
         &user,
         Method::POST,
@@ -180,14 +181,16 @@ async fn detail(
     Path((ws, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, Response> {
     let workspace = admin_workspace(&api, &user, ws).await?;
-    let endpoint: Value = call(&api, &user, Method::GET, &format!("/webhooks/{id}"), None).await?;
-    let deliveries = get_list::<Value>(&api, &user, &format!("/webhooks/{id}/deliveries?limit=50"))
-        .await?
-        .items;
+    let endpoint: Webhook =
+        call(&api, &user, Method::GET, &format!("/webhooks/{id}"), None).await?;
+    let deliveries =
+        get_list::<Delivery>(&api, &user, &format!("/webhooks/{id}/deliveries?limit=50"))
+            .await?
+            .items;
     let base = format!("/w/{ws}/webhooks/{id}");
-    let enabled = endpoint["enabled"] == true;
+    let enabled = endpoint.enabled;
     let body = html! {
-        p { code { (text(&endpoint["url"])) } " — " (events_of(&endpoint)) " — " (state_of(&endpoint)) }
+        p { code { (endpoint.url) } " — " (events_of(&endpoint)) " — " (state_of(&endpoint)) }
         div.actions {
             form.inline method="post" action=(format!("{base}/enabled")) {
                 (csrf_field(&user.csrf))
@@ -200,31 +203,31 @@ async fn detail(
         @if deliveries.is_empty() { p { "Nothing delivered yet." } }
         @for d in &deliveries {
             section.card.delivery {
-                h3 { code { (text(&d["event_type"])) } " " (badge(text(&d["status"]))) " " (when(&d["created_at"])) }
-                @if let Some(reason) = d["given_up_reason"].as_str() { p { (reason) } }
-                @if d["status"] == "pending" && d["next_attempt_at"].is_string() {
-                    p { "Next attempt " (when(&d["next_attempt_at"])) }
+                h3 { code { (d.event_type) } " " (badge(&d.status)) " " (when(d.created_at)) }
+                @if let Some(reason) = &d.given_up_reason { p { (reason) } }
+                @if let (true, Some(next)) = (d.status == "pending", d.next_attempt_at) {
+                    p { "Next attempt " (when(next)) }
                 }
                 div.scroll {
                     table {
                         caption.sr-only { "Attempts" }
                         thead { tr { th scope="col" { "When" } th scope="col" { "Outcome" } th scope="col" { "Status code" } th scope="col" { "Duration" } th scope="col" { "Answer (first KiB)" } } }
                         tbody {
-                            @for a in d["attempts"].as_array().into_iter().flatten() {
+                            @for a in &d.attempts {
                                 tr {
-                                    td { (when(&a["attempted_at"])) }
-                                    td { (badge(text(&a["status"]))) }
-                                    td { @if let Some(code) = a["response_status"].as_u64() { (code) } @else { "—" } }
-                                    td { (a["duration_ms"].as_i64().unwrap_or(0)) " ms" }
-                                    td { @if let Some(error) = a["error"].as_str() { (error) " " }
-                                         code { (text(&a["response_body"])) } }
+                                    td { (when(a.attempted_at)) }
+                                    td { (badge(&a.status)) }
+                                    td { @if let Some(code) = a.response_status { (code) } @else { "—" } }
+                                    td { (a.duration_ms) " ms" }
+                                    td { @if let Some(error) = &a.error { (error) " " }
+                                         code { (a.response_body.as_deref().unwrap_or("")) } }
                                 }
                             }
                         }
                     }
                 }
                 @if enabled {
-                    (button_form(&format!("{base}/deliveries/{}/redeliver", text(&d["id"])), &user.csrf, "Redeliver", ""))
+                    (button_form(&format!("{base}/deliveries/{}/redeliver", d.id), &user.csrf, "Redeliver", ""))
                 }
             }
         }
