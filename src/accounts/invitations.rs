@@ -128,7 +128,7 @@ pub async fn revoke(tx: &mut PgConnection, workspace_id: Uuid, id: Uuid) -> Resu
 }
 
 /// What a link's token opens, for the page behind the link.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Offer {
     pub invitation_id: Uuid,
     pub workspace_id: Uuid,

@@ -338,7 +338,7 @@ async fn show_invitation(
     Ok(Json(offer))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub workspace_id: Uuid,
     pub workspace_name: String,

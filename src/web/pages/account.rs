@@ -10,6 +10,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::routes::me::MeResponse;
+use crate::http::routes::workspaces::WorkspaceItem;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::csrf;
@@ -35,8 +37,8 @@ async fn home(Extension(api): Extension<InternalApi>, user: Result<WebUser, ToLo
     let Ok(user) = user else {
         return Redirect::to("/login").into_response();
     };
-    match super::call::<Value>(&api, &user, Method::GET, "/me", None).await {
-        Ok(me) => match me["workspaces"][0]["id"].as_str() {
+    match super::call::<MeResponse>(&api, &user, Method::GET, "/me", None).await {
+        Ok(me) => match me.workspaces.first().map(|w| w.id) {
             Some(ws) => Redirect::to(&format!("/w/{ws}/stores")).into_response(),
             None => layout::error_page(StatusCode::NOT_FOUND, "you belong to no workspace"),
         },
@@ -309,7 +311,7 @@ async fn create_workspace(
     user: WebUser,
     Form(form): Form<WorkspaceForm>,
 ) -> Response {
-    match super::call::<Value>(
+    match super::call::<WorkspaceItem>(
         &api,
         &user,
         Method::POST,
@@ -318,7 +320,7 @@ async fn create_workspace(
     )
     .await
     {
-        Ok(created) => layout::see_other(&format!("/w/{}/stores", layout::text(&created["id"]))),
+        Ok(created) => layout::see_other(&format!("/w/{}/stores", created.id)),
         Err(response) => response,
     }
 }

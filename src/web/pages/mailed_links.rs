@@ -12,6 +12,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::account::anonymous_page;
+use crate::accounts::invitations::Offer;
+use crate::http::routes::me::MeResponse;
+use crate::http::routes::members::Accepted;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, csrf_field, page, text};
@@ -47,7 +50,7 @@ async fn invitation_page(
     user: Result<WebUser, ToLogin>,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let answer = match super::post_anonymous::<Value>(
+    let answer = match super::post_anonymous::<Offer>(
         &api,
         &parts,
         "/invitations/lookup",
@@ -64,24 +67,24 @@ async fn invitation_page(
             "This invitation link is unknown, used, revoked or expired: ask for a new invitation.",
         );
     };
-    let invited = text(&offer["email"]).to_string();
+    let invited = offer.email.clone();
     let here = format!("/invitations?token={}", encode(&query.token));
     let signed_in_as = match &user {
         Ok(user) => api
-            .call::<Value>(Some(&user.caller), &user.origin, Method::GET, "/me", None)
+            .call::<MeResponse>(Some(&user.caller), &user.origin, Method::GET, "/me", None)
             .await
             .ok()
             .and_then(|me| me.body.ok())
-            .map(|me| text(&me["email"]).to_string()),
+            .map(|me| me.email),
         Err(_) => None,
     };
     let describe = html! {
         p {
-            @if offer["invited_by"].is_string() { (text(&offer["invited_by"])) } @else { "A member" }
-            " invited " strong { (invited) } " to the workspace " strong { (text(&offer["workspace_name"])) }
-            " as " (text(&offer["role"])) "."
+            @if let Some(by) = &offer.invited_by { (by) } @else { "A member" }
+            " invited " strong { (invited) } " to the workspace " strong { (offer.workspace_name) }
+            " as " (offer.role.as_str()) "."
         }
-        p { "The link works until " (layout::when(&offer["expires_at"])) "." }
+        p { "The link works until " (layout::when(offer.expires_at)) "." }
     };
     match (&user, signed_in_as) {
         (Ok(user), Some(email)) => {
@@ -146,7 +149,7 @@ async fn accept(
     user: WebUser,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match super::call::<Value>(
+    match super::call::<Accepted>(
         &api,
         &user,
         Method::POST,
@@ -155,7 +158,7 @@ async fn accept(
     )
     .await
     {
-        Ok(joined) => layout::see_other(&format!("/w/{}/stores", text(&joined["workspace_id"]))),
+        Ok(joined) => layout::see_other(&format!("/w/{}/stores", joined.workspace_id)),
         Err(response) => response,
     }
 }
