@@ -13,6 +13,7 @@ pub mod csrf;
 mod layout;
 mod pages;
 pub mod session;
+mod table;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};

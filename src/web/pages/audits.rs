@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, name, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -140,23 +141,13 @@ async fn list(
                 (bar_chart("Findings by rule", by_rule(latest)))
             }
             h2 { "Runs" }
-            div.scroll {
-                table {
-                    caption.sr-only { "Audit runs, newest first" }
-                    thead { tr { th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Score" } th scope="col" { "Products" } th scope="col" { "Findings" } } }
-                    tbody {
-                        @for r in &runs {
-                            tr {
-                                td { a href=(format!("/w/{ws}/audits/{}", r.id)) { (when(r.created_at)) } }
-                                td { (badge(&name(&r.status))) }
-                                td { (score(r)) }
-                                td { (r.products) }
-                                td { (r.findings) }
-                            }
-                        }
-                    }
-                }
-            }
+            (Table::new("Audit runs, newest first", &["Run", "Status", "Score", "Products", "Findings"]).rows(&runs, |r| html! {
+                td { a href=(format!("/w/{ws}/audits/{}", r.id)) { (when(r.created_at)) } }
+                td { (badge(&name(&r.status))) }
+                td { (score(r)) }
+                td { (r.products) }
+                td { (r.findings) }
+            }))
         }
     };
     let title = format!("Audits · {}", store.name);
@@ -189,24 +180,14 @@ async fn show(
         }
         (bar_chart("Findings by rule", by_rule(&run)))
         h2 { "Findings" }
-        div.scroll {
-            table {
-                caption.sr-only { "Findings" }
-                thead { tr { th scope="col" { "SKU" } th scope="col" { "Store view" } th scope="col" { "Rule" } th scope="col" { "Severity" } th scope="col" { "Field" } th scope="col" { "Message" } } }
-                tbody {
-                    @for f in &findings {
-                        tr {
-                            td { a href=(format!("/w/{ws}/products/{}", f.product_id)) { (f.sku) } }
-                            td { (f.store_view) }
-                            td { a href=(format!("/w/{ws}/stores/{store_id}/products?finding={}", f.rule)) { (f.rule) } }
-                            td { (f.severity) }
-                            td { (f.field) }
-                            td { (f.message) }
-                        }
-                    }
-                }
-            }
-        }
+        (Table::new("Findings", &["SKU", "Store view", "Rule", "Severity", "Field", "Message"]).rows(&findings, |f| html! {
+            td { a href=(format!("/w/{ws}/products/{}", f.product_id)) { (f.sku) } }
+            td { (f.store_view) }
+            td { a href=(format!("/w/{ws}/stores/{store_id}/products?finding={}", f.rule)) { (f.rule) } }
+            td { (f.severity) }
+            td { (f.field) }
+            td { (f.message) }
+        }))
     };
     Ok(render(page(
         "Audit run",

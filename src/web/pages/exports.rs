@@ -14,6 +14,7 @@ use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, name, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/w/{ws}/exports", get(list))
@@ -55,32 +56,22 @@ async fn list(
         @if exports.is_empty() {
             p { "No exports yet. Start one from a store's page." }
         } @else {
-            div.scroll {
-                table {
-                    caption.sr-only { "Exports, newest first" }
-                    thead { tr { th scope="col" { "Format" } th scope="col" { "Status" } th scope="col" { "Rows" } th scope="col" { "Size" } th scope="col" { "Created" } th scope="col" { "Download" } } }
-                    tbody {
-                        @for export in &exports {
-                            tr {
-                                td { (export.format) }
-                                td { (badge(&name(&export.status))) }
-                                td { (export.rows.map(|r| r.to_string()).unwrap_or_default()) }
-                                td { (export.bytes.map(|b| format!("{b} bytes")).unwrap_or_default()) }
-                                td { (when(export.created_at)) }
-                                td {
-                                    @match &export.download_url {
-                                        Some(url) => a.download href=(url) download { "Download " (export.format) }
-                                        None => "—",
-                                    }
-                                    @if let Some(expires) = export.expires_at {
-                                        br; small { "link valid until " (when(expires)) }
-                                    }
-                                }
-                            }
-                        }
+            (Table::new("Exports, newest first", &["Format", "Status", "Rows", "Size", "Created", "Download"]).rows(&exports, |export| html! {
+                td { (export.format) }
+                td { (badge(&name(&export.status))) }
+                td { (export.rows.map(|r| r.to_string()).unwrap_or_default()) }
+                td { (export.bytes.map(|b| format!("{b} bytes")).unwrap_or_default()) }
+                td { (when(export.created_at)) }
+                td {
+                    @match &export.download_url {
+                        Some(url) => a.download href=(url) download { "Download " (export.format) }
+                        None => "—",
+                    }
+                    @if let Some(expires) = export.expires_at {
+                        br; small { "link valid until " (when(expires)) }
                     }
                 }
-            }
+            }))
         }
     };
     Ok(render(page(

@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, button_form, name, page, render, see_other, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,23 +40,13 @@ async fn list(
         @if items.is_empty() {
             p { "No jobs yet." }
         } @else {
-            div.scroll {
-                table {
-                    caption.sr-only { "Jobs, newest first" }
-                    thead { tr { th scope="col" { "Job" } th scope="col" { "Status" } th scope="col" { "Progress" } th scope="col" { "Started" } th scope="col" { "Finished" } } }
-                    tbody {
-                        @for job in &items {
-                            tr {
-                                td { a href=(format!("/w/{ws}/jobs/{}", job.id)) { (job.kind.as_str()) } }
-                                td { (badge(&name(&job.status))) }
-                                td { (progress_text(job)) }
-                                td { (when(job.started_at)) }
-                                td { (when(job.finished_at)) }
-                            }
-                        }
-                    }
-                }
-            }
+            (Table::new("Jobs, newest first", &["Job", "Status", "Progress", "Started", "Finished"]).rows(&items, |job| html! {
+                td { a href=(format!("/w/{ws}/jobs/{}", job.id)) { (job.kind.as_str()) } }
+                td { (badge(&name(&job.status))) }
+                td { (progress_text(job)) }
+                td { (when(job.started_at)) }
+                td { (when(job.finished_at)) }
+            }))
         }
     };
     Ok(render(page(

@@ -22,6 +22,7 @@ use crate::stores::StoreResponse;
 use crate::web::api::InternalApi;
 use crate::web::layout::{badge, name, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -106,23 +107,13 @@ async fn list(
         @if items.is_empty() {
             p #no-products { "No products match." }
         } @else {
-            div.scroll {
-                table #products {
-                    caption.sr-only { "Products" }
-                    thead { tr { th scope="col" { "SKU" } th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Audit score" } th scope="col" { "Open proposals" } } }
-                    tbody {
-                        @for p in &items {
-                            tr {
-                                td { a href=(format!("/w/{ws}/products/{}", p.id)) { (p.sku) } }
-                                td { (p.name.as_deref().unwrap_or("")) }
-                                td { (p.type_id.as_deref().unwrap_or("")) }
-                                td.score { (p.audit_score.map(|s| s.to_string()).unwrap_or_else(|| "—".into())) }
-                                td { (p.open_proposals) }
-                            }
-                        }
-                    }
-                }
-            }
+            (Table::new("Products", &["SKU", "Name", "Type", "Audit score", "Open proposals"]).id("products").rows(&items, |p| html! {
+                td { a href=(format!("/w/{ws}/products/{}", p.id)) { (p.sku) } }
+                td { (p.name.as_deref().unwrap_or("")) }
+                td { (p.type_id.as_deref().unwrap_or("")) }
+                td.score { (p.audit_score.map(|s| s.to_string()).unwrap_or_else(|| "—".into())) }
+                td { (p.open_proposals) }
+            }))
         }
         @if let Some(next) = next {
             p { a rel="next" href=(format!("/w/{ws}/stores/{id}/products?{next}")) { "Next page" } }
@@ -216,25 +207,15 @@ async fn show(
         section aria-labelledby="history-heading" {
             h2 #history-heading { "Version history" }
             form method="get" action=(format!("/w/{ws}/products/{id}/diff")) {
-                div.scroll {
-                    table #versions {
-                        caption.sr-only { "Versions, newest first; pick two to compare" }
-                        thead { tr { th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Store view" } th scope="col" { "Origin" } th scope="col" { "State" } th scope="col" { "Created" } } }
-                        tbody {
-                            @for (i, v) in versions.iter().enumerate() {
-                                @let vid = v.id;
-                                tr {
-                                    td { input type="radio" name="from" value=(vid) id=(format!("from-{vid}")) checked[i == 1] aria-label=(format!("compare from version of {}", when(v.created_at))); }
-                                    td { input type="radio" name="to" value=(vid) id=(format!("to-{vid}")) checked[i == 0] aria-label=(format!("compare to version of {}", when(v.created_at))); }
-                                    td { (v.store_view) }
-                                    td { (name(&v.origin)) }
-                                    td { (badge(&name(&v.state))) }
-                                    td { (when(v.created_at)) }
-                                }
-                            }
-                        }
-                    }
-                }
+                (Table::new("Versions, newest first; pick two to compare", &["From", "To", "Store view", "Origin", "State", "Created"]).id("versions").rows(versions.iter().enumerate(), |(i, v)| html! {
+                    @let vid = v.id;
+                    td { input type="radio" name="from" value=(vid) id=(format!("from-{vid}")) checked[i == 1] aria-label=(format!("compare from version of {}", when(v.created_at))); }
+                    td { input type="radio" name="to" value=(vid) id=(format!("to-{vid}")) checked[i == 0] aria-label=(format!("compare to version of {}", when(v.created_at))); }
+                    td { (v.store_view) }
+                    td { (name(&v.origin)) }
+                    td { (badge(&name(&v.state))) }
+                    td { (when(v.created_at)) }
+                }))
                 button type="submit" { "Compare the two versions" }
             }
         }

@@ -23,6 +23,7 @@ use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, button_form, csrf_field, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -118,43 +119,23 @@ async fn settings_page(
         }
         section aria-labelledby="members-heading" {
             h2 #members-heading { "Members" }
-            div.scroll {
-                table {
-                    caption.sr-only { "Members and their roles" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } th scope="col" { span.sr-only { "Actions" } } } }
-                    tbody {
-                        @for m in &members.items {
-                            tr {
-                                td { (m.name) } td { (m.email) } td { (m.role.as_str()) } td { (when(m.created_at)) }
-                                td {
-                                    @if m.user_id != user.user_id {
-                                        (button_form(&format!("/w/{ws}/settings/members/{}/remove", m.user_id), &user.csrf, "Remove", "danger"))
-                                    }
-                                }
-                            }
-                        }
+            (Table::new("Members and their roles", &["Name", "Email", "Role", "Since", ""]).rows(&members.items, |m| html! {
+                td { (m.name) } td { (m.email) } td { (m.role.as_str()) } td { (when(m.created_at)) }
+                td {
+                    @if m.user_id != user.user_id {
+                        (button_form(&format!("/w/{ws}/settings/members/{}/remove", m.user_id), &user.csrf, "Remove", "danger"))
                     }
                 }
-            }
+            }))
             h3 { "Pending invitations" }
             @let pending = &invitations.items;
             @if pending.is_empty() {
                 p #no-invitations { "No invitation is waiting for an answer." }
             } @else {
-                div.scroll {
-                    table #invitations {
-                        caption.sr-only { "Pending invitations" }
-                        thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Invited by" } th scope="col" { "Expires" } th scope="col" { span.sr-only { "Actions" } } } }
-                        tbody {
-                            @for i in pending {
-                                tr {
-                                    td { (i.email) } td { (i.role.as_str()) } td { (i.invited_by.as_deref().unwrap_or("")) } td { (when(i.expires_at)) }
-                                    td { (button_form(&format!("/w/{ws}/settings/invitations/{}/revoke", i.id), &user.csrf, "Revoke", "danger")) }
-                                }
-                            }
-                        }
-                    }
-                }
+                (Table::new("Pending invitations", &["Email", "Role", "Invited by", "Expires", ""]).id("invitations").rows(pending, |i| html! {
+                    td { (i.email) } td { (i.role.as_str()) } td { (i.invited_by.as_deref().unwrap_or("")) } td { (when(i.expires_at)) }
+                    td { (button_form(&format!("/w/{ws}/settings/invitations/{}/revoke", i.id), &user.csrf, "Revoke", "danger")) }
+                }))
             }
             form.card method="post" action=(format!("/w/{ws}/settings/members")) {
                 (csrf_field(&user.csrf))
@@ -174,26 +155,16 @@ async fn settings_page(
                     input #new-key type="text" readonly value=(key.key);
                 }
             }
-            div.scroll {
-                table {
-                    caption.sr-only { "API keys" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Role" } th scope="col" { "Last used" } th scope="col" { "State" } } }
-                    tbody {
-                        @for k in &keys.items {
-                            tr {
-                                td { (k.name) }
-                                td { code { (k.prefix) } }
-                                td { (k.role.as_str()) }
-                                td { (when(k.last_used_at)) }
-                                td {
-                                    @if let Some(revoked) = k.revoked_at { "revoked " (when(revoked)) }
-                                    @else { (button_form(&format!("/w/{ws}/settings/api-keys/{}/revoke", k.id), &user.csrf, "Revoke", "reject")) }
-                                }
-                            }
-                        }
-                    }
+            (Table::new("API keys", &["Name", "Prefix", "Role", "Last used", "State"]).rows(&keys.items, |k| html! {
+                td { (k.name) }
+                td { code { (k.prefix) } }
+                td { (k.role.as_str()) }
+                td { (when(k.last_used_at)) }
+                td {
+                    @if let Some(revoked) = k.revoked_at { "revoked " (when(revoked)) }
+                    @else { (button_form(&format!("/w/{ws}/settings/api-keys/{}/revoke", k.id), &user.csrf, "Revoke", "reject")) }
                 }
-            }
+            }))
             form.card method="post" action=(format!("/w/{ws}/settings/api-keys")) {
                 (csrf_field(&user.csrf))
                 label for="key-name" { "Name" }
@@ -376,23 +347,13 @@ async fn audit_log(
     )
     .await?;
     let body = html! {
-        div.scroll {
-            table #audit-log {
-                caption.sr-only { "Security-relevant actions, newest first" }
-                thead { tr { th scope="col" { "When" } th scope="col" { "Action" } th scope="col" { "Who" } th scope="col" { "Target" } th scope="col" { "From" } } }
-                tbody {
-                    @for e in &log.items {
-                        tr {
-                            td { (when(e.created_at)) }
-                            td { code { (e.action) } }
-                            td { @if let Some(email) = &e.actor_email { (email) } @else if e.actor_api_key_id.is_some() { "API key" } @else { "—" } }
-                            td { (e.target_type.as_deref().unwrap_or("")) " " (e.target_id.as_deref().unwrap_or("")) }
-                            td { (e.client_addr.as_deref().unwrap_or("")) }
-                        }
-                    }
-                }
-            }
-        }
+        (Table::new("Security-relevant actions, newest first", &["When", "Action", "Who", "Target", "From"]).id("audit-log").rows(&log.items, |e| html! {
+            td { (when(e.created_at)) }
+            td { code { (e.action) } }
+            td { @if let Some(email) = &e.actor_email { (email) } @else if e.actor_api_key_id.is_some() { "API key" } @else { "—" } }
+            td { (e.target_type.as_deref().unwrap_or("")) " " (e.target_id.as_deref().unwrap_or("")) }
+            td { (e.client_addr.as_deref().unwrap_or("")) }
+        }))
     };
     Ok(render(page(
         "Audit log",

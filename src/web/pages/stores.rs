@@ -25,6 +25,7 @@ use crate::stores::{StoreResponse, StoreStatus};
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, button_form, csrf_field, name, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,22 +55,12 @@ async fn list(
         @if items.is_empty() {
             p { "No store is connected yet." }
         } @else {
-            div.scroll {
-                table {
-                    caption.sr-only { "Stores" }
-                    thead { tr { th scope="col" { "Store" } th scope="col" { "Status" } th scope="col" { "Base URL" } th scope="col" { "Last sync" } } }
-                    tbody {
-                        @for store in &items {
-                            tr {
-                                td { a href=(format!("/w/{ws}/stores/{}", store.id)) { (store.name) } }
-                                td { (badge(&name(&store.status))) }
-                                td { (store.base_url) }
-                                td { (when(store.last_synced_at)) }
-                            }
-                        }
-                    }
-                }
-            }
+            (Table::new("Stores", &["Store", "Status", "Base URL", "Last sync"]).rows(&items, |store| html! {
+                td { a href=(format!("/w/{ws}/stores/{}", store.id)) { (store.name) } }
+                td { (badge(&name(&store.status))) }
+                td { (store.base_url) }
+                td { (when(store.last_synced_at)) }
+            }))
         }
         @if workspace.can_administer() {
             (connect_form(ws, &user.csrf))
@@ -436,34 +427,20 @@ async fn run(
         ),
         _ => return Err(layout::error_page(StatusCode::NOT_FOUND, "no such action")),
     };
-    // Each start answers with its own type; every one names the job.
-    let (api, user, post) = (&api, &user, Method::POST);
+    // Each start answers with its own type, which names the job.
+    macro_rules! job_of {
+        ($answer:ty) => {
+            call::<$answer>(&api, &user, Method::POST, &path, body)
+                .await?
+                .job_id
+        };
+    }
     let job = match action.as_str() {
-        "audit" => {
-            call::<AuditStarted>(api, user, post, &path, body)
-                .await?
-                .job_id
-        }
-        "enrich" => {
-            call::<EnrichStarted>(api, user, post, &path, body)
-                .await?
-                .job_id
-        }
-        "export" => {
-            call::<ExportStarted>(api, user, post, &path, body)
-                .await?
-                .job_id
-        }
-        "push" => {
-            call::<PushStarted>(api, user, post, &path, body)
-                .await?
-                .job_id
-        }
-        _ => {
-            call::<JobStarted>(api, user, post, &path, body)
-                .await?
-                .job_id
-        }
+        "audit" => job_of!(AuditStarted),
+        "enrich" => job_of!(EnrichStarted),
+        "export" => job_of!(ExportStarted),
+        "push" => job_of!(PushStarted),
+        _ => job_of!(JobStarted),
     };
     Ok(layout::see_other(&format!("/w/{ws}/jobs/{job}")))
 }

@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::web::api::InternalApi;
 use crate::web::layout::{self, badge, button_form, csrf_field, page, render, when};
 use crate::web::session::WebUser;
+use crate::web::table::Table;
 use crate::webhooks::{Delivery, EVENT_TYPES, Webhook};
 
 pub fn router() -> Router<AppState> {
@@ -30,6 +31,18 @@ pub fn router() -> Router<AppState> {
             post(redeliver),
         )
 }
+
+const ATTEMPTS: Table = Table {
+    id: None,
+    caption: "Attempts",
+    columns: &[
+        "When",
+        "Outcome",
+        "Status code",
+        "Duration",
+        "Answer (first KiB)",
+    ],
+};
 
 async fn admin_workspace(
     api: &InternalApi,
@@ -208,24 +221,14 @@ async fn detail(
                 @if let (true, Some(next)) = (d.status == "pending", d.next_attempt_at) {
                     p { "Next attempt " (when(next)) }
                 }
-                div.scroll {
-                    table {
-                        caption.sr-only { "Attempts" }
-                        thead { tr { th scope="col" { "When" } th scope="col" { "Outcome" } th scope="col" { "Status code" } th scope="col" { "Duration" } th scope="col" { "Answer (first KiB)" } } }
-                        tbody {
-                            @for a in &d.attempts {
-                                tr {
-                                    td { (when(a.attempted_at)) }
-                                    td { (badge(&a.status)) }
-                                    td { @if let Some(code) = a.response_status { (code) } @else { "—" } }
-                                    td { (a.duration_ms) " ms" }
-                                    td { @if let Some(error) = &a.error { (error) " " }
-                                         code { (a.response_body.as_deref().unwrap_or("")) } }
-                                }
-                            }
-                        }
-                    }
-                }
+                (ATTEMPTS.rows(&d.attempts, |a| html! {
+                    td { (when(a.attempted_at)) }
+                    td { (badge(&a.status)) }
+                    td { @if let Some(code) = a.response_status { (code) } @else { "—" } }
+                    td { (a.duration_ms) " ms" }
+                    td { @if let Some(error) = &a.error { (error) " " }
+                         code { (a.response_body.as_deref().unwrap_or("")) } }
+                }))
                 @if enabled {
                     (button_form(&format!("{base}/deliveries/{}/redeliver", d.id), &user.csrf, "Redeliver", ""))
                 }
