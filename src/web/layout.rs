@@ -132,34 +132,9 @@ pub fn badge(status: &str) -> Markup {
     html! { span class=(format!("badge badge-{status}")) { (status) } }
 }
 
-/// A moment the API answered: a timestamp, or none.
-pub trait Moment {
-    fn moment(self) -> Option<DateTime<Utc>>;
-}
-
-impl Moment for DateTime<Utc> {
-    fn moment(self) -> Option<DateTime<Utc>> {
-        Some(self)
-    }
-}
-
-impl Moment for Option<DateTime<Utc>> {
-    fn moment(self) -> Option<DateTime<Utc>> {
-        self
-    }
-}
-
-impl Moment for &serde_json::Value {
-    fn moment(self) -> Option<DateTime<Utc>> {
-        self.as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
-
 /// A timestamp shown to the minute, in UTC; `—` when there is none.
-pub fn when(at: impl Moment) -> String {
-    at.moment()
+pub fn when(at: impl Into<Option<DateTime<Utc>>>) -> String {
+    at.into()
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "—".to_string())
 }

@@ -39,10 +39,9 @@ async fn list(
         tracing::error!(error = ?e, "listing exports failed");
         layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })?;
-    let role = workspace.role();
     let ids = formats
         .into_iter()
-        .filter(|(_, format)| role.is_some_and(|r| visible_to(r, format)))
+        .filter(|(_, format)| visible_to(workspace.role, format))
         .map(|(id, _)| id);
     let mut exports = Vec::new();
     for id in ids {

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::api::{Answer, InternalApi};
 use super::layout::{self, Nav};
 use super::session::WebUser;
+use crate::auth::Role;
 use crate::http::routes::me::MeResponse;
 use crate::http::routes::notifications::NoticeList;
 use crate::pagination::Page;
@@ -49,7 +50,7 @@ pub fn router() -> Router<AppState> {
 pub struct Workspace {
     pub id: Uuid,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub all: Vec<(Uuid, String)>,
     /// The person's unread notices here, for the header.
     pub unread: i64,
@@ -64,7 +65,7 @@ impl Workspace {
             .iter()
             .find(|w| w.id == id)
             .ok_or_else(|| layout::error_page(StatusCode::NOT_FOUND, "workspace not found"))?;
-        let (name, role) = (this.name.clone(), this.role.as_str().to_string());
+        let (name, role) = (this.name.clone(), this.role);
         let notices: NoticeList = call(
             api,
             user,
@@ -86,7 +87,7 @@ impl Workspace {
         Nav {
             workspace_id: self.id,
             workspace_name: &self.name,
-            role: &self.role,
+            role: self.role.as_str(),
             workspaces: &self.all,
             csrf: &user.csrf,
             current,
@@ -94,24 +95,19 @@ impl Workspace {
         }
     }
 
-    /// The person's role, as the API named it.
-    pub fn role(&self) -> Option<crate::auth::Role> {
-        serde_json::from_value(Value::String(self.role.clone())).ok()
-    }
-
     /// Sync, audit, enrich, edit content, create exports.
     pub fn can_edit(&self) -> bool {
-        matches!(self.role.as_str(), "owner" | "admin" | "editor")
+        matches!(self.role, Role::Owner | Role::Admin | Role::Editor)
     }
 
     /// Approve, reject, push.
     pub fn can_review(&self) -> bool {
-        matches!(self.role.as_str(), "owner" | "admin" | "reviewer")
+        matches!(self.role, Role::Owner | Role::Admin | Role::Reviewer)
     }
 
     /// Store connections and schedules.
     pub fn can_administer(&self) -> bool {
-        matches!(self.role.as_str(), "owner" | "admin")
+        matches!(self.role, Role::Owner | Role::Admin)
     }
 }
 
