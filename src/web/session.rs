@@ -20,6 +20,7 @@ use super::api::Origin;
 use crate::accounts::sessions;
 use crate::auth::Caller;
 use crate::auth::caller::Principal;
+use crate::http::routes::auth::TokenResponse;
 use crate::state::AppState;
 
 pub const ACCESS_COOKIE: &str = "catalogd_session";
@@ -58,13 +59,11 @@ pub fn clear_cookie(state: &AppState, name: &str) -> HeaderValue {
 }
 
 /// The cookies that start a session from the API's token answer.
-pub fn session_cookies(state: &AppState, tokens: &serde_json::Value) -> Vec<HeaderValue> {
+pub fn session_cookies(state: &AppState, tokens: &TokenResponse) -> Vec<HeaderValue> {
     let ttl = state.settings.auth.refresh_token_ttl_secs;
-    let access = tokens["access_token"].as_str().unwrap_or_default();
-    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
     vec![
-        set_cookie(state, ACCESS_COOKIE, access, ttl),
-        set_cookie(state, REFRESH_COOKIE, refresh, ttl),
+        set_cookie(state, ACCESS_COOKIE, &tokens.access_token, ttl),
+        set_cookie(state, REFRESH_COOKIE, &tokens.refresh_token, ttl),
     ]
 }
 

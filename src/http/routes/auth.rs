@@ -40,20 +40,20 @@ pub struct RegisterRequest {
     pub workspace_name: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct UserSummary {
     pub id: Uuid,
     pub email: String,
     pub name: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct WorkspaceSummary {
     pub id: Uuid,
     pub name: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub user: UserSummary,
     pub workspace: WorkspaceSummary,
@@ -61,12 +61,12 @@ pub struct RegisterResponse {
     pub tokens: TokenResponse,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
     /// Always `Bearer`.
-    pub token_type: &'static str,
+    pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
 }
@@ -279,7 +279,7 @@ fn tokens_for(
     Ok(TokenResponse {
         access_token: state.jwt.issue(user_id, session.session_id, ttl)?,
         refresh_token: session.refresh_token,
-        token_type: "Bearer",
+        token_type: "Bearer".to_string(),
         expires_in: ttl,
     })
 }
@@ -290,10 +290,10 @@ pub struct PasswordResetRequest {
     pub email: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PasswordResetQueued {
     /// Always the same sentence, whether or not an account uses the address.
-    pub message: &'static str,
+    pub message: String,
 }
 
 const RESET_QUEUED: &str = "if an account uses this address, a link to set a new password is on its way (valid 30 minutes)";
@@ -361,7 +361,7 @@ async fn password_reset(
     Ok((
         StatusCode::ACCEPTED,
         Json(PasswordResetQueued {
-            message: RESET_QUEUED,
+            message: RESET_QUEUED.to_string(),
         }),
     ))
 }

@@ -8,8 +8,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::http::routes::auth::{RegisterResponse, TokenResponse};
 use crate::http::routes::me::MeResponse;
 use crate::http::routes::workspaces::WorkspaceItem;
 use crate::state::AppState;
@@ -153,10 +154,11 @@ async fn login(
     if !form.totp.trim().is_empty() {
         body["totp"] = json!(form.totp.trim());
     }
-    let answer = match super::post_anonymous::<Value>(&api, &parts, "/auth/login", body).await {
-        Ok(answer) => answer,
-        Err(page) => return page,
-    };
+    let answer =
+        match super::post_anonymous::<TokenResponse>(&api, &parts, "/auth/login", body).await {
+            Ok(answer) => answer,
+            Err(page) => return page,
+        };
     if let Ok(tokens) = &answer.body {
         return signed_in(&state, tokens, local_path(&form.next).unwrap_or("/"));
     }
@@ -172,7 +174,7 @@ async fn login(
     })
 }
 
-fn signed_in(state: &AppState, tokens: &serde_json::Value, to: &str) -> Response {
+fn signed_in(state: &AppState, tokens: &TokenResponse, to: &str) -> Response {
     let mut response = layout::see_other(to);
     for cookie in session::session_cookies(state, tokens) {
         response.headers_mut().append(SET_COOKIE, cookie);
@@ -245,16 +247,18 @@ async fn signup(
 ) -> Response {
     let body = json!({"email": form.email, "password": form.password, "name": form.name,
         "workspace_name": form.workspace_name});
-    let answer = match super::post_anonymous::<Value>(&api, &parts, "/auth/register", body).await {
-        Ok(answer) => answer,
-        Err(page) => return page,
-    };
+    let answer =
+        match super::post_anonymous::<RegisterResponse>(&api, &parts, "/auth/register", body).await
+        {
+            Ok(answer) => answer,
+            Err(page) => return page,
+        };
     if let Ok(registered) = &answer.body {
         let to = local_path(&form.next).map_or_else(
-            || format!("/w/{}/stores", layout::text(&registered["workspace"]["id"])),
+            || format!("/w/{}/stores", registered.workspace.id),
             str::to_string,
         );
-        return signed_in(&state, registered, &to);
+        return signed_in(&state, &registered.tokens, &to);
     }
     let message = answer.message();
     anonymous_page(&state, &headers, answer.status, |token| {

@@ -15,7 +15,7 @@ use crate::http::routes::audits::AuditResponse;
 use crate::jobs::JobStatus;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, name, page, render, when};
+use crate::web::layout::{badge, name, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -151,11 +151,7 @@ async fn list(
         }
     };
     let title = format!("Audits · {}", store.name);
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &title, body))
 }
 
 async fn show(
@@ -189,9 +185,5 @@ async fn show(
             td { (f.message) }
         }))
     };
-    Ok(render(page(
-        "Audit run",
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", "Audit run", body))
 }

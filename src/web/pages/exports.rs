@@ -12,7 +12,7 @@ use super::{Workspace, call};
 use crate::http::routes::exports::{ExportResponse, visible_to};
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, name, page, render, when};
+use crate::web::layout::{self, badge, name, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -73,9 +73,5 @@ async fn list(
             }))
         }
     };
-    Ok(render(page(
-        "Exports",
-        Some(&workspace.nav(&user, "exports")),
-        body,
-    )))
+    Ok(workspace.page(&user, "exports", "Exports", body))
 }

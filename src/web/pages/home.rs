@@ -16,7 +16,7 @@ use crate::notify::attention::Attention;
 use crate::notify::notices::Notice;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, csrf_field, page, render, see_other, when};
+use crate::web::layout::{badge, csrf_field, see_other, when};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -143,11 +143,12 @@ async fn home(
             }
         }
     };
-    Ok(render(page(
+    Ok(workspace.page(
+        &user,
+        "home",
         &format!("{} — what needs attention", workspace.name),
-        Some(&workspace.nav(&user, "home")),
         body,
-    )))
+    ))
 }
 
 fn notice_row(ws: Uuid, n: &Notice, csrf: &str) -> Markup {
@@ -193,11 +194,7 @@ async fn notices(
         @if listed.items.is_empty() { p { "No notifications yet." } }
         ul #notices { @for n in &listed.items { (notice_row(ws, n, &user.csrf)) } }
     };
-    Ok(render(page(
-        "Notifications",
-        Some(&workspace.nav(&user, "notifications")),
-        body,
-    )))
+    Ok(workspace.page(&user, "notifications", "Notifications", body))
 }
 
 async fn mark_read(

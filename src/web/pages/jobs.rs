@@ -15,7 +15,7 @@ use crate::auth::roles::Capability;
 use crate::jobs::JobResponse;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, button_form, name, page, render, see_other, when};
+use crate::web::layout::{badge, button_form, name, render, see_other, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -49,11 +49,7 @@ async fn list(
             }))
         }
     };
-    Ok(render(page(
-        "Jobs",
-        Some(&workspace.nav(&user, "jobs")),
-        body,
-    )))
+    Ok(workspace.page(&user, "jobs", "Jobs", body))
 }
 
 fn progress_text(job: &JobResponse) -> String {
@@ -119,11 +115,7 @@ async fn show(
         }
         (progress_markup(ws, &job, workspace.can_edit().then_some(user.csrf.as_str())))
     };
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "jobs")),
-        body,
-    )))
+    Ok(workspace.page(&user, "jobs", &title, body))
 }
 
 async fn progress_fragment(

@@ -9,15 +9,16 @@ use axum::{Extension, Form, Router};
 use maud::html;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::account::anonymous_page;
 use crate::accounts::invitations::Offer;
+use crate::http::routes::auth::PasswordResetQueued;
 use crate::http::routes::me::MeResponse;
 use crate::http::routes::members::Accepted;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, csrf_field, page, text};
+use crate::web::layout::{self, csrf_field, page};
 use crate::web::session::{ToLogin, WebUser};
 
 pub fn router() -> Router<AppState> {
@@ -216,7 +217,7 @@ async fn forgot(
     parts: axum::http::request::Parts,
     Form(form): Form<ForgotForm>,
 ) -> Response {
-    let answer = match super::post_anonymous::<Value>(
+    let answer = match super::post_anonymous::<PasswordResetQueued>(
         &api,
         &parts,
         "/auth/password-reset",
@@ -228,7 +229,7 @@ async fn forgot(
         Err(page) => return page,
     };
     let message = match &answer.body {
-        Ok(queued) => text(&queued["message"]).to_string(),
+        Ok(queued) => queued.message.clone(),
         Err(_) => answer.message(),
     };
     anonymous_page(&state, &headers, answer.status, |_| {

@@ -83,6 +83,11 @@ impl Workspace {
         })
     }
 
+    /// A page of this workspace: its navigation (with `current` marked) around `body`.
+    pub fn page(&self, user: &WebUser, current: &str, title: &str, body: maud::Markup) -> Response {
+        layout::render(layout::page(title, Some(&self.nav(user, current)), body))
+    }
+
     pub fn nav<'a>(&'a self, user: &'a WebUser, current: &'a str) -> Nav<'a> {
         Nav {
             workspace_id: self.id,

@@ -75,11 +75,7 @@ async fn preferences(
             button type="submit" { "Save" }
         }
     };
-    Ok(render(page(
-        "Notifications",
-        Some(&workspace.nav(&user, "notifications")),
-        body,
-    )))
+    Ok(workspace.page(&user, "notifications", "Notifications", body))
 }
 
 /// Checked boxes arrive as `email=<kind>` and `digest=<kind>`; every kind is sent, so an

@@ -20,7 +20,7 @@ use crate::pagination::Page;
 use crate::state::AppState;
 use crate::stores::StoreResponse;
 use crate::web::api::InternalApi;
-use crate::web::layout::{badge, name, page, render, when};
+use crate::web::layout::{badge, name, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -120,11 +120,7 @@ async fn list(
         }
     };
     let title = format!("Products · {}", store.name);
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &title, body))
 }
 
 /// The alt text of a picture: its label in the default scope's live content.
@@ -225,11 +221,7 @@ async fn show(
         product.sku,
         product.name.as_deref().unwrap_or("")
     );
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &title, body))
 }
 
 #[derive(Deserialize)]
@@ -318,9 +310,5 @@ async fn diff(
             }
         }
     };
-    Ok(render(page(
-        "Compare versions",
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", "Compare versions", body))
 }

@@ -19,7 +19,7 @@ use crate::catalog::versions::VersionState;
 use crate::review::ProposalResponse;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, csrf_field, name, page, render, text};
+use crate::web::layout::{self, badge, csrf_field, name, text};
 use crate::web::session::WebUser;
 
 pub fn router() -> Router<AppState> {
@@ -245,11 +245,7 @@ async fn queue(
         }
     };
     let title = format!("Review · {}", store.name);
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &title, body))
 }
 
 async fn decide(

@@ -21,7 +21,7 @@ use crate::http::routes::workspaces::CreatedApiKey;
 use crate::pagination::Page;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, button_form, csrf_field, page, render, when};
+use crate::web::layout::{self, button_form, csrf_field, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -175,11 +175,7 @@ async fn settings_page(
             }
         }
     };
-    Ok(render(page(
-        "Settings",
-        Some(&workspace.nav(user, "settings")),
-        body,
-    )))
+    Ok(workspace.page(user, "settings", "Settings", body))
 }
 
 async fn show(
@@ -355,9 +351,5 @@ async fn audit_log(
             td { (e.client_addr.as_deref().unwrap_or("")) }
         }))
     };
-    Ok(render(page(
-        "Audit log",
-        Some(&workspace.nav(&user, "settings")),
-        body,
-    )))
+    Ok(workspace.page(&user, "settings", "Audit log", body))
 }

@@ -23,7 +23,7 @@ use crate::schedules::Step;
 use crate::state::AppState;
 use crate::stores::{StoreResponse, StoreStatus};
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, button_form, csrf_field, name, page, render, when};
+use crate::web::layout::{self, badge, button_form, csrf_field, name, render, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 
@@ -66,11 +66,7 @@ async fn list(
             (connect_form(ws, &user.csrf))
         }
     };
-    Ok(render(page(
-        "Stores",
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", "Stores", body))
 }
 
 fn connect_form(ws: Uuid, csrf: &str) -> Markup {
@@ -316,11 +312,7 @@ async fn show(
             }
         }
     };
-    Ok(render(page(
-        &store.name,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &store.name, body))
 }
 
 /// The schedule's steps as checkboxes, the pipeline's own steps first in their order (a form
@@ -494,11 +486,7 @@ async fn disconnect_page(
         p { a href=(format!("/w/{ws}/stores/{id}")) { "Keep it connected" } }
     };
     let title = format!("Disconnect {}?", store.name);
-    Ok(render(page(
-        &title,
-        Some(&workspace.nav(&user, "stores")),
-        body,
-    )))
+    Ok(workspace.page(&user, "stores", &title, body))
 }
 
 async fn disconnect(

@@ -15,7 +15,7 @@ use super::{Workspace, call, get_list};
 use crate::http::routes::webhooks::CreatedWebhook;
 use crate::state::AppState;
 use crate::web::api::InternalApi;
-use crate::web::layout::{self, badge, button_form, csrf_field, page, render, when};
+use crate::web::layout::{self, badge, button_form, csrf_field, when};
 use crate::web::session::WebUser;
 use crate::web::table::Table;
 use crate::webhooks::{Delivery, EVENT_TYPES, Webhook};
@@ -115,11 +115,7 @@ async fn list_page(
         p { "Deliveries are signed the Standard Webhooks way: verify " code { "webhook-signature" }
             " with the secret, over " code { "webhook-id" } ", " code { "webhook-timestamp" } " and the body." }
     };
-    Ok(render(page(
-        "Webhooks",
-        Some(&workspace.nav(user, "settings")),
-        body,
-    )))
+    Ok(workspace.page(user, "settings", "Webhooks", body))
 }
 
 fn events_of(endpoint: &Webhook) -> Markup {
@@ -236,11 +232,7 @@ async fn detail(
         }
         p { a href=(format!("/w/{ws}/webhooks")) { "All endpoints" } }
     };
-    Ok(render(page(
-        "Webhook endpoint",
-        Some(&workspace.nav(&user, "settings")),
-        body,
-    )))
+    Ok(workspace.page(&user, "settings", "Webhook endpoint", body))
 }
 
 #[derive(serde::Deserialize)]
