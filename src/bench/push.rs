@@ -162,6 +162,10 @@ pub async fn push(settings: Settings, options: PushBenchOptions) -> anyhow::Resu
     })
     .await?;
 
+    // The baseline wrote behind catalogd's back: a sync lets it know, so the pushes below
+    // start from what the store shows (else the baseline's products are conflicts).
+    timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+
     // (b) catalogd's push, then (c) the same through the bulk API.
     let mut ways = Vec::new();
     for (bulk, field) in [(false, "meta_title"), (true, "meta_description")] {

@@ -141,6 +141,8 @@ pub(super) async fn run(
                 {
                     return Ok(Outcome::Stopped(stop));
                 }
+                // Loaded again: the default values live now are those the drained saves left.
+                proposals = load_many(db, store.id, window).await?;
             }
             Some(first_view) if first_view > 0 => {
                 let id = proposals[first_view].id;

@@ -66,6 +66,10 @@ pub(crate) struct Proposal {
     default_live: Option<Content>,
     #[sqlx(json(nullable))]
     default_base: Option<Content>,
+    /// The approved default-scope proposal whose push made the default values live, if that
+    /// is how they became live.
+    #[sqlx(json(nullable))]
+    default_pushed: Option<Content>,
     /// The reviewer approved writing an interface attribute's default value as the store
     /// view's own value (see [`scope_check`]).
     explicit_defaults: bool,
@@ -146,6 +150,7 @@ pub(crate) async fn load(
     sqlx::query_as(
         "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
                 b.content AS base, dv.content AS default_live, db.content AS default_base,
+                dp.content AS default_pushed,
                 coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
          FROM product_versions v
          JOIN products p ON p.id = v.product_id
@@ -153,6 +158,10 @@ pub(crate) async fn load(
          LEFT JOIN product_live dl ON dl.product_id = v.product_id AND dl.store_view = 'all'
          LEFT JOIN product_versions dv ON dv.id = dl.version_id
          LEFT JOIN product_versions db ON db.id = coalesce((v.meta ->> 'default_base')::uuid, dl.version_id)
+         -- The default values live now, when they are what this store's push of an approved
+         -- default-scope proposal wrote (its live version's parent).
+         LEFT JOIN product_versions dp ON dp.id = dv.parent_id AND dv.origin = 'push'
+              AND dp.state = 'pushed' AND dp.store_view = 'all'
          WHERE v.id = $1 AND p.store_id = $2",
     )
     .bind(id)
@@ -171,6 +180,7 @@ pub(crate) async fn load_many(
     let mut found: std::collections::HashMap<Uuid, Proposal> = sqlx::query_as::<_, Proposal>(
         "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
                 b.content AS base, dv.content AS default_live, db.content AS default_base,
+                dp.content AS default_pushed,
                 coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
          FROM product_versions v
          JOIN products p ON p.id = v.product_id
@@ -178,6 +188,10 @@ pub(crate) async fn load_many(
          LEFT JOIN product_live dl ON dl.product_id = v.product_id AND dl.store_view = 'all'
          LEFT JOIN product_versions dv ON dv.id = dl.version_id
          LEFT JOIN product_versions db ON db.id = coalesce((v.meta ->> 'default_base')::uuid, dl.version_id)
+         -- The default values live now, when they are what this store's push of an approved
+         -- default-scope proposal wrote (its live version's parent).
+         LEFT JOIN product_versions dp ON dp.id = dv.parent_id AND dv.origin = 'push'
+              AND dp.state = 'pushed' AND dp.store_view = 'all'
          WHERE v.id = ANY($1) AND p.store_id = $2",
     )
     .bind(ids)
@@ -275,6 +289,24 @@ pub(crate) async fn prepare_many(
     Ok(prepared)
 }
 
+/// A store view's base with the default values our own push has since changed: a field the
+/// view inherited when the proposal was made, showing now exactly what an approved
+/// default-scope proposal wrote, changed through review and push, not behind catalogd's back,
+/// so it is no conflict for the view's own proposal. Any other difference stays one.
+fn inherit_pushed_defaults(
+    mut base: Content,
+    owned: &Content,
+    pushed: &Content,
+    store: &Content,
+) -> Content {
+    for (field, value) in &pushed.fields {
+        if !owned.fields.contains_key(field) && store.fields.get(field) == Some(value) {
+            base.fields.insert(field.clone(), value.clone());
+        }
+    }
+    base
+}
+
 /// Decides what pushing `proposal` means now and prepares its calls (nothing is sent), from
 /// what the store showed in `reads` ([`reads_before`]). `scopes` are the store's attribute
 /// scopes; `watch` the scopes the write must leave alone besides, for a store view, the
@@ -305,6 +337,12 @@ async fn prepare(
     let remote = match reads.get(db, store.id, scope, &proposal.sku).await? {
         Ok(remote) => remote,
         Err(missing) => return Ok(Prepared::Failed(missing.before_write(&proposal.sku))),
+    };
+    let base = match (&proposal.base, &proposal.default_pushed) {
+        (Some(owned), Some(pushed)) if is_view => {
+            inherit_pushed_defaults(base, owned, pushed, &remote.content)
+        }
+        _ => base,
     };
     let mut writes = match plan::plan(&Scopes {
         is_view,

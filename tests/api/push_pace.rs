@@ -490,3 +490,71 @@ async fn a_bulk_push_reads_in_lists_and_fills_bulks_up_to_the_stores_maximum() {
         (2 + (1 + 2) + 3 + 3 * 2) + (3 + (1 + 3) + 3 + 3 * 3)
     );
 }
+
+/// A field the store view inherits (its live version overrides others, not this one), changed
+/// by approved proposals in the default scope and in the view, pushed in one job: the view
+/// shows the default's new value by the time its own write is planned — a change made by this
+/// push, not behind catalogd's back — so both are pushed, directly and through the bulk API.
+#[tokio::test]
+async fn a_view_inheriting_a_field_the_same_push_changes_in_the_default_is_no_conflict() {
+    for bulk in [false, true] {
+        let shop = shop_with(SimConfig {
+            products: 8,
+            queue_mode: magento_sim::QueueMode::Amqp,
+            ..SimConfig::default()
+        })
+        .await;
+        let token = &shop.owner.access_token;
+        let skus = shop.sim.skus();
+        let overriding: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM product_live l JOIN product_versions v ON v.id = l.version_id
+             WHERE l.store_view = 'fr' AND NOT v.content->'fields' ? 'meta_keyword'",
+        )
+        .fetch_one(&shop.app.db)
+        .await
+        .unwrap();
+        assert!(
+            overriding > 0,
+            "some store-view versions leave meta_keyword inherited"
+        );
+        if bulk {
+            let (status, store) = shop
+                .app
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/stores/{}", shop.store_id),
+                    Some(token),
+                    Some(json!({"push_via_bulk": true})),
+                )
+                .await;
+            assert_eq!(status, 200, "{store}");
+        }
+        let ids = approved(
+            &shop.app,
+            token,
+            &shop.store_id,
+            &skus,
+            &["all", "fr"],
+            "meta_keyword",
+            value,
+        )
+        .await;
+        let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
+        assert_eq!(job["counters"]["pushed"], 16, "bulk {bulk}: {job}");
+        assert_eq!(
+            states(&shop.app, &ids).await,
+            BTreeMap::from([("pushed".into(), 16)]),
+            "bulk {bulk}"
+        );
+        for sku in &skus {
+            for scope in ["all", "fr"] {
+                let view = (scope != "all").then_some(scope);
+                assert_eq!(
+                    shop.sim.shown(sku, view, "meta_keyword"),
+                    Some(json!(value(sku, scope))),
+                    "bulk {bulk}: {sku} in {scope}"
+                );
+            }
+        }
+    }
+}
