@@ -63,6 +63,22 @@ async fn approved(
     ids
 }
 
+/// [`approved`] for every product of `shop`, in the default scope and `fr`, with [`value`].
+async fn approved_everywhere(shop: &Shop, field: &str) -> Vec<String> {
+    let skus = shop.sim.skus();
+    let token = &shop.owner.access_token;
+    approved(
+        &shop.app,
+        token,
+        &shop.store_id,
+        &skus,
+        &["all", "fr"],
+        field,
+        value,
+    )
+    .await
+}
+
 /// The store's product saves by (SKU, store code), in the order received.
 fn saves(writes: &[RecordedWrite]) -> BTreeMap<(String, String), Vec<usize>> {
     let mut out: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
@@ -72,6 +88,16 @@ fn saves(writes: &[RecordedWrite]) -> BTreeMap<(String, String), Vec<usize>> {
         out.entry((sku, scope)).or_default().push(i);
     }
     out
+}
+
+/// A connected store of `products` whose bulk API keeps each operation's store view (RabbitMQ).
+async fn amqp_shop(products: usize) -> Shop {
+    shop_with(SimConfig {
+        products,
+        queue_mode: magento_sim::QueueMode::Amqp,
+        ..SimConfig::default()
+    })
+    .await
 }
 
 fn value(sku: &str, scope: &str) -> String {
@@ -146,17 +172,7 @@ async fn hundreds_of_proposals_go_side_by_side_each_field_written_once() {
         ..Faults::default()
     });
     let skus = shop.sim.skus();
-    let token = &shop.owner.access_token;
-    let ids = approved(
-        &shop.app,
-        token,
-        &shop.store_id,
-        &skus,
-        &["all", "fr"],
-        "meta_title",
-        value,
-    )
-    .await;
+    let ids = approved_everywhere(&shop, "meta_title").await;
     assert_eq!(ids.len(), 320);
     shop.sim.reset_stats();
     let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
@@ -257,17 +273,7 @@ async fn skus_with_commas_slashes_and_spaces_are_read_alone_or_in_lists_and_push
     shop.app.sync(&shop.owner, &shop.store_id, "full").await;
     let skus = shop.sim.skus();
     assert_eq!(skus.len(), 10);
-    let token = &shop.owner.access_token;
-    approved(
-        &shop.app,
-        token,
-        &shop.store_id,
-        &skus,
-        &["all", "fr"],
-        "meta_title",
-        value,
-    )
-    .await;
+    approved_everywhere(&shop, "meta_title").await;
     let before = requests(&shop.sim);
     let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
     let after = requests(&shop.sim);
@@ -288,17 +294,7 @@ async fn a_storm_on_some_products_leaves_the_others_pushed_and_those_retryable()
     })
     .await;
     let skus = shop.sim.skus();
-    let token = &shop.owner.access_token;
-    let ids = approved(
-        &shop.app,
-        token,
-        &shop.store_id,
-        &skus,
-        &["all", "fr"],
-        "meta_title",
-        value,
-    )
-    .await;
+    let ids = approved_everywhere(&shop, "meta_title").await;
     let stormy: Vec<String> = [3, 17, 25].iter().map(|i| skus[*i].clone()).collect();
     shop.sim.fail_skus(stormy.clone());
     let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
@@ -421,12 +417,7 @@ async fn a_worker_killed_in_the_middle_of_a_push_resumes_and_writes_each_field_o
 
 #[tokio::test]
 async fn a_bulk_push_reads_in_lists_and_fills_bulks_up_to_the_stores_maximum() {
-    let shop = shop_with(SimConfig {
-        products: 12,
-        queue_mode: magento_sim::QueueMode::Amqp,
-        ..SimConfig::default()
-    })
-    .await;
+    let shop = amqp_shop(12).await;
     let token = &shop.owner.access_token;
     let path = format!("/stores/{}", shop.store_id);
     for refused in [0, 5001] {
@@ -454,16 +445,7 @@ async fn a_bulk_push_reads_in_lists_and_fills_bulks_up_to_the_stores_maximum() {
     assert_eq!(status, 200, "{store}");
     assert_eq!(store["bulk_max_items"], 5, "{store}");
     let skus = shop.sim.skus();
-    approved(
-        &shop.app,
-        token,
-        &shop.store_id,
-        &skus,
-        &["all", "fr"],
-        "meta_title",
-        value,
-    )
-    .await;
+    approved_everywhere(&shop, "meta_title").await;
     shop.sim.reset_stats();
     let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
     let (all, write_requests) = requests(&shop.sim);
@@ -498,13 +480,7 @@ async fn a_bulk_push_reads_in_lists_and_fills_bulks_up_to_the_stores_maximum() {
 #[tokio::test]
 async fn a_view_inheriting_a_field_the_same_push_changes_in_the_default_is_no_conflict() {
     for bulk in [false, true] {
-        let shop = shop_with(SimConfig {
-            products: 8,
-            queue_mode: magento_sim::QueueMode::Amqp,
-            ..SimConfig::default()
-        })
-        .await;
-        let token = &shop.owner.access_token;
+        let shop = amqp_shop(8).await;
         let skus = shop.sim.skus();
         let overriding: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM product_live l JOIN product_versions v ON v.id = l.version_id
@@ -518,27 +494,9 @@ async fn a_view_inheriting_a_field_the_same_push_changes_in_the_default_is_no_co
             "some store-view versions leave meta_keyword inherited"
         );
         if bulk {
-            let (status, store) = shop
-                .app
-                .call(
-                    reqwest::Method::PATCH,
-                    &format!("/stores/{}", shop.store_id),
-                    Some(token),
-                    Some(json!({"push_via_bulk": true})),
-                )
-                .await;
-            assert_eq!(status, 200, "{store}");
+            shop.set_push_via_bulk().await;
         }
-        let ids = approved(
-            &shop.app,
-            token,
-            &shop.store_id,
-            &skus,
-            &["all", "fr"],
-            "meta_keyword",
-            value,
-        )
-        .await;
+        let ids = approved_everywhere(&shop, "meta_keyword").await;
         let job = shop.push(&shop.owner, json!({"all_approved": true})).await;
         assert_eq!(job["counters"]["pushed"], 16, "bulk {bulk}: {job}");
         assert_eq!(
