@@ -142,13 +142,8 @@ pub async fn order(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> 
     .await
 }
 
-pub(crate) async fn load(
-    db: &PgPool,
-    store_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Proposal>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
+/// A proposal with the contents a push judges it by (see [`Proposal`]).
+const PROPOSAL_SELECT: &str = "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
                 b.content AS base, dv.content AS default_live, db.content AS default_base,
                 dp.content AS default_pushed,
                 coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
@@ -161,9 +156,16 @@ pub(crate) async fn load(
          -- The default values live now, when they are what this store's push of an approved
          -- default-scope proposal wrote (its live version's parent).
          LEFT JOIN product_versions dp ON dp.id = dv.parent_id AND dv.origin = 'push'
-              AND dp.state = 'pushed' AND dp.store_view = 'all'
-         WHERE v.id = $1 AND p.store_id = $2",
-    )
+              AND dp.state = 'pushed' AND dp.store_view = 'all'";
+
+pub(crate) async fn load(
+    db: &PgPool,
+    store_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Proposal>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PROPOSAL_SELECT} WHERE v.id = $1 AND p.store_id = $2"
+    )))
     .bind(id)
     .bind(store_id)
     .fetch_optional(db)
@@ -177,30 +179,17 @@ pub(crate) async fn load_many(
     store_id: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<Proposal>, sqlx::Error> {
-    let mut found: std::collections::HashMap<Uuid, Proposal> = sqlx::query_as::<_, Proposal>(
-        "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
-                b.content AS base, dv.content AS default_live, db.content AS default_base,
-                dp.content AS default_pushed,
-                coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
-         FROM product_versions v
-         JOIN products p ON p.id = v.product_id
-         LEFT JOIN product_versions b ON b.id = v.parent_id
-         LEFT JOIN product_live dl ON dl.product_id = v.product_id AND dl.store_view = 'all'
-         LEFT JOIN product_versions dv ON dv.id = dl.version_id
-         LEFT JOIN product_versions db ON db.id = coalesce((v.meta ->> 'default_base')::uuid, dl.version_id)
-         -- The default values live now, when they are what this store's push of an approved
-         -- default-scope proposal wrote (its live version's parent).
-         LEFT JOIN product_versions dp ON dp.id = dv.parent_id AND dv.origin = 'push'
-              AND dp.state = 'pushed' AND dp.store_view = 'all'
-         WHERE v.id = ANY($1) AND p.store_id = $2",
-    )
-    .bind(ids)
-    .bind(store_id)
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
+    let mut found: std::collections::HashMap<Uuid, Proposal> =
+        sqlx::query_as::<_, Proposal>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE v.id = ANY($1) AND p.store_id = $2"
+        )))
+        .bind(ids)
+        .bind(store_id)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
@@ -993,4 +982,49 @@ pub fn connector_of(
             store.known_signature_form(),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(fields: &[(&str, &str)]) -> Content {
+        let mut content = Content::default();
+        for (field, value) in fields {
+            content.fields.insert(field.to_string(), value.to_string());
+        }
+        content
+    }
+
+    #[test]
+    fn only_inherited_fields_showing_what_our_push_wrote_join_the_base() {
+        let base = content(&[
+            ("meta_title", "old"),
+            ("name", "Vue"),
+            ("meta_keyword", "k"),
+        ]);
+        // The view owned `name`; it inherited the others.
+        let owned = content(&[("name", "Vue")]);
+        let pushed = content(&[
+            ("meta_title", "new"),
+            ("name", "View"),
+            ("meta_keyword", "k2"),
+        ]);
+        // The store shows our new title, its own name, and a keyword someone else wrote.
+        let store = content(&[
+            ("meta_title", "new"),
+            ("name", "Vue"),
+            ("meta_keyword", "theirs"),
+        ]);
+        let judged = inherit_pushed_defaults(base, &owned, &pushed, &store);
+        assert_eq!(
+            judged,
+            content(&[
+                ("meta_title", "new"),
+                ("name", "Vue"),
+                ("meta_keyword", "k")
+            ]),
+            "our push's value is known; the view's own field and a change made elsewhere are not"
+        );
+    }
 }

@@ -12,12 +12,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::auth::Caller;
+use crate::http::error::{ErrorBody, ErrorDetail};
 
 #[derive(Clone)]
 pub struct InternalApi(Router);
@@ -30,27 +30,12 @@ pub struct Origin {
     pub forwarded_for: Option<HeaderValue>,
 }
 
-/// The API's error answer (`{"error": {"code", "message", "field"}}`), as pages read it.
-#[derive(Debug, Default, Deserialize)]
-pub struct ApiFailure {
-    #[serde(default)]
-    pub code: String,
-    pub message: Option<String>,
-    #[serde(default)]
-    pub field: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct FailureBody {
-    error: ApiFailure,
-}
-
 /// The API's answer: its status, and its body read as the handler's response type `T` when
-/// the status is a success, as the API's error body otherwise.
+/// the status is a success, otherwise as the API's error body (`None` when it is not one).
 #[derive(Debug)]
 pub struct Answer<T> {
     pub status: StatusCode,
-    pub body: Result<T, ApiFailure>,
+    pub body: Result<T, Option<ErrorDetail>>,
 }
 
 impl<T> Answer<T> {
@@ -61,18 +46,15 @@ impl<T> Answer<T> {
     /// The API's error message, for showing to the person.
     pub fn message(&self) -> String {
         match &self.body {
-            Err(ApiFailure {
-                message: Some(message),
-                ..
-            }) => message.clone(),
+            Err(Some(detail)) => detail.message.clone(),
             _ => format!("request failed ({})", self.status),
         }
     }
 
     pub fn code(&self) -> &str {
         match &self.body {
-            Err(failure) => &failure.code,
-            Ok(_) => "",
+            Err(Some(detail)) => &detail.code,
+            _ => "",
         }
     }
 }
@@ -128,9 +110,9 @@ impl InternalApi {
                 )
             })?)
         } else {
-            Err(serde_json::from_slice::<FailureBody>(bytes)
+            Err(serde_json::from_slice::<ErrorBody>(bytes)
                 .map(|b| b.error)
-                .unwrap_or_default())
+                .ok())
         };
         Ok(Answer { status, body })
     }
