@@ -9,7 +9,7 @@
 mod api_load;
 mod push;
 
-pub use push::{PushBenchOptions, push};
+pub use push::{PushBenchOptions, PushWay, push};
 
 use std::io::{BufRead, BufReader};
 use std::num::NonZeroUsize;

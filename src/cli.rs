@@ -140,6 +140,14 @@ enum BenchCommand {
         /// How long the simulated store takes to answer each request, milliseconds.
         #[arg(long, default_value_t = 100)]
         store_latency_ms: u64,
+        /// Which ways to run, comma-separated (the ratios need the baseline).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "baseline,push,bulk"
+        )]
+        ways: Vec<bench::PushWay>,
         /// Keep the benchmark's database afterwards.
         #[arg(long)]
         keep_database: bool,
@@ -300,6 +308,7 @@ pub async fn run() -> anyhow::Result<()> {
                     concurrency,
                     requests_per_second,
                     store_latency_ms,
+                    ways,
                     keep_database,
                 },
         } => {
@@ -311,6 +320,7 @@ pub async fn run() -> anyhow::Result<()> {
                     concurrency,
                     requests_per_second,
                     store_latency_ms,
+                    ways,
                     keep_database,
                 },
             )

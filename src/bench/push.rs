@@ -27,6 +27,17 @@ use crate::stores::{self, RateLimit, SignatureMethod};
 use crate::sync::SyncMode;
 use crate::{db, jobs::runner};
 
+/// One way of writing the change, as `--ways` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PushWay {
+    /// (a) One product scope at a time, read then save.
+    Baseline,
+    /// (b) catalogd's push job.
+    Push,
+    /// (c) catalogd's push job through the bulk API.
+    Bulk,
+}
+
 pub struct PushBenchOptions {
     pub products: usize,
     /// Products the one-at-a-time baseline writes (its rate does not depend on the count).
@@ -34,6 +45,7 @@ pub struct PushBenchOptions {
     pub concurrency: u32,
     pub requests_per_second: u32,
     pub store_latency_ms: u64,
+    pub ways: Vec<PushWay>,
     pub keep_database: bool,
 }
 
@@ -127,48 +139,56 @@ pub async fn push(settings: Settings, options: PushBenchOptions) -> anyhow::Resu
     let scopes = ["all", view.as_str()];
 
     // (a) One at a time: read, then save, through a client with the store's limits.
-    let client = stores::magento::client(
-        &state.egress,
-        &base_url,
-        &credentials,
-        SignatureMethod::HmacSha256,
-        magento::SignatureForm::default(),
-        rate,
-    )?;
-    let skus: Vec<String> = sqlx::query_scalar(
-        "SELECT sku FROM products WHERE store_id = $1 AND removed_at IS NULL ORDER BY id LIMIT $2",
-    )
-    .bind(store_id)
-    .bind(options.baseline_products as i64)
-    .fetch_all(&state.db)
-    .await?;
-    println!("(a) one at a time: {} products…", skus.len());
-    let baseline = measure(&http, &base_url, skus.len(), async {
-        for sku in &skus {
-            for scope in scopes {
-                let scope = StoreScope::parse(scope)?;
-                client.get_product(&scope, sku).await?;
-                let product = Product {
-                    custom_attributes: Some(vec![CustomAttribute::new(
-                        "meta_keyword",
-                        AttributeValue::Text(format!("baseline {sku} {scope}")),
-                    )]),
-                    ..Product::default()
-                };
-                client.put_product(&scope, sku, &product).await?;
+    let baseline = if options.ways.contains(&PushWay::Baseline) {
+        let client = stores::magento::client(
+            &state.egress,
+            &base_url,
+            &credentials,
+            SignatureMethod::HmacSha256,
+            magento::SignatureForm::default(),
+            rate,
+        )?;
+        let skus: Vec<String> = sqlx::query_scalar(
+            "SELECT sku FROM products WHERE store_id = $1 AND removed_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(store_id)
+        .bind(options.baseline_products as i64)
+        .fetch_all(&state.db)
+        .await?;
+        println!("(a) one at a time: {} products…", skus.len());
+        let baseline = measure(&http, &base_url, skus.len(), async {
+            for sku in &skus {
+                for scope in scopes {
+                    let scope = StoreScope::parse(scope)?;
+                    client.get_product(&scope, sku).await?;
+                    let product = Product {
+                        custom_attributes: Some(vec![CustomAttribute::new(
+                            "meta_keyword",
+                            AttributeValue::Text(format!("baseline {sku} {scope}")),
+                        )]),
+                        ..Product::default()
+                    };
+                    client.put_product(&scope, sku, &product).await?;
+                }
             }
-        }
-        Ok::<_, anyhow::Error>(String::new())
-    })
-    .await?;
-
-    // The baseline wrote behind catalogd's back: a sync lets it know, so the pushes below
-    // start from what the store shows (else the baseline's products are conflicts).
-    timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+            Ok::<_, anyhow::Error>(String::new())
+        })
+        .await?;
+        // The baseline wrote behind catalogd's back: a sync lets it know, so the pushes below
+        // start from what the store shows (else the baseline's products are conflicts).
+        timed_sync(&state, workspace_id, store_id, SyncMode::Full).await?;
+        Some(baseline)
+    } else {
+        None
+    };
 
     // (b) catalogd's push, then (c) the same through the bulk API.
     let mut ways = Vec::new();
     for (bulk, field) in [(false, "meta_title"), (true, "meta_description")] {
+        let way = if bulk { PushWay::Bulk } else { PushWay::Push };
+        if !options.ways.contains(&way) {
+            continue;
+        }
         let proposals = approved_proposals(&state, workspace_id, store_id, &scopes, field).await?;
         let mut tx = state.db.begin().await?;
         stores::set_push_via_bulk(&mut tx, store_id, bulk).await?;
@@ -204,14 +224,18 @@ pub async fn push(settings: Settings, options: PushBenchOptions) -> anyhow::Resu
         rate.max_concurrency,
         synced_in.as_secs_f64()
     );
-    println!("{}", baseline.line("(a) baseline"));
+    if let Some(baseline) = &baseline {
+        println!("{}", baseline.line("(a) baseline"));
+    }
     for (label, measured) in &ways {
         println!("{}", measured.line(label));
-        println!(
-            "{:<12} {:.1}× the baseline's products/s",
-            "",
-            measured.products_per_sec() / baseline.products_per_sec()
-        );
+        if let Some(baseline) = &baseline {
+            println!(
+                "{:<12} {:.1}× the baseline's products/s",
+                "",
+                measured.products_per_sec() / baseline.products_per_sec()
+            );
+        }
     }
     pool.close().await;
     if !options.keep_database {

@@ -284,8 +284,16 @@ impl MagentoConnector {
         };
         let lists = magento::client::sku_lists(skus.iter().copied());
         let mut alone = lists.alone;
-        for list in lists.lists {
-            match self.client.get_products_by_sku(&store_scope, &list).await {
+        // The lists side by side: the client's limiters keep the store's pace.
+        let answers = futures::future::join_all(
+            lists
+                .lists
+                .iter()
+                .map(|list| self.client.get_products_by_sku(&store_scope, list)),
+        )
+        .await;
+        for (list, answer) in lists.lists.into_iter().zip(answers) {
+            match answer {
                 Ok(mut found) => {
                     for sku in list {
                         let product = found.remove(sku).and_then(|parsed| {

@@ -1,18 +1,20 @@
 //! Pushing through Magento's asynchronous bulk API (a store setting, for large pushes).
 //!
-//! Proposals are read and planned in windows as in a direct push (one `sku in (…)` read per
-//! scope and window), and conflicts and failures are recorded at once; gallery-entry updates
-//! are sent directly (the bulk API carries product saves only). The product saves of a scope
-//! are submitted as a bulk as soon as they fill one (the store's `bulk_max_items`; the rest
-//! once planning ends), and the bulks polled through `detailed-status`: each operation,
-//! mapped back to its proposal by its position among the request items, is read back (one
-//! `sku in (…)` read per scope and bulk) and verified like a direct push, or ends the proposal
-//! `failed` with Magento's message; operations Magento calls retriable are submitted again, up
-//! to [`MAX_ROUNDS`] times. Each bulk's uuid enters the job's checkpoint as soon as Magento
-//! accepted it, so a restarted job resumes polling instead of submitting again. Magento
-//! schedules every item of a bulk within the request (one operation row each,
-//! `app/code/Magento/AsynchronousOperations/Model/MassSchedule.php::publishMass`), so the cap
-//! keeps that request short.
+//! Proposals are read and planned in steps of several windows ([`plan_span`]: one `sku in
+//! (…)` list per scope and window of a hundred, the lists side by side), and conflicts and
+//! failures are recorded at once; gallery-entry updates are sent directly (the bulk API
+//! carries product saves only). The product saves of a scope are submitted as a bulk as soon
+//! as they fill one (the store's `bulk_max_items`; the rest once planning ends), and the bulks
+//! polled side by side through `detailed-status`: each operation, mapped back to its proposal
+//! by its position among the request items, is read back (one `sku in (…)` list per scope
+//! and hundred, side by side, a finished bulk at a time) and verified like a direct push, or
+//! ends the proposal `failed` with Magento's message; operations Magento calls
+//! retriable are submitted again, up to [`MAX_ROUNDS`] times. Each bulk's uuid enters the
+//! job's checkpoint as soon as Magento accepted it, so a restarted job resumes polling
+//! instead of submitting again. Magento schedules every item of a bulk within the request
+//! (one operation row each,
+//! `app/code/Magento/AsynchronousOperations/Model/MassSchedule.php::publishMass`), so the
+//! cap keeps that request short.
 //!
 //! Magento reporting an operation complete says nothing about where it was saved: with its
 //! default MySQL queue the consumer runs in the default store view whatever the URL's store
@@ -32,9 +34,10 @@ use uuid::Uuid;
 
 use super::canary::{self, Revert};
 use super::progress::Pace;
+use super::saves::{self, Planned};
 use super::{
     Check, Prepared, Proposal, PushParams, PushResult, Sent, WINDOW, is_pending, load, load_many,
-    prepare_many, read_back_many, record, send_calls,
+    prepare_many, read_back_many, record, record_all, send_calls,
 };
 use crate::catalog::content::DEFAULT_SCOPE;
 use crate::connector::ConnectorError;
@@ -47,6 +50,10 @@ use crate::stores::{self, Store, permissions};
 const MAX_ROUNDS: u32 = 3;
 /// Polls of a bulk before its open operations are given up on (about ten minutes).
 const MAX_POLLS: u32 = 600;
+/// Why a save planned by this job cannot be sent or judged: its row in [`saves`] is gone.
+const LOST_SAVE: &str = "this push lost the save it planned for the proposal; pushing it again reads the store and plans it anew";
+/// The most proposals planned together ([`plan_span`]).
+const MAX_SPAN: usize = 1_000;
 /// The pause between polls of the same bulks.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
@@ -72,16 +79,32 @@ struct Checkpoint {
     direct: Vec<Uuid>,
 }
 
+/// A planned save; its body and check are in [`saves`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Item {
     proposal: Uuid,
     scope: String,
-    body: Value,
     /// How many times this save was submitted.
     rounds: u32,
-    /// How the save is judged once Magento ran it (empty in checkpoints of older versions).
-    #[serde(default)]
-    check: Check,
+    /// The body checkpoints of earlier versions carried inline, moved to [`saves`] when such a
+    /// job resumes ([`move_inline_saves`]).
+    #[serde(default, skip_serializing)]
+    body: Option<Value>,
+    /// The check earlier checkpoints carried inline (likewise).
+    #[serde(default, skip_serializing)]
+    check: Option<Check>,
+}
+
+impl Item {
+    fn new(proposal: Uuid, scope: String) -> Item {
+        Item {
+            proposal,
+            scope,
+            rounds: 0,
+            body: None,
+            check: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,8 +135,59 @@ pub(super) async fn run(
     scopes: &Scopes,
     params: &PushParams,
 ) -> Result<Outcome, JobError> {
+    let outcome = push(ctx, store, connector, scopes, params).await;
+    // A job that will not resume needs its planned saves no more.
+    if matches!(
+        outcome,
+        Ok(Outcome::Done | Outcome::Stopped(Stop::Cancelled)) | Err(JobError::Fatal(_))
+    ) {
+        saves::forget_job(&ctx.state.db, ctx.job.id).await?;
+    }
+    outcome
+}
+
+/// Moves the bodies and checks a checkpoint of an earlier version carried inline to
+/// [`saves`], so a job resumed across an upgrade goes on.
+async fn move_inline_saves(ctx: &JobContext, checkpoint: &mut Checkpoint) -> Result<(), JobError> {
+    let inline: Vec<Planned> = checkpoint
+        .pending
+        .iter_mut()
+        .chain(
+            checkpoint
+                .submitted
+                .iter_mut()
+                .flat_map(|b| b.items.iter_mut()),
+        )
+        .filter_map(|item| {
+            Some(Planned {
+                proposal: item.proposal,
+                body: item.body.take()?,
+                check: item.check.take().unwrap_or_default(),
+            })
+        })
+        .collect();
+    if inline.is_empty() {
+        return Ok(());
+    }
+    let mut tx = ctx.state.db.begin().await?;
+    saves::stash(&mut tx, ctx.job.id, &inline).await?;
+    ctx.save(&mut tx, &*checkpoint).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn push(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    scopes: &Scopes,
+    params: &PushParams,
+) -> Result<Outcome, JobError> {
     let db = &ctx.state.db;
-    let mut checkpoint: Checkpoint = ctx.checkpoint().unwrap_or_default();
+    let resumed: Option<Checkpoint> = ctx.checkpoint();
+    let is_resumed = resumed.is_some();
+    let mut checkpoint = resumed.unwrap_or_default();
+    move_inline_saves(ctx, &mut checkpoint).await?;
     let total = params.proposals.len();
     ctx.set_total(Some(total as i64));
     for counter in super::COUNTERS.iter().chain(&["bulks", "canaries"]) {
@@ -121,6 +195,10 @@ pub(super) async fn run(
     }
     let pace = Pace::start(ctx);
     let max_items = store.bulk_max_items();
+    let span = plan_span(store);
+    if is_resumed && !checkpoint.by_product {
+        replan_pending(ctx, store, connector, scopes, &mut checkpoint, span).await?;
+    }
     let mut polled = Instant::now();
     // 1. Plan window by window and record what needs no bulk; a scope's saves go as soon as
     //    they fill a bulk, and the bulks Magento finished meanwhile are settled.
@@ -128,7 +206,7 @@ pub(super) async fn run(
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Outcome::Stopped(stop));
         }
-        let mut end = (checkpoint.next + WINDOW).min(total);
+        let mut end = (checkpoint.next + span).min(total);
         let window = &params.proposals[checkpoint.next..end];
         let mut proposals = load_many(db, store.id, window).await?;
         // A product's store views go after its default scope: the first store-view proposal
@@ -153,7 +231,7 @@ pub(super) async fn run(
             _ => {}
         }
         let consumed = end - checkpoint.next;
-        let planned = plan_window(
+        let (planned, saves_planned) = plan_window(
             ctx,
             store,
             connector,
@@ -165,10 +243,10 @@ pub(super) async fn run(
         .await?;
         checkpoint.next = end;
         let mut tx = db.begin().await?;
-        for (proposal, result) in planned {
-            ctx.advance(1);
-            record(&mut tx, ctx, &proposal, result).await?;
-        }
+        ctx.advance(planned.len() as i64);
+        let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = planned.into_iter().unzip();
+        record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
+        saves::stash(&mut tx, ctx.job.id, &saves_planned).await?;
         ctx.save(&mut tx, &checkpoint).await?;
         tx.commit().await?;
         submit(
@@ -207,6 +285,53 @@ pub(super) async fn run(
     }
     super::log_summary(ctx, "bulk push", &pace).await;
     Ok(Outcome::Done)
+}
+
+/// Plans the saves pending at a restart again, from what the store shows now. A crash between
+/// Magento accepting a bulk and the checkpoint naming it leaves that bulk's saves pending: sent
+/// blindly they would be written twice, planned again those Magento ran are found applied.
+async fn replan_pending(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    scopes: &Scopes,
+    checkpoint: &mut Checkpoint,
+    span: usize,
+) -> Result<(), JobError> {
+    let db = &ctx.state.db;
+    let ids: Vec<Uuid> = checkpoint.pending.iter().map(|i| i.proposal).collect();
+    for chunk in ids.chunks(span) {
+        // Planning appends what it plans, so the old saves are always in front.
+        checkpoint.pending.drain(..chunk.len());
+        let proposals = load_many(db, store.id, chunk).await?;
+        let (planned, saves_planned) = plan_window(
+            ctx,
+            store,
+            connector,
+            scopes,
+            proposals,
+            chunk.len(),
+            checkpoint,
+        )
+        .await?;
+        let mut tx = db.begin().await?;
+        ctx.advance(planned.len() as i64);
+        let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = planned.into_iter().unzip();
+        record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
+        saves::stash(&mut tx, ctx.job.id, &saves_planned).await?;
+        ctx.save(&mut tx, &*checkpoint).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Proposals planned together: a `sku in (…)` list of [`WINDOW`] per scope for every two
+/// requests the store allows in flight (a step reads at least two scopes), so the reads of a
+/// step keep the store busy instead of going one list after another; at most [`MAX_SPAN`],
+/// to keep the job's memory flat.
+fn plan_span(store: &Store) -> usize {
+    let in_flight = usize::try_from(store.rate_limit().max_concurrency).unwrap_or(1);
+    (WINDOW * in_flight.div_ceil(2)).clamp(WINDOW, MAX_SPAN)
 }
 
 /// Whether a default-scope save is pending or in a bulk not settled yet.
@@ -254,7 +379,8 @@ async fn drain(
     }
 }
 
-/// Plans a window of proposals (one batched read per scope), `consumed` of the job's: the outcomes that need no bulk
+/// Plans a step of proposals (one `sku in (…)` list per scope and hundred), `consumed` of the
+/// job's: the outcomes that need no bulk
 /// come back to be recorded, product saves join the checkpoint's pending ones, gallery-entry
 /// updates are sent at once, and a write without a save is read back at once.
 async fn plan_window(
@@ -265,7 +391,7 @@ async fn plan_window(
     proposals: Vec<Proposal>,
     consumed: usize,
     checkpoint: &mut Checkpoint,
-) -> Result<Vec<(Proposal, PushResult)>, JobError> {
+) -> Result<(Vec<(Proposal, PushResult)>, Vec<Planned>), JobError> {
     let db = &ctx.state.db;
     let proposals: Vec<Proposal> = proposals.into_iter().filter(is_pending).collect();
     // Proposals decided otherwise since the push was asked for are settled as they are.
@@ -273,6 +399,7 @@ async fn plan_window(
     let watch = |scope: &str| watch(store, scope);
     let prepared = prepare_many(db, store, connector, &proposals, scopes, &watch).await?;
     let mut results = Vec::new();
+    let mut planned = Vec::new();
     let mut direct = Vec::new();
     for (p, prepared) in proposals.iter().zip(prepared) {
         let write = match prepared {
@@ -305,13 +432,16 @@ async fn plan_window(
             continue;
         }
         match write.calls.iter().find_map(|call| call.product_save_body()) {
-            Some(body) => checkpoint.pending.push(Item {
-                proposal: p.id,
-                scope: p.store_view.clone(),
-                body: body.clone(),
-                rounds: 0,
-                check: write.check.clone(),
-            }),
+            Some(body) => {
+                checkpoint
+                    .pending
+                    .push(Item::new(p.id, p.store_view.clone()));
+                planned.push(Planned {
+                    proposal: p.id,
+                    body: body.clone(),
+                    check: write.check.clone(),
+                });
+            }
             None => direct.push((p, write)),
         }
     }
@@ -325,12 +455,12 @@ async fn plan_window(
         .collect();
     let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
     results.extend(direct.iter().map(|(p, _)| (*p).clone()).zip(read));
-    Ok(results)
+    Ok((results, planned))
 }
 
-/// Polls each submitted bulk once. The bulks whose operations all ended are read back (one
-/// `sku in (…)` request per scope and list) and recorded, in one transaction with the
-/// checkpoint; operations Magento calls retriable go back to the pending saves.
+/// Polls every submitted bulk once, side by side. Each bulk whose operations all ended is
+/// then settled ([`settle_bulk`]), one after another, so the job holds one bulk's products at
+/// a time.
 async fn settle(
     ctx: &JobContext,
     store: &Store,
@@ -338,11 +468,13 @@ async fn settle(
     checkpoint: &mut Checkpoint,
 ) -> Result<(), JobError> {
     let db = &ctx.state.db;
-    let watch = |scope: &str| watch(store, scope);
-    let mut still_open = Vec::new();
-    let mut settled = Vec::new();
-    for mut bulk in std::mem::take(&mut checkpoint.submitted) {
-        let outcomes = match connector.bulk_outcomes(&bulk.uuid).await {
+    let submitted = std::mem::take(&mut checkpoint.submitted);
+    // The client's limiters keep the store's pace.
+    let polls =
+        futures::future::join_all(submitted.iter().map(|b| connector.bulk_outcomes(&b.uuid))).await;
+    let mut finished = Vec::new();
+    for (mut bulk, outcomes) in submitted.into_iter().zip(polls) {
+        let outcomes = match outcomes {
             Ok(outcomes) => outcomes,
             Err(e @ ConnectorError::PermissionMissing { .. }) => {
                 return Err(permissions::refused(db, store.id, "push", e).await);
@@ -353,60 +485,102 @@ async fn settle(
         bulk.polls += 1;
         let open = outcomes.len() < bulk.items.len() || outcomes.contains(&BulkOutcome::Open);
         if open && bulk.polls < MAX_POLLS {
-            still_open.push(bulk);
+            checkpoint.submitted.push(bulk);
+        } else {
+            finished.push((bulk, outcomes));
+        }
+    }
+    // Until its own outcomes are recorded, a finished bulk stays in the checkpoint.
+    checkpoint
+        .submitted
+        .extend(finished.iter().map(|(bulk, _)| bulk.clone()));
+    for (bulk, outcomes) in finished {
+        checkpoint.submitted.retain(|b| b.uuid != bulk.uuid);
+        settle_bulk(ctx, store, connector, checkpoint, bulk, outcomes).await?;
+    }
+    Ok(())
+}
+
+/// Settles a bulk whose operations all ended (or that was polled [`MAX_POLLS`] times): the
+/// completed saves are read back (one `sku in (…)` list per scope and hundred, side by side)
+/// and judged, the others recorded `failed` with Magento's message, and those Magento calls
+/// retriable go back to the pending saves; all in one transaction with the checkpoint.
+async fn settle_bulk(
+    ctx: &JobContext,
+    store: &Store,
+    connector: &MagentoConnector,
+    checkpoint: &mut Checkpoint,
+    bulk: Submitted,
+    outcomes: Vec<BulkOutcome>,
+) -> Result<(), JobError> {
+    let db = &ctx.state.db;
+    let watch = |scope: &str| watch(store, scope);
+    let ids: Vec<Uuid> = bulk.items.iter().map(|item| item.proposal).collect();
+    let proposals: HashMap<Uuid, Proposal> = load_many(db, store.id, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut settled = Vec::new();
+    // The saves Magento ran; and those done with, whose planned saves can go.
+    let mut complete = Vec::new();
+    let mut done_with = Vec::new();
+    for (i, item) in bulk.items.into_iter().enumerate() {
+        let Some(proposal) = proposals.get(&item.proposal) else {
+            done_with.push(item.proposal);
+            continue;
+        };
+        let outcome = outcomes.get(i).cloned().unwrap_or(BulkOutcome::Open);
+        if !matches!(outcome, BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS) {
+            done_with.push(item.proposal);
+        }
+        match outcome {
+            BulkOutcome::Complete => complete.push((proposal, item)),
+            BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS => {
+                checkpoint.pending.push(item);
+            }
+            BulkOutcome::Retriable(m) | BulkOutcome::Failed(m) => {
+                settled.push((proposal.clone(), PushResult::Failed(m)));
+            }
+            BulkOutcome::Open => settled.push((
+                proposal.clone(),
+                PushResult::Failed(format!(
+                    "bulk {} is still open after {} polls: is Magento's async.operations.all consumer running?",
+                    bulk.uuid, bulk.polls
+                )),
+            )),
+        }
+    }
+    let ids: Vec<Uuid> = complete.iter().map(|(p, _)| p.id).collect();
+    let checks = saves::checks(db, ctx.job.id, &ids).await?;
+    let (complete, unjudged): (Vec<_>, Vec<_>) = complete
+        .into_iter()
+        .partition(|(p, _)| checks.contains_key(&p.id));
+    settled.extend(
+        unjudged
+            .into_iter()
+            .map(|(p, _)| (p.clone(), PushResult::Failed(LOST_SAVE.into()))),
+    );
+    let sent: Vec<Sent> = complete
+        .iter()
+        .map(|(proposal, _)| Sent {
+            proposal,
+            check: &checks[&proposal.id],
+            requests: 1,
+        })
+        .collect();
+    let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
+    for ((proposal, item), result) in complete.iter().zip(read) {
+        if bulk.canary && !judge_canary(ctx, store, checkpoint, proposal, item, &result).await? {
             continue;
         }
-        let is_canary = bulk.canary;
-        let ids: Vec<Uuid> = bulk.items.iter().map(|item| item.proposal).collect();
-        let proposals: HashMap<Uuid, Proposal> = load_many(db, store.id, &ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
-        let mut complete = Vec::new();
-        for (i, item) in bulk.items.into_iter().enumerate() {
-            let Some(proposal) = proposals.get(&item.proposal) else {
-                continue;
-            };
-            match outcomes.get(i).cloned().unwrap_or(BulkOutcome::Open) {
-                BulkOutcome::Complete => complete.push((proposal, item)),
-                BulkOutcome::Retriable(_) if item.rounds < MAX_ROUNDS => {
-                    checkpoint.pending.push(item);
-                }
-                BulkOutcome::Retriable(m) | BulkOutcome::Failed(m) => {
-                    settled.push((proposal.clone(), PushResult::Failed(m)));
-                }
-                BulkOutcome::Open => settled.push((
-                    proposal.clone(),
-                    PushResult::Failed(format!(
-                        "bulk {} is still open after {} polls: is Magento's async.operations.all consumer running?",
-                        bulk.uuid, bulk.polls
-                    )),
-                )),
-            }
-        }
-        let sent: Vec<Sent> = complete
-            .iter()
-            .map(|(proposal, item)| Sent {
-                proposal,
-                check: &item.check,
-                requests: 1,
-            })
-            .collect();
-        let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
-        for ((proposal, item), result) in complete.iter().zip(read) {
-            if is_canary && !judge_canary(ctx, store, checkpoint, proposal, item, &result).await? {
-                continue;
-            }
-            settled.push(((*proposal).clone(), result));
-        }
+        settled.push(((*proposal).clone(), result));
     }
-    checkpoint.submitted = still_open;
     let mut tx = db.begin().await?;
-    for (proposal, result) in settled {
-        ctx.advance(1);
-        record(&mut tx, ctx, &proposal, result).await?;
-    }
+    ctx.advance(settled.len() as i64);
+    let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = settled.into_iter().unzip();
+    record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
+    saves::forget(&mut tx, ctx.job.id, &done_with).await?;
     ctx.save(&mut tx, &*checkpoint).await?;
     tx.commit().await?;
     Ok(())
@@ -492,7 +666,41 @@ async fn submit_one(
     canary: bool,
 ) -> Result<(), JobError> {
     let db = &ctx.state.db;
-    let bodies = items.iter().map(|i| i.body.clone()).collect();
+    let ids: Vec<Uuid> = items.iter().map(|i| i.proposal).collect();
+    let mut stashed = saves::bodies(db, ctx.job.id, &ids).await?;
+    let (items, lost): (Vec<Item>, Vec<Item>) = items
+        .into_iter()
+        .partition(|i| stashed.contains_key(&i.proposal));
+    if !lost.is_empty() {
+        let ids: Vec<Uuid> = lost.iter().map(|i| i.proposal).collect();
+        let mut tx = db.begin().await?;
+        for proposal in load_many(db, store.id, &ids).await? {
+            ctx.advance(1);
+            record(
+                &mut tx,
+                ctx,
+                &proposal,
+                PushResult::Failed(LOST_SAVE.into()),
+            )
+            .await?;
+        }
+        // The saves about to go stay pending in this checkpoint, until one names their bulk.
+        let mut kept = checkpoint.clone();
+        kept.pending.extend(items.iter().cloned());
+        ctx.save(&mut tx, &kept).await?;
+        tx.commit().await?;
+    }
+    if items.is_empty() {
+        return Ok(());
+    }
+    let bodies: Vec<Value> = items
+        .iter()
+        .filter_map(|i| stashed.remove(&i.proposal))
+        .collect();
+    let first_sku = bodies[0]["product"]["sku"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
     let (uuid, refused) = match connector.submit_product_saves(scope, bodies).await {
         Ok(answer) => answer,
         Err(e @ ConnectorError::PermissionMissing { .. }) => {
@@ -507,8 +715,7 @@ async fn submit_one(
         ctx.log(
             "info",
             format!(
-                "bulk {uuid}: canary, SKU {} alone in {scope}, to see where the store saves it",
-                items[0].body["product"]["sku"].as_str().unwrap_or("?")
+                "bulk {uuid}: canary, SKU {first_sku} alone in {scope}, to see where the store saves it"
             ),
         )
         .await;
@@ -521,9 +728,11 @@ async fn submit_one(
     }
     let mut tx = db.begin().await?;
     let mut accepted = Vec::new();
+    let mut refused_ids = Vec::new();
     for (item, refusal) in items.into_iter().zip(refused) {
         match refusal {
             Some(message) => {
+                refused_ids.push(item.proposal);
                 if let Some(proposal) = load(db, store.id, item.proposal).await? {
                     ctx.advance(1);
                     record(&mut tx, ctx, &proposal, PushResult::Failed(message)).await?;
@@ -541,6 +750,7 @@ async fn submit_one(
         polls: 0,
         canary,
     });
+    saves::forget(&mut tx, ctx.job.id, &refused_ids).await?;
     ctx.save(&mut tx, &*checkpoint).await?;
     tx.commit().await?;
     Ok(())
@@ -687,10 +897,9 @@ async fn by_product(
         results.extend(sent.iter().map(|s| s.proposal.clone()).zip(read));
         checkpoint.direct.drain(..consumed);
         let mut tx = db.begin().await?;
-        for (proposal, result) in results {
-            ctx.advance(1);
-            record(&mut tx, ctx, &proposal, result).await?;
-        }
+        ctx.advance(results.len() as i64);
+        let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = results.into_iter().unzip();
+        record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
         ctx.save(&mut tx, &*checkpoint).await?;
         tx.commit().await?;
         pace.tick(ctx, total).await;

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use super::progress::Pace;
 use super::{
     COUNTERS, Prepared, PushParams, PushResult, Sent, WINDOW, is_pending, load_many, log_summary,
-    log_warnings, prepare_many, read_back_many, record, send_calls,
+    log_warnings, prepare_many, read_back_many, record_all, send_calls,
 };
 use crate::connector::magento::{MagentoConnector, PreparedCall};
 use crate::jobs::context::{JobContext, JobError, Outcome};
@@ -274,11 +274,12 @@ async fn push_window(
     let mut checkpoint = checkpoint.lock().await;
     let mut next = checkpoint.clone();
     let mut tx = db.begin().await?;
-    for (proposal, result) in proposals.iter().zip(results) {
-        if let Some(result) = result {
-            record(&mut tx, ctx, proposal, result).await?;
-        }
-    }
+    let outcomes = proposals
+        .iter()
+        .zip(results)
+        .filter_map(|(proposal, result)| Some((proposal, result?)))
+        .collect();
+    record_all(&mut tx, ctx, outcomes).await?;
     for (index, _) in &window {
         next.settle(*index);
     }

@@ -21,6 +21,7 @@ mod live;
 pub mod plan;
 mod progress;
 mod reads;
+mod saves;
 pub mod scope_check;
 pub mod verify;
 
@@ -145,7 +146,8 @@ pub async fn order(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> 
 /// A proposal with the contents a push judges it by (see [`Proposal`]).
 const PROPOSAL_SELECT: &str = "SELECT v.id, v.product_id, p.sku, v.store_view, v.state, v.content,
                 b.content AS base, dv.content AS default_live, db.content AS default_base,
-                dp.content AS default_pushed,
+                CASE WHEN dv.origin = 'push' AND dp.state = 'pushed' AND dp.store_view = 'all'
+                     THEN dp.content END AS default_pushed,
                 coalesce((v.meta ->> 'explicit_default_values')::boolean, false) AS explicit_defaults
          FROM product_versions v
          JOIN products p ON p.id = v.product_id
@@ -155,8 +157,10 @@ const PROPOSAL_SELECT: &str = "SELECT v.id, v.product_id, p.sku, v.store_view, v
          LEFT JOIN product_versions db ON db.id = coalesce((v.meta ->> 'default_base')::uuid, dl.version_id)
          -- The default values live now, when they are what this store's push of an approved
          -- default-scope proposal wrote (its live version's parent).
-         LEFT JOIN product_versions dp ON dp.id = dv.parent_id AND dv.origin = 'push'
-              AND dp.state = 'pushed' AND dp.store_view = 'all'";
+         -- Joined on the id alone and judged in the select: with the conditions in the join,
+         -- stale statistics lead the planner to walk every pushed version by state and scope
+         -- for each row (seconds for a step of a bulk push).
+         LEFT JOIN product_versions dp ON dp.id = dv.parent_id";
 
 pub(crate) async fn load(
     db: &PgPool,
@@ -884,6 +888,71 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// Records a step's outcomes in order, as [`record`] one by one would, with the usual ones —
+/// pushed and read back clean, or found already applied — written together: a handful of
+/// statements for the step instead of five per proposal. An outcome that needs more (a
+/// conflict, a failure, a verdict to explain) is recorded alone, after those before it.
+pub(crate) async fn record_all(
+    tx: &mut sqlx::PgConnection,
+    ctx: &JobContext,
+    outcomes: Vec<(&Proposal, PushResult)>,
+) -> Result<(), sqlx::Error> {
+    let mut shown: Vec<live::Shown> = Vec::new();
+    let mut pushed: Vec<Uuid> = Vec::new();
+    for (proposal, outcome) in outcomes {
+        let scope = proposal.store_view.as_str();
+        let content = match &outcome {
+            PushResult::Written { reads, verdict, .. } if verdict.is_clean() => {
+                reads.get(scope).map(|read| &read.content)
+            }
+            PushResult::AlreadyApplied { store } => Some(&store.content),
+            _ => None,
+        };
+        let Some(content) = content else {
+            flush(tx, ctx, &mut shown, &mut pushed).await?;
+            record(tx, ctx, proposal, outcome).await?;
+            continue;
+        };
+        // Each (product, scope) once per batch: a second one goes after the first is written.
+        if shown
+            .iter()
+            .any(|s| s.product_id == proposal.product_id && s.scope == scope)
+        {
+            flush(tx, ctx, &mut shown, &mut pushed).await?;
+        }
+        let default_live = proposal.default_live.clone().unwrap_or_default();
+        shown.push(live::Shown {
+            product_id: proposal.product_id,
+            scope,
+            content: live::stored_form(scope, content, &default_live),
+            parent: Some(proposal.id),
+        });
+        pushed.push(proposal.id);
+        match outcome {
+            PushResult::Written { requests, .. } => {
+                ctx.add("requests", requests as i64);
+                ctx.add("pushed", 1);
+            }
+            _ => ctx.add("already_applied", 1),
+        }
+    }
+    flush(tx, ctx, &mut shown, &mut pushed).await
+}
+
+/// Writes what [`record_all`] gathered.
+async fn flush(
+    tx: &mut sqlx::PgConnection,
+    ctx: &JobContext,
+    shown: &mut Vec<live::Shown<'_>>,
+    pushed: &mut Vec<Uuid>,
+) -> Result<(), sqlx::Error> {
+    live::record_many(tx, shown, ctx.job.id).await?;
+    mark_pushed_many(tx, pushed, ctx.job.id).await?;
+    shown.clear();
+    pushed.clear();
+    Ok(())
+}
+
 /// Records what the proposal's scope `shows` after the push as its live version.
 async fn record_shown(
     tx: &mut sqlx::PgConnection,
@@ -920,6 +989,27 @@ async fn mark_pushed(
          WHERE id = $1"
     )))
     .bind(id)
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// [`mark_pushed`] for many proposals in one statement.
+async fn mark_pushed_many(
+    tx: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+    job_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE product_versions SET state = 'pushed',
+            meta = ({OUTCOME_META}) || jsonb_build_object('pushed_by_job', $2::uuid, 'pushed_at', now())
+         WHERE id = ANY($1)"
+    )))
+    .bind(ids)
     .bind(job_id)
     .execute(&mut *tx)
     .await?;

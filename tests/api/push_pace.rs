@@ -337,11 +337,25 @@ async fn a_storm_on_some_products_leaves_the_others_pushed_and_those_retryable()
 
 #[tokio::test]
 async fn a_worker_killed_in_the_middle_of_a_push_resumes_and_writes_each_field_once() {
+    killed_in_the_middle(false).await;
+}
+
+/// The same through the bulk API, in bulks of 25: a restart polls the bulks its checkpoint
+/// names and plans the pending saves again from what the store shows.
+#[tokio::test]
+async fn a_worker_killed_in_the_middle_of_a_bulk_push_resumes_and_writes_each_field_once() {
+    killed_in_the_middle(true).await;
+}
+
+/// Kills the worker once a push of 400 proposals settled 100 of them, starts another, and
+/// checks that every field was written exactly once.
+async fn killed_in_the_middle(bulk: bool) {
     let env: Vec<(String, String)> =
         vec![("CATALOGD_JOBS__WORKERS_IN_SERVE".into(), "false".into())];
     let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
     let sim = MagentoSim::start(SimConfig {
         products: 200,
+        queue_mode: magento_sim::QueueMode::Amqp,
         ..SimConfig::default()
     })
     .await
@@ -358,6 +372,18 @@ async fn a_worker_killed_in_the_middle_of_a_push_resumes_and_writes_each_field_o
     shop.app.sync(&shop.owner, &shop.store_id, "full").await;
     let skus = shop.sim.skus();
     let token = shop.owner.access_token.clone();
+    if bulk {
+        let (status, store) = shop
+            .app
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/stores/{}", shop.store_id),
+                Some(&token),
+                Some(json!({"push_via_bulk": true, "bulk_max_items": 25})),
+            )
+            .await;
+        assert_eq!(status, 200, "{store}");
+    }
     let ids = approved(
         &shop.app,
         &token,
@@ -397,7 +423,7 @@ async fn a_worker_killed_in_the_middle_of_a_push_resumes_and_writes_each_field_o
         .await;
     worker.kill().unwrap();
     worker.wait().unwrap();
-    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["status"], "succeeded", "bulk {bulk}: {job}");
     assert!(
         written_at_kill < 400,
         "writes were left for the second worker"
@@ -413,6 +439,118 @@ async fn a_worker_killed_in_the_middle_of_a_push_resumes_and_writes_each_field_o
         "{job}"
     );
     assert_each_field_written_once(&shop.sim, &skus);
+}
+
+/// A bulk push whose checkpoint an earlier version wrote, every planned save's body inline:
+/// the job resumes, sends each of those saves once, pushes the rest, and leaves nothing of its
+/// planned saves behind.
+#[tokio::test]
+async fn a_bulk_push_resumes_from_a_checkpoint_with_bodies_inline() {
+    let env: Vec<(String, String)> =
+        vec![("CATALOGD_JOBS__WORKERS_IN_SERVE".into(), "false".into())];
+    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
+    let sim = MagentoSim::start(SimConfig {
+        products: 6,
+        queue_mode: magento_sim::QueueMode::Amqp,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register("resumed@example.com").await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let shop = Shop {
+        app,
+        sim,
+        owner,
+        store_id,
+    };
+    let mut worker = shop.app.start_worker(&env);
+    shop.app.sync(&shop.owner, &shop.store_id, "full").await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    shop.set_push_via_bulk().await;
+    let skus = shop.sim.skus();
+    let token = shop.owner.access_token.clone();
+    let ids = approved(
+        &shop.app,
+        &token,
+        &shop.store_id,
+        &skus,
+        &["all"],
+        "meta_title",
+        value,
+    )
+    .await;
+    let (status, started) = shop
+        .app
+        .post(
+            &format!("/stores/{}/push", shop.store_id),
+            Some(&token),
+            json!({"all_approved": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let job_id: uuid::Uuid = started["job_id"].as_str().unwrap().parse().unwrap();
+    // The first three proposals planned, their saves waiting in the checkpoint itself.
+    let params: Value = sqlx::query_scalar("SELECT params FROM job_runs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(&shop.app.db)
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for id in &params["proposals"].as_array().unwrap()[..3] {
+        let sku: String = sqlx::query_scalar(
+            "SELECT p.sku FROM product_versions v JOIN products p ON p.id = v.product_id
+             WHERE v.id = $1::uuid",
+        )
+        .bind(id.as_str().unwrap())
+        .fetch_one(&shop.app.db)
+        .await
+        .unwrap();
+        pending.push(json!({
+            "proposal": id,
+            "scope": "all",
+            "rounds": 0,
+            "body": {"product": {"sku": sku, "custom_attributes": [
+                {"attribute_code": "meta_title", "value": value(&sku, "all")}
+            ]}},
+        }));
+    }
+    sqlx::query("UPDATE job_runs SET checkpoint = $2 WHERE id = $1")
+        .bind(job_id)
+        .bind(json!({"next": 3, "pending": pending, "submitted": []}))
+        .execute(&shop.app.db)
+        .await
+        .unwrap();
+
+    let mut worker = shop.app.start_worker(&env);
+    let job = shop
+        .app
+        .wait_for_job(&token, &job_id.to_string(), Duration::from_secs(60))
+        .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["counters"]["pushed"], 6, "{job}");
+    assert_eq!(
+        states(&shop.app, &ids).await,
+        BTreeMap::from([("pushed".into(), 6)])
+    );
+    let saves = saves(&shop.sim.writes());
+    for sku in &skus {
+        assert_eq!(saves[&(sku.clone(), "all".to_string())].len(), 1, "{sku}");
+        assert_eq!(
+            shop.sim.shown(sku, None, "meta_title"),
+            Some(json!(value(sku, "all"))),
+            "{sku}"
+        );
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM push_bulk_saves WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&shop.app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a finished push keeps none of its planned saves");
 }
 
 #[tokio::test]
@@ -471,6 +609,11 @@ async fn a_bulk_push_reads_in_lists_and_fills_bulks_up_to_the_stores_maximum() {
         all - write_requests,
         (2 + (1 + 2) + 3 + 3 * 2) + (3 + (1 + 3) + 3 + 3 * 3)
     );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM push_bulk_saves")
+        .fetch_one(&shop.app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a finished push keeps none of its planned saves");
 }
 
 /// A field the store view inherits (its live version overrides others, not this one), changed

@@ -196,6 +196,30 @@ fn matches(product: &SimProduct, view: Option<&str>, filter: &Filter) -> bool {
     }
 }
 
+/// The SKUs a search is confined to, when one filter group is a lone `sku` `eq` or `in` whose
+/// values are all plain text: every match is then among the products with exactly those SKUs,
+/// so they can be looked up instead of scanning the catalog (as MySQL uses the SKU's index).
+/// A value that reads as a number compares numerically ([`compare`]), so it keeps the scan.
+pub fn sku_keys(criteria: &Criteria) -> Option<Vec<&str>> {
+    criteria
+        .groups
+        .iter()
+        .find_map(|group| match group.as_slice() {
+            [f] if f.field == "sku" && (f.condition == "eq" || f.condition == "in") => {
+                let values: Vec<&str> = if f.condition == "in" {
+                    f.value.split(',').collect()
+                } else {
+                    vec![f.value.as_str()]
+                };
+                values
+                    .iter()
+                    .all(|v| v.parse::<f64>().is_err())
+                    .then_some(values)
+            }
+            _ => None,
+        })
+}
+
 /// The ids of matching products, sorted.
 pub fn select<'a>(
     products: impl Iterator<Item = &'a SimProduct>,
@@ -271,6 +295,51 @@ mod tests {
         assert_eq!(c.sort, [("entity_id".to_string(), false)]);
         assert_eq!(c.page_size, Some(300));
         assert_eq!(c.current_page, 1);
+    }
+
+    fn sku_filter(condition: &str, value: &str) -> Filter {
+        Filter {
+            field: "sku".into(),
+            value: value.into(),
+            condition: condition.into(),
+        }
+    }
+
+    #[test]
+    fn a_lone_plain_sku_list_is_looked_up_and_anything_else_scanned() {
+        let criteria = |groups: Vec<Vec<Filter>>| Criteria {
+            groups,
+            ..Criteria::default()
+        };
+        let status = Filter {
+            field: "status".into(),
+            value: "1".into(),
+            condition: "eq".into(),
+        };
+        let plain = criteria(vec![
+            vec![status.clone()],
+            vec![sku_filter("in", "A-1,b 2")],
+        ]);
+        assert_eq!(sku_keys(&plain), Some(vec!["A-1", "b 2"]));
+        assert_eq!(
+            sku_keys(&criteria(vec![vec![sku_filter("eq", "A,1")]])),
+            Some(vec!["A,1"]),
+            "eq takes the whole value"
+        );
+        // "1" also matches a SKU "1.0" (compared as numbers): no lookup can say so.
+        assert_eq!(
+            sku_keys(&criteria(vec![vec![sku_filter("in", "A-1,1")]])),
+            None
+        );
+        assert_eq!(
+            sku_keys(&criteria(vec![vec![sku_filter("in", "A"), status]])),
+            None,
+            "an OR with another filter reaches beyond the SKUs"
+        );
+        assert_eq!(
+            sku_keys(&criteria(vec![vec![sku_filter("like", "A%")]])),
+            None
+        );
     }
 
     #[test]

@@ -490,7 +490,16 @@ fn list_products(
         _ => None,
     };
     let catalog = inner.catalog.read().expect("catalog");
-    let hits = search::select(catalog.live(), view, &criteria);
+    let hits = match search::sku_keys(&criteria) {
+        Some(skus) => {
+            let mut found: Vec<&SimProduct> = skus.iter().filter_map(|s| catalog.get(s)).collect();
+            // In catalog (id) order, as the scan would find them.
+            found.sort_by_key(|p| p.id);
+            found.dedup_by_key(|p| p.id);
+            search::select(found.into_iter(), view, &criteria)
+        }
+        None => search::select(catalog.live(), view, &criteria),
+    };
     let total = hits.len() as u64;
     let items: Vec<&SimProduct> = match page_size {
         None => hits,
