@@ -231,24 +231,25 @@ async fn push(
             _ => {}
         }
         let consumed = end - checkpoint.next;
-        let (planned, saves_planned) = plan_window(
-            ctx,
-            store,
-            connector,
-            scopes,
-            proposals,
-            consumed,
-            &mut checkpoint,
-        )
-        .await?;
+        // The bulks Magento finished are settled while the step's reads are at the store: the
+        // two meet only in the checkpoint, which the step joins after both.
+        let settle_due = !checkpoint.submitted.is_empty() && polled.elapsed() >= POLL_EVERY;
+        let (step, settled) = tokio::join!(
+            plan_window(ctx, store, connector, scopes, proposals, consumed),
+            async {
+                if settle_due {
+                    settle(ctx, store, connector, &mut checkpoint).await
+                } else {
+                    Ok(())
+                }
+            }
+        );
+        settled?;
+        if settle_due {
+            polled = Instant::now();
+        }
         checkpoint.next = end;
-        let mut tx = db.begin().await?;
-        ctx.advance(planned.len() as i64);
-        let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = planned.into_iter().unzip();
-        record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
-        saves::stash(&mut tx, ctx.job.id, &saves_planned).await?;
-        ctx.save(&mut tx, &checkpoint).await?;
-        tx.commit().await?;
+        apply_step(ctx, &mut checkpoint, step?).await?;
         submit(
             ctx,
             store,
@@ -258,10 +259,6 @@ async fn push(
             Fill::Full,
         )
         .await?;
-        if !checkpoint.submitted.is_empty() && polled.elapsed() >= POLL_EVERY {
-            settle(ctx, store, connector, &mut checkpoint).await?;
-            polled = Instant::now();
-        }
         pace.tick(ctx, total).await;
     }
     // 2. Submit what is pending and settle every bulk.
@@ -301,27 +298,38 @@ async fn replan_pending(
     let db = &ctx.state.db;
     let ids: Vec<Uuid> = checkpoint.pending.iter().map(|i| i.proposal).collect();
     for chunk in ids.chunks(span) {
-        // Planning appends what it plans, so the old saves are always in front.
-        checkpoint.pending.drain(..chunk.len());
         let proposals = load_many(db, store.id, chunk).await?;
-        let (planned, saves_planned) = plan_window(
-            ctx,
-            store,
-            connector,
-            scopes,
-            proposals,
-            chunk.len(),
-            checkpoint,
-        )
-        .await?;
-        let mut tx = db.begin().await?;
-        ctx.advance(planned.len() as i64);
-        let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = planned.into_iter().unzip();
-        record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
-        saves::stash(&mut tx, ctx.job.id, &saves_planned).await?;
-        ctx.save(&mut tx, &*checkpoint).await?;
-        tx.commit().await?;
+        let step = plan_window(ctx, store, connector, scopes, proposals, chunk.len()).await?;
+        // A step appends what it plans, so the old saves are always in front.
+        checkpoint.pending.drain(..chunk.len());
+        apply_step(ctx, checkpoint, step).await?;
     }
+    Ok(())
+}
+
+/// What planning a step found: outcomes to record now, and the saves it planned.
+struct Step {
+    results: Vec<(Proposal, PushResult)>,
+    saves: Vec<Planned>,
+    items: Vec<Item>,
+    /// Proposals decided otherwise since the push was asked for, settled as they are.
+    skipped: usize,
+}
+
+/// Records a planned step with the checkpoint, its saves joining the pending ones.
+async fn apply_step(
+    ctx: &JobContext,
+    checkpoint: &mut Checkpoint,
+    step: Step,
+) -> Result<(), JobError> {
+    checkpoint.pending.extend(step.items);
+    let mut tx = ctx.state.db.begin().await?;
+    ctx.advance((step.skipped + step.results.len()) as i64);
+    let (proposals, outcomes): (Vec<Proposal>, Vec<PushResult>) = step.results.into_iter().unzip();
+    record_all(&mut tx, ctx, proposals.iter().zip(outcomes).collect()).await?;
+    saves::stash(&mut tx, ctx.job.id, &step.saves).await?;
+    ctx.save(&mut tx, &*checkpoint).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -380,9 +388,9 @@ async fn drain(
 }
 
 /// Plans a step of proposals (one `sku in (…)` list per scope and hundred), `consumed` of the
-/// job's: the outcomes that need no bulk
-/// come back to be recorded, product saves join the checkpoint's pending ones, gallery-entry
-/// updates are sent at once, and a write without a save is read back at once.
+/// job's, leaving the checkpoint to [`apply_step`]: the outcomes that need no bulk come back
+/// to be recorded and the product saves to join the pending ones; gallery-entry updates are
+/// sent at once, and a write without a save is read back at once.
 async fn plan_window(
     ctx: &JobContext,
     store: &Store,
@@ -390,16 +398,15 @@ async fn plan_window(
     scopes: &Scopes,
     proposals: Vec<Proposal>,
     consumed: usize,
-    checkpoint: &mut Checkpoint,
-) -> Result<(Vec<(Proposal, PushResult)>, Vec<Planned>), JobError> {
+) -> Result<Step, JobError> {
     let db = &ctx.state.db;
     let proposals: Vec<Proposal> = proposals.into_iter().filter(is_pending).collect();
-    // Proposals decided otherwise since the push was asked for are settled as they are.
-    ctx.advance(consumed.saturating_sub(proposals.len()) as i64);
+    let skipped = consumed.saturating_sub(proposals.len());
     let watch = |scope: &str| watch(store, scope);
     let prepared = prepare_many(db, store, connector, &proposals, scopes, &watch).await?;
     let mut results = Vec::new();
     let mut planned = Vec::new();
+    let mut items = Vec::new();
     let mut direct = Vec::new();
     for (p, prepared) in proposals.iter().zip(prepared) {
         let write = match prepared {
@@ -433,9 +440,7 @@ async fn plan_window(
         }
         match write.calls.iter().find_map(|call| call.product_save_body()) {
             Some(body) => {
-                checkpoint
-                    .pending
-                    .push(Item::new(p.id, p.store_view.clone()));
+                items.push(Item::new(p.id, p.store_view.clone()));
                 planned.push(Planned {
                     proposal: p.id,
                     body: body.clone(),
@@ -455,7 +460,12 @@ async fn plan_window(
         .collect();
     let read = read_back_many(db, store.id, connector, &sent, &watch).await?;
     results.extend(direct.iter().map(|(p, _)| (*p).clone()).zip(read));
-    Ok((results, planned))
+    Ok(Step {
+        results,
+        saves: planned,
+        items,
+        skipped,
+    })
 }
 
 /// Polls every submitted bulk once, side by side. Each bulk whose operations all ended is
