@@ -284,30 +284,42 @@ impl MagentoConnector {
         };
         let lists = magento::client::sku_lists(skus.iter().copied());
         let mut alone = lists.alone;
-        // The lists side by side: the client's limiters keep the store's pace.
-        let answers = futures::future::join_all(
-            lists
-                .lists
-                .iter()
-                .map(|list| self.client.get_products_by_sku(&store_scope, list)),
-        )
-        .await;
+        // The lists side by side, each its own task so that their answers are parsed on every
+        // core; the client's limiters keep the store's pace.
+        let tasks = lists.lists.iter().map(|list| {
+            let client = self.client.clone();
+            let scope = store_scope.clone();
+            let extra = self.extra_content.clone();
+            let list: Vec<String> = list.iter().map(|sku| sku.to_string()).collect();
+            tokio::spawn(async move {
+                let skus: Vec<&str> = list.iter().map(String::as_str).collect();
+                let mut found = client.get_products_by_sku(&scope, &skus).await?;
+                Ok::<_, magento::MagentoError>(
+                    list.iter()
+                        .map(|sku| {
+                            let product = found.remove(sku).and_then(|parsed| {
+                                let warnings = parsed
+                                    .warnings
+                                    .iter()
+                                    .map(|w| format!("{}: {}", w.path, w.message))
+                                    .collect();
+                                to_pulled(parsed.value, &extra, warnings)
+                            });
+                            (sku.clone(), product)
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+        });
+        let answers = futures::future::join_all(tasks).await;
         for (list, answer) in lists.lists.into_iter().zip(answers) {
             match answer {
-                Ok(mut found) => {
-                    for sku in list {
-                        let product = found.remove(sku).and_then(|parsed| {
-                            let warnings = parsed
-                                .warnings
-                                .iter()
-                                .map(|w| format!("{}: {}", w.path, w.message))
-                                .collect();
-                            to_pulled(parsed.value, &self.extra_content, warnings)
-                        });
-                        out.insert(sku.to_string(), Ok(product));
+                Ok(Ok(found)) => {
+                    for (sku, product) in found {
+                        out.insert(sku, Ok(product));
                     }
                 }
-                Err(e) => match map_error(e) {
+                Ok(Err(e)) => match map_error(e) {
                     e @ ConnectorError::NeedsReauth(_) => {
                         for sku in list {
                             out.insert(sku.to_string(), Err(e.clone()));
@@ -317,6 +329,8 @@ impl MagentoConnector {
                     // alone, so only that product's read fails.
                     _ => alone.extend(list),
                 },
+                // The task did not finish (the runtime is shutting down): read them alone.
+                Err(_) => alone.extend(list),
             }
         }
         // Concurrently: the client's limiters keep the store's pace.

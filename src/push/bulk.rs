@@ -200,15 +200,18 @@ async fn push(
         replan_pending(ctx, store, connector, scopes, &mut checkpoint, span).await?;
     }
     let mut polled = Instant::now();
+    let mut finished_left = false;
     // 1. Plan window by window and record what needs no bulk; a scope's saves go as soon as
     //    they fill a bulk, and the bulks Magento finished meanwhile are settled.
     while checkpoint.next < total && !checkpoint.by_product {
         if let Some(stop) = ctx.should_stop().await {
             return Ok(Outcome::Stopped(stop));
         }
+        let started = Instant::now();
         let mut end = (checkpoint.next + span).min(total);
         let window = &params.proposals[checkpoint.next..end];
         let mut proposals = load_many(db, store.id, window).await?;
+        let loaded = started.elapsed();
         // A product's store views go after its default scope: the first store-view proposal
         // waits until every default-scope save before it is settled, and is then judged
         // against the default values those saves left.
@@ -233,23 +236,31 @@ async fn push(
         let consumed = end - checkpoint.next;
         // The bulks Magento finished are settled while the step's reads are at the store: the
         // two meet only in the checkpoint, which the step joins after both.
-        let settle_due = !checkpoint.submitted.is_empty() && polled.elapsed() >= POLL_EVERY;
+        // One bulk a step, so that settling keeps pace with planning.
+        let settle_due =
+            !checkpoint.submitted.is_empty() && (finished_left || polled.elapsed() >= POLL_EVERY);
         let (step, settled) = tokio::join!(
-            plan_window(ctx, store, connector, scopes, proposals, consumed),
             async {
-                if settle_due {
-                    settle(ctx, store, connector, &mut checkpoint).await
+                let step = plan_window(ctx, store, connector, scopes, proposals, consumed).await;
+                (step, started.elapsed())
+            },
+            async {
+                let settled = if settle_due {
+                    settle(ctx, store, connector, &mut checkpoint, 1).await
                 } else {
-                    Ok(())
-                }
+                    Ok(false)
+                };
+                (settled, started.elapsed())
             }
         );
-        settled?;
+        let ((step, planned), (settled, settled_at)) = (step, settled);
+        finished_left = settled?;
         if settle_due {
             polled = Instant::now();
         }
         checkpoint.next = end;
         apply_step(ctx, &mut checkpoint, step?).await?;
+        let applied = started.elapsed();
         submit(
             ctx,
             store,
@@ -259,6 +270,16 @@ async fn push(
             Fill::Full,
         )
         .await?;
+        tracing::debug!(
+            job_id = %ctx.job.id,
+            proposals = consumed,
+            loaded_ms = loaded.as_millis() as u64,
+            planned_ms = planned.as_millis() as u64,
+            settled_ms = settle_due.then_some(settled_at.as_millis() as u64),
+            applied_ms = applied.as_millis() as u64,
+            submitted_ms = started.elapsed().as_millis() as u64,
+            "bulk push step"
+        );
         pace.tick(ctx, total).await;
     }
     // 2. Submit what is pending and settle every bulk.
@@ -374,7 +395,7 @@ async fn drain(
         if checkpoint.submitted.is_empty() {
             return Ok(None);
         }
-        settle(ctx, store, connector, checkpoint).await?;
+        settle(ctx, store, connector, checkpoint, usize::MAX).await?;
         if checkpoint.by_product {
             return Ok(None);
         }
@@ -468,21 +489,23 @@ async fn plan_window(
     })
 }
 
-/// Polls every submitted bulk once, side by side. Each bulk whose operations all ended is
-/// then settled ([`settle_bulk`]), one after another, so the job holds one bulk's products at
-/// a time.
+/// Polls every submitted bulk once, side by side. Up to `most` bulks whose operations all
+/// ended are then settled ([`settle_bulk`]), one after another, so the job holds one bulk's
+/// products at a time; `true` when more had ended (they are polled again next time).
 async fn settle(
     ctx: &JobContext,
     store: &Store,
     connector: &MagentoConnector,
     checkpoint: &mut Checkpoint,
-) -> Result<(), JobError> {
+    most: usize,
+) -> Result<bool, JobError> {
     let db = &ctx.state.db;
     let submitted = std::mem::take(&mut checkpoint.submitted);
     // The client's limiters keep the store's pace.
     let polls =
         futures::future::join_all(submitted.iter().map(|b| connector.bulk_outcomes(&b.uuid))).await;
     let mut finished = Vec::new();
+    let mut more = false;
     for (mut bulk, outcomes) in submitted.into_iter().zip(polls) {
         let outcomes = match outcomes {
             Ok(outcomes) => outcomes,
@@ -496,6 +519,9 @@ async fn settle(
         let open = outcomes.len() < bulk.items.len() || outcomes.contains(&BulkOutcome::Open);
         if open && bulk.polls < MAX_POLLS {
             checkpoint.submitted.push(bulk);
+        } else if finished.len() == most {
+            more = true;
+            checkpoint.submitted.push(bulk);
         } else {
             finished.push((bulk, outcomes));
         }
@@ -508,7 +534,7 @@ async fn settle(
         checkpoint.submitted.retain(|b| b.uuid != bulk.uuid);
         settle_bulk(ctx, store, connector, checkpoint, bulk, outcomes).await?;
     }
-    Ok(())
+    Ok(more)
 }
 
 /// Settles a bulk whose operations all ended (or that was polled [`MAX_POLLS`] times): the
