@@ -5,14 +5,16 @@
 //! failures are recorded at once; gallery-entry updates are sent directly (the bulk API
 //! carries product saves only). The product saves of a scope are submitted as a bulk as soon
 //! as they fill one (the store's `bulk_max_items`; the rest once planning ends), and the bulks
-//! polled side by side through `detailed-status`: each operation, mapped back to its proposal
-//! by its position among the request items, is read back (one `sku in (…)` list per scope
-//! and hundred, side by side, a finished bulk at a time) and verified like a direct push, or
-//! ends the proposal `failed` with Magento's message; operations Magento calls
-//! retriable are submitted again, up to [`MAX_ROUNDS`] times. Each bulk's uuid enters the
-//! job's checkpoint as soon as Magento accepted it, so a restarted job resumes polling
-//! instead of submitting again. Magento schedules every item of a bulk within the request
-//! (one operation row each,
+//! polled side by side through `detailed-status`, a finished bulk settled while the next
+//! step's reads are at the store: each operation, mapped back to its proposal by its position
+//! among the request items, is read back (one `sku in (…)` list per scope and hundred, side
+//! by side) and verified like a direct push, or ends the proposal `failed` with Magento's
+//! message; operations Magento calls retriable are submitted again, up to [`MAX_ROUNDS`]
+//! times. Each save's body and check are written once beside the job ([`saves`]); the
+//! checkpoint names only proposals. Each bulk's uuid enters it as soon as Magento accepted
+//! the bulk, so a restarted job resumes polling instead of submitting again, and plans the
+//! saves still pending again from what the store shows ([`replan_pending`]). Magento
+//! schedules every item of a bulk within the request (one operation row each,
 //! `app/code/Magento/AsynchronousOperations/Model/MassSchedule.php::publishMass`), so the
 //! cap keeps that request short.
 //!
