@@ -31,6 +31,24 @@ use crate::stores::{self, NewStore, RateLimit, SignatureMethod, StoreCredentials
 use crate::sync::{PAGE_SIZE, SyncMode, SyncParams};
 use crate::{db, jobs::runner};
 
+/// The client a peer's script would talk to the simulated store with: the store's limits and
+/// its signature, nothing of catalogd's jobs.
+fn peer_client(
+    state: &AppState,
+    base_url: &str,
+    credentials: &StoreCredentials,
+    rate: RateLimit,
+) -> Result<magento::MagentoClient, magento::MagentoError> {
+    stores::magento::client(
+        &state.egress,
+        base_url,
+        credentials,
+        SignatureMethod::HmacSha256,
+        magento::SignatureForm::default(),
+        rate,
+    )
+}
+
 pub struct BenchOptions {
     pub products: usize,
     pub concurrency: u32,
@@ -184,14 +202,7 @@ pub async fn sync(settings: Settings, options: BenchOptions) -> anyhow::Result<(
         .collect();
 
     // 1. Raw download of the same pages, with the same client limits.
-    let client = stores::magento::client(
-        &state.egress,
-        &base_url,
-        &credentials,
-        SignatureMethod::HmacSha256,
-        magento::SignatureForm::default(),
-        rate,
-    )?;
+    let client = peer_client(&state, &base_url, &credentials, rate)?;
     let started = Instant::now();
     let mut raw_pages = 0u64;
     let mut raw_bytes = 0u64;

@@ -140,14 +140,7 @@ pub async fn push(settings: Settings, options: PushBenchOptions) -> anyhow::Resu
 
     // (a) One at a time: read, then save, through a client with the store's limits.
     let baseline = if options.ways.contains(&PushWay::Baseline) {
-        let client = stores::magento::client(
-            &state.egress,
-            &base_url,
-            &credentials,
-            SignatureMethod::HmacSha256,
-            magento::SignatureForm::default(),
-            rate,
-        )?;
+        let client = super::peer_client(&state, &base_url, &credentials, rate)?;
         let skus: Vec<String> = sqlx::query_scalar(
             "SELECT sku FROM products WHERE store_id = $1 AND removed_at IS NULL ORDER BY id LIMIT $2",
         )

@@ -100,6 +100,30 @@ async fn amqp_shop(products: usize) -> Shop {
     .await
 }
 
+/// A connected store of `products` whose bulk API keeps each operation's store view, in an app
+/// that runs no worker of its own (the test starts and kills them); with the environment
+/// those workers need.
+async fn workerless_shop(products: usize, owner: &str) -> (Shop, Vec<(String, String)>) {
+    let env = vec![("CATALOGD_JOBS__WORKERS_IN_SERVE".into(), "false".into())];
+    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
+    let sim = MagentoSim::start(SimConfig {
+        products,
+        queue_mode: magento_sim::QueueMode::Amqp,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let owner = app.register(owner).await;
+    let store_id = app.connect_store(&owner, &sim).await;
+    let shop = Shop {
+        app,
+        sim,
+        owner,
+        store_id,
+    };
+    (shop, env)
+}
+
 fn value(sku: &str, scope: &str) -> String {
     format!("Paced {sku} {scope}")
 }
@@ -350,25 +374,8 @@ async fn a_worker_killed_in_the_middle_of_a_bulk_push_resumes_and_writes_each_fi
 /// Kills the worker once a push of 400 proposals settled 100 of them, starts another, and
 /// checks that every field was written exactly once.
 async fn killed_in_the_middle(bulk: bool) {
-    let env: Vec<(String, String)> =
-        vec![("CATALOGD_JOBS__WORKERS_IN_SERVE".into(), "false".into())];
-    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
-    let sim = MagentoSim::start(SimConfig {
-        products: 200,
-        queue_mode: magento_sim::QueueMode::Amqp,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let owner = app.register("killed@example.com").await;
-    let store_id = app.connect_store(&owner, &sim).await;
-    let mut worker = app.start_worker(&env);
-    let shop = Shop {
-        app,
-        sim,
-        owner,
-        store_id,
-    };
+    let (shop, env) = workerless_shop(200, "killed@example.com").await;
+    let mut worker = shop.app.start_worker(&env);
     shop.app.sync(&shop.owner, &shop.store_id, "full").await;
     let skus = shop.sim.skus();
     let token = shop.owner.access_token.clone();
@@ -446,24 +453,7 @@ async fn killed_in_the_middle(bulk: bool) {
 /// planned saves behind.
 #[tokio::test]
 async fn a_bulk_push_resumes_from_a_checkpoint_with_bodies_inline() {
-    let env: Vec<(String, String)> =
-        vec![("CATALOGD_JOBS__WORKERS_IN_SERVE".into(), "false".into())];
-    let app = TestApp::spawn_with(&[("CATALOGD_JOBS__WORKERS_IN_SERVE", "false")]).await;
-    let sim = MagentoSim::start(SimConfig {
-        products: 6,
-        queue_mode: magento_sim::QueueMode::Amqp,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let owner = app.register("resumed@example.com").await;
-    let store_id = app.connect_store(&owner, &sim).await;
-    let shop = Shop {
-        app,
-        sim,
-        owner,
-        store_id,
-    };
+    let (shop, env) = workerless_shop(6, "resumed@example.com").await;
     let mut worker = shop.app.start_worker(&env);
     shop.app.sync(&shop.owner, &shop.store_id, "full").await;
     worker.kill().unwrap();
