@@ -202,7 +202,8 @@ async fn push(
         replan_pending(ctx, store, connector, scopes, &mut checkpoint, span).await?;
     }
     let mut polled = Instant::now();
-    let mut finished_left = false;
+    // Bulks a poll found ended and not settled yet, with their outcomes.
+    let mut ended = HashMap::new();
     // 1. Plan window by window and record what needs no bulk; a scope's saves go as soon as
     //    they fill a bulk, and the bulks Magento finished meanwhile are settled.
     while checkpoint.next < total && !checkpoint.by_product {
@@ -239,8 +240,8 @@ async fn push(
         // The bulks Magento finished are settled while the step's reads are at the store: the
         // two meet only in the checkpoint, which the step joins after both.
         // One bulk a step, so that settling keeps pace with planning.
-        let settle_due =
-            !checkpoint.submitted.is_empty() && (finished_left || polled.elapsed() >= POLL_EVERY);
+        let settle_due = !checkpoint.submitted.is_empty()
+            && (!ended.is_empty() || polled.elapsed() >= POLL_EVERY);
         let (step, settled) = tokio::join!(
             async {
                 let step = plan_window(ctx, store, connector, scopes, proposals, consumed).await;
@@ -248,7 +249,7 @@ async fn push(
             },
             async {
                 let settled = if settle_due {
-                    settle(ctx, store, connector, &mut checkpoint, 1).await
+                    settle(ctx, store, connector, &mut checkpoint, 1, &mut ended).await
                 } else {
                     Ok(false)
                 };
@@ -256,7 +257,7 @@ async fn push(
             }
         );
         let ((step, planned), (settled, settled_at)) = (step, settled);
-        finished_left = settled?;
+        settled?;
         if settle_due {
             polled = Instant::now();
         }
@@ -397,7 +398,15 @@ async fn drain(
         if checkpoint.submitted.is_empty() {
             return Ok(None);
         }
-        settle(ctx, store, connector, checkpoint, usize::MAX).await?;
+        settle(
+            ctx,
+            store,
+            connector,
+            checkpoint,
+            usize::MAX,
+            &mut HashMap::new(),
+        )
+        .await?;
         if checkpoint.by_product {
             return Ok(None);
         }
@@ -491,23 +500,39 @@ async fn plan_window(
     })
 }
 
-/// Polls every submitted bulk once, side by side. Up to `most` bulks whose operations all
-/// ended are then settled ([`settle_bulk`]), one after another, so the job holds one bulk's
-/// products at a time; `true` when more had ended (they are polled again next time).
+/// Settles up to `most` bulks whose operations all ended ([`settle_bulk`]), one after another,
+/// so the job holds one bulk's products at a time: those an earlier poll found ended
+/// (`ended`, their outcomes final), else those found ended by polling every submitted bulk
+/// once, side by side. The ended ones left over wait in `ended`; `true` when there are some.
 async fn settle(
     ctx: &JobContext,
     store: &Store,
     connector: &MagentoConnector,
     checkpoint: &mut Checkpoint,
     most: usize,
+    ended: &mut HashMap<String, Vec<BulkOutcome>>,
 ) -> Result<bool, JobError> {
     let db = &ctx.state.db;
-    let submitted = std::mem::take(&mut checkpoint.submitted);
+    let mut finished = Vec::new();
+    for bulk in std::mem::take(&mut checkpoint.submitted) {
+        match ended.remove(&bulk.uuid) {
+            Some(outcomes) if finished.len() < most => finished.push((bulk, outcomes)),
+            Some(outcomes) => {
+                ended.insert(bulk.uuid.clone(), outcomes);
+                checkpoint.submitted.push(bulk);
+            }
+            None => checkpoint.submitted.push(bulk),
+        }
+    }
+    ended.retain(|uuid, _| checkpoint.submitted.iter().any(|b| b.uuid == *uuid));
+    let submitted = if finished.is_empty() {
+        std::mem::take(&mut checkpoint.submitted)
+    } else {
+        Vec::new()
+    };
     // The client's limiters keep the store's pace.
     let polls =
         futures::future::join_all(submitted.iter().map(|b| connector.bulk_outcomes(&b.uuid))).await;
-    let mut finished = Vec::new();
-    let mut more = false;
     for (mut bulk, outcomes) in submitted.into_iter().zip(polls) {
         let outcomes = match outcomes {
             Ok(outcomes) => outcomes,
@@ -522,7 +547,7 @@ async fn settle(
         if open && bulk.polls < MAX_POLLS {
             checkpoint.submitted.push(bulk);
         } else if finished.len() == most {
-            more = true;
+            ended.insert(bulk.uuid.clone(), outcomes);
             checkpoint.submitted.push(bulk);
         } else {
             finished.push((bulk, outcomes));
@@ -536,7 +561,7 @@ async fn settle(
         checkpoint.submitted.retain(|b| b.uuid != bulk.uuid);
         settle_bulk(ctx, store, connector, checkpoint, bulk, outcomes).await?;
     }
-    Ok(more)
+    Ok(!ended.is_empty())
 }
 
 /// Settles a bulk whose operations all ended (or that was polled [`MAX_POLLS`] times): the
