@@ -124,6 +124,20 @@ async fn workerless_shop(products: usize, owner: &str) -> (Shop, Vec<(String, St
     (shop, env)
 }
 
+/// Asks for a push of every approved proposal and leaves it to the workers: the job's id.
+async fn start_push(shop: &Shop, token: &str) -> String {
+    let (status, started) = shop
+        .app
+        .post(
+            &format!("/stores/{}/push", shop.store_id),
+            Some(token),
+            json!({"all_approved": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    started["job_id"].as_str().unwrap().to_string()
+}
+
 fn value(sku: &str, scope: &str) -> String {
     format!("Paced {sku} {scope}")
 }
@@ -406,16 +420,7 @@ async fn killed_in_the_middle(bulk: bool) {
         latency: Duration::from_millis(15),
         ..Faults::default()
     });
-    let (status, started) = shop
-        .app
-        .post(
-            &format!("/stores/{}/push", shop.store_id),
-            Some(&token),
-            json!({"all_approved": true}),
-        )
-        .await;
-    assert_eq!(status, 202, "{started}");
-    let job_id = started["job_id"].as_str().unwrap().to_string();
+    let job_id = start_push(&shop, &token).await;
     let seen = shop.app.wait_for_progress(&token, &job_id, 100).await;
     worker.kill().unwrap();
     worker.wait().unwrap();
@@ -471,16 +476,7 @@ async fn a_bulk_push_resumes_from_a_checkpoint_with_bodies_inline() {
         value,
     )
     .await;
-    let (status, started) = shop
-        .app
-        .post(
-            &format!("/stores/{}/push", shop.store_id),
-            Some(&token),
-            json!({"all_approved": true}),
-        )
-        .await;
-    assert_eq!(status, 202, "{started}");
-    let job_id: uuid::Uuid = started["job_id"].as_str().unwrap().parse().unwrap();
+    let job_id: uuid::Uuid = start_push(&shop, &token).await.parse().unwrap();
     // The first three proposals planned, their saves waiting in the checkpoint itself.
     let params: Value = sqlx::query_scalar("SELECT params FROM job_runs WHERE id = $1")
         .bind(job_id)
