@@ -821,7 +821,7 @@ pub(crate) async fn record(
             }
             if verdict.is_clean() {
                 ctx.add("pushed", 1);
-                mark_pushed(tx, proposal.id, job_id).await?;
+                mark_pushed(tx, &[proposal.id], job_id).await?;
             } else {
                 let kind = if verdict.not_applied.is_empty() {
                     "changed_elsewhere"
@@ -840,7 +840,7 @@ pub(crate) async fn record(
         PushResult::AlreadyApplied { store: remote } => {
             ctx.add("already_applied", 1);
             record_shown(tx, proposal, &remote.content, &default_live, job_id).await?;
-            mark_pushed(tx, proposal.id, job_id).await?;
+            mark_pushed(tx, &[proposal.id], job_id).await?;
         }
         PushResult::Conflict(fields) => {
             ctx.add("conflict", 1);
@@ -947,7 +947,7 @@ async fn flush(
     pushed: &mut Vec<Uuid>,
 ) -> Result<(), sqlx::Error> {
     live::record_many(tx, shown, ctx.job.id).await?;
-    mark_pushed_many(tx, pushed, ctx.job.id).await?;
+    mark_pushed(tx, pushed, ctx.job.id).await?;
     shown.clear();
     pushed.clear();
     Ok(())
@@ -978,25 +978,8 @@ async fn record_shown(
 const OUTCOME_META: &str =
     "meta - 'push_error' - 'push_error_kind' - 'not_applied' - 'changed_elsewhere' - 'conflict'";
 
+/// Marks `ids` pushed by `job_id`, in one statement.
 async fn mark_pushed(
-    tx: &mut sqlx::PgConnection,
-    id: Uuid,
-    job_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE product_versions SET state = 'pushed',
-            meta = ({OUTCOME_META}) || jsonb_build_object('pushed_by_job', $2::uuid, 'pushed_at', now())
-         WHERE id = $1"
-    )))
-    .bind(id)
-    .bind(job_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// [`mark_pushed`] for many proposals in one statement.
-async fn mark_pushed_many(
     tx: &mut sqlx::PgConnection,
     ids: &[Uuid],
     job_id: Uuid,

@@ -55,14 +55,7 @@ pub(super) async fn bodies(
     job_id: Uuid,
     proposals: &[Uuid],
 ) -> Result<HashMap<Uuid, Value>, sqlx::Error> {
-    let rows: Vec<(Uuid, Value)> = sqlx::query_as(
-        "SELECT proposal_id, body FROM push_bulk_saves WHERE job_id = $1 AND proposal_id = ANY($2)",
-    )
-    .bind(job_id)
-    .bind(proposals)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().collect())
+    column(db, job_id, proposals, "body").await
 }
 
 /// How `proposals`' saves are judged. A check this version cannot read is left out, so the
@@ -72,17 +65,29 @@ pub(super) async fn checks(
     job_id: Uuid,
     proposals: &[Uuid],
 ) -> Result<HashMap<Uuid, Check>, sqlx::Error> {
-    let rows: Vec<(Uuid, Value)> = sqlx::query_as(
-        "SELECT proposal_id, judged_by FROM push_bulk_saves WHERE job_id = $1 AND proposal_id = ANY($2)",
-    )
+    Ok(column(db, job_id, proposals, "judged_by")
+        .await?
+        .into_iter()
+        .filter_map(|(id, check)| Some((id, serde_json::from_value(check).ok()?)))
+        .collect())
+}
+
+/// One column of `proposals`' saves, by proposal.
+async fn column(
+    db: &PgPool,
+    job_id: Uuid,
+    proposals: &[Uuid],
+    column: &'static str,
+) -> Result<HashMap<Uuid, Value>, sqlx::Error> {
+    let rows: Vec<(Uuid, Value)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT proposal_id, {column} FROM push_bulk_saves
+         WHERE job_id = $1 AND proposal_id = ANY($2)"
+    )))
     .bind(job_id)
     .bind(proposals)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, check)| Some((id, serde_json::from_value(check).ok()?)))
-        .collect())
+    Ok(rows.into_iter().collect())
 }
 
 /// Forgets the saves of `proposals`, settled for good.
